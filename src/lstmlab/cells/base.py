@@ -1,0 +1,116 @@
+"""The cell protocol: a cell is one time step of a recurrent network.
+
+A cell's :meth:`Cell.step` is the maths: ``step(x, state) -> (h, state, gates)`` where
+
+- ``x`` is the input at one step, shape ``(B, input_size)``;
+- ``state`` is a tuple of tensors, each ``(B, ...)`` (``(h, c)`` for an LSTM, ``(h,)`` for a GRU);
+- ``h`` is the step's output, shape ``(B, output_size)``;
+- ``gates`` maps gate names (``"input"``, ``"forget"``, ``"candidate"``, ``"output"``,
+  ``"reset"``, ``"update"``, ...) to the activations the step computed, each ``(B, hidden_size)``.
+
+Calling a cell (``cell(input, hx)``) behaves like its ``torch.nn`` namesake: unbatched input,
+``hx=None`` for zeros, and the state handed back in torch's form (a tensor when the state has one
+part, a tuple otherwise). Everything else -- running over time, lengths, reversal, stacking,
+bidirectionality -- comes from :class:`lstmlab.Recurrent` and :class:`lstmlab.Stack`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import check_input, check_state
+
+State = tuple[Tensor, ...]
+Gates = dict[str, Tensor]
+
+
+class Cell(nn.Module):
+    """Base class of every cell. Subclasses set the sizes and write :meth:`step`.
+
+    Attributes a subclass sets in ``__init__``:
+        input_size: features of ``x``.
+        hidden_size: units of the recurrent state.
+        output_size: features of ``h`` (``hidden_size`` unless projected).
+        state_sizes: the trailing size of each state part, e.g. ``(hidden_size, hidden_size)``.
+
+    Example -- a minimal gated unit (Zhou et al. 2016) in a dozen lines::
+
+        class MGU(lstmlab.Cell):
+            def __init__(self, input_size, hidden_size):
+                super().__init__(input_size, hidden_size, state_sizes=(hidden_size,))
+                self.weight_ih = nn.Parameter(torch.empty(2 * hidden_size, input_size))
+                self.weight_hh = nn.Parameter(torch.empty(2 * hidden_size, hidden_size))
+                self.bias = nn.Parameter(torch.empty(2 * hidden_size))
+                self.reset_parameters()
+
+            def step(self, x, state):
+                (h,) = state
+                xf, xg = (x @ self.weight_ih.T + self.bias).chunk(2, -1)
+                hf, hg = self.weight_hh.chunk(2, 0)
+                f = torch.sigmoid(xf + h @ hf.T)
+                g = torch.tanh(xg + (f * h) @ hg.T)
+                h = (1 - f) * h + f * g
+                return h, (h,), {"forget": f, "candidate": g}
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        state_sizes: tuple[int, ...],
+        output_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.output_size = hidden_size if output_size is None else output_size
+        self.state_sizes = tuple(state_sizes)
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State, Gates]:
+        """One time step: ``x`` (B, input_size), ``state`` parts (B, size) -> (h, state, gates)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement step(x, state)")
+
+    def initial_state(self, batch_size: int, *, dtype: torch.dtype | None = None,
+                      device: torch.device | None = None) -> State:
+        """Zeros for every state part, each ``(batch_size, size)``."""
+        ref = next(self.parameters(), None)
+        dtype = dtype or (ref.dtype if ref is not None else torch.get_default_dtype())
+        device = device or (ref.device if ref is not None else None)
+        return tuple(torch.zeros(batch_size, n, dtype=dtype, device=device) for n in self.state_sizes)
+
+    def reset_parameters(self) -> None:
+        """torch's initialisation for recurrent cells: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def forward(self, input: Tensor, hx: Tensor | State | None = None) -> Tensor | State:
+        """Like ``torch.nn.LSTMCell/GRUCell/RNNCell``: one step, state in torch's form.
+
+        ``input`` is ``(B, input_size)`` or unbatched ``(input_size,)``; ``hx`` is the state as
+        torch passes it (a tensor for a one-part state, a tuple otherwise) or ``None`` for zeros.
+        Returns the new state in the same form. Use :meth:`step` for the output and gates too.
+        """
+        batched = check_input(input, self, rank=2, name="input")
+        x = input if batched else input.unsqueeze(0)
+        if hx is None:
+            state = self.initial_state(x.shape[0], dtype=x.dtype, device=x.device)
+        else:
+            parts = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+            state = check_state(parts, self.state_sizes, x.shape[0], batched, x, name="hx")
+            if not batched:
+                state = tuple(s.unsqueeze(0) for s in state)
+        _, state, _ = self.step(x, state)
+        if not batched:
+            state = tuple(s.squeeze(0) for s in state)
+        return state[0] if len(state) == 1 else state
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}"

@@ -1,0 +1,84 @@
+"""Drop-in replacements for ``torch.nn.LSTM``, ``torch.nn.GRU`` and ``torch.nn.RNN``.
+
+Same constructor arguments, same inputs and outputs, same parameter names and shapes -- plus the
+post's variants as keyword arguments. Each is a :class:`~lstmlab.Stack` of one cell class.
+"""
+
+from __future__ import annotations
+
+from .cells.gru import GRUCell
+from .cells.lstm import LSTMCell, check_variant
+from .cells.rnn import RNNCell
+from .stack import Stack
+
+
+class LSTM(Stack):
+    """``torch.nn.LSTM`` with the variants of the post (see :class:`~lstmlab.LSTMCell`).
+
+    Arguments as ``torch.nn.LSTM``; the keyword-only switches pick the variant (all off: torch's
+    LSTM). Variant parameters follow torch's naming: ``weight_ci_l0``, ``weight_cf_l0``,
+    ``weight_co_l0`` (peepholes, (H,)), ``weight_gg_l0`` (gate recurrence), ``_reverse`` for the
+    backward direction. Returns ``(output, (h_n, c_n))`` -- ``(h_n, c_n, a_n)`` with
+    ``gate_recurrence``, whose state also carries the last gate activations.
+
+    Example::
+
+        >>> lstm = LSTM(10, 20, num_layers=2, peephole=True, batch_first=True)
+        >>> output, (h_n, c_n) = lstm(torch.randn(3, 5, 10))   # (3, 5, 20), (2, 3, 20) each
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, device=None, dtype=None, *, peephole: bool = False,
+                 coupled: bool = False, input_gate: bool = True, forget_gate: bool = True,
+                 output_gate: bool = True, input_activation: bool = True,
+                 output_activation: bool = True, gate_recurrence: bool = False) -> None:
+        variant = dict(proj_size=proj_size, peephole=peephole, coupled=coupled,
+                       input_gate=input_gate, forget_gate=forget_gate, output_gate=output_gate,
+                       gate_recurrence=gate_recurrence)
+        check_variant(hidden_size, **variant)    # one clear error before any layer is built
+        super().__init__(
+            lambda n: LSTMCell(n, hidden_size, bias, device, dtype, input_activation=input_activation,
+                               output_activation=output_activation, **variant),
+            input_size, num_layers, batch_first=batch_first, dropout=dropout,
+            bidirectional=bidirectional)
+        self.bias, self.proj_size = bias, proj_size
+
+
+class GRU(Stack):
+    """``torch.nn.GRU``; ``reset_after=False`` gives Cho et al.'s original form.
+
+    Example::
+
+        >>> gru = GRU(10, 20, bidirectional=True)
+        >>> output, h_n = gru(torch.randn(5, 3, 10))          # (5, 3, 40), (2, 3, 20)
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None, *, reset_after: bool = True) -> None:
+        super().__init__(
+            lambda n: GRUCell(n, hidden_size, bias, device, dtype, reset_after=reset_after),
+            input_size, num_layers, batch_first=batch_first, dropout=dropout,
+            bidirectional=bidirectional)
+        self.bias, self.reset_after = bias, reset_after
+
+
+class RNN(Stack):
+    """``torch.nn.RNN``: the Elman network, ``nonlinearity`` ``'tanh'`` or ``'relu'``.
+
+    Example::
+
+        >>> rnn = RNN(10, 20, 2, nonlinearity="relu")
+        >>> output, h_n = rnn(torch.randn(5, 3, 10))          # (5, 3, 20), (2, 3, 20)
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, device=None,
+                 dtype=None) -> None:
+        super().__init__(
+            lambda n: RNNCell(n, hidden_size, bias, nonlinearity, device, dtype),
+            input_size, num_layers, batch_first=batch_first, dropout=dropout,
+            bidirectional=bidirectional)
+        self.bias, self.nonlinearity = bias, nonlinearity

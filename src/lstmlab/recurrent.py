@@ -1,0 +1,134 @@
+"""The one readable time loop: any cell, over time.
+
+:func:`run` is the reference every fast path is tested against; :class:`Recurrent` wraps it as a
+module (batch-first or not, unbatched input, state in and out, gates at every step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import check_input, check_lengths, check_state
+from .cells.base import Cell, Gates, State
+
+
+def _where(live: Tensor, new: Tensor, old: Tensor | float) -> Tensor:
+    """``new`` for the sequences still running (``live``, shape (B,)), ``old`` for the others."""
+    return torch.where(live.view(-1, *[1] * (new.dim() - 1)), new, old)
+
+
+def run(cell: Cell, x: Tensor, state: State, lengths: Tensor | None = None, *,
+        reverse: bool = False, keep_gates: bool = False) -> tuple[Tensor, State, Gates]:
+    """Run ``cell`` over a time-major sequence.
+
+    Args:
+        cell: any :class:`~lstmlab.Cell`.
+        x: inputs, (T, B, input_size).
+        state: the initial state, parts (B, ...).
+        lengths: (B,) long, each in [1, T], any order; ``None`` if every sequence has T steps.
+            Steps at or past a sequence's length leave its state alone and output zeros.
+        reverse: run from each sequence's last valid step back to its first.
+        keep_gates: collect the gate activations of every step.
+
+    Returns:
+        outputs (T, B, output_size); the final state (each sequence's state after its last valid
+        step); gates ``{name: (T, B, hidden_size)}`` (empty unless ``keep_gates``).
+    """
+    steps = x.shape[0]
+    outputs: list[Tensor] = []
+    gates_by_step: list[Gates] = []
+    order = range(steps - 1, -1, -1) if reverse else range(steps)
+    # A reversed sequence starts at its own last step: the masked steps before it leave the
+    # initial state untouched, so padding never leaks into any sequence.
+    shortest = steps if lengths is None else int(lengths.min())
+    for t in order:
+        h, new_state, gates = cell.step(x[t], state)
+        if t >= shortest:                     # some sequences have ended by step t
+            live = t < lengths                                          # (B,) bool
+            h = _where(live, h, 0.0)
+            new_state = tuple(_where(live, n, s) for n, s in zip(new_state, state))
+            gates = {k: _where(live, g, 0.0) for k, g in gates.items()}
+        state = new_state
+        outputs.append(h)
+        if keep_gates:
+            gates_by_step.append(gates)
+    if reverse:                               # back to the order of time
+        outputs.reverse()
+        gates_by_step.reverse()
+    stacked = {k: torch.stack([g[k] for g in gates_by_step]) for k in gates_by_step[0]} \
+        if keep_gates else {}
+    return torch.stack(outputs), state, stacked
+
+
+class Recurrent(nn.Module):
+    """Run a cell over sequences: the readable reference loop as a module.
+
+    Args:
+        cell: the cell for one step.
+        batch_first: inputs and outputs are (B, T, ·) instead of (T, B, ·).
+        reverse: run each sequence backwards from its last valid step.
+
+    ``forward(input, state=None, lengths=None, *, return_gates=False)``:
+        input: (T, B, input_size), or (B, T, input_size) if ``batch_first``, or unbatched
+            (T, input_size).
+        state: a tuple of parts (B, size) -- (size,) unbatched -- or a tensor for a one-part
+            state; ``None`` for zeros.
+        lengths: (B,) integers in [1, T], any order; steps past a length are padding.
+        Returns ``(output, state)`` or, with ``return_gates``, ``(output, state, gates)`` where
+        output is (T, B, output_size) (batch-first if asked), state a tuple of parts, and gates
+        ``{name: (T, B, hidden_size)}`` laid out like the output.
+
+    Example::
+
+        >>> rnn = Recurrent(LSTMCell(8, 16, coupled=True), batch_first=True)
+        >>> out, (h, c), gates = rnn(torch.randn(4, 10, 8), lengths=[10, 3, 7, 1], return_gates=True)
+        >>> out.shape, gates["forget"].shape
+        (torch.Size([4, 10, 16]), torch.Size([4, 10, 16]))
+    """
+
+    def __init__(self, cell: Cell, *, batch_first: bool = False, reverse: bool = False) -> None:
+        super().__init__()
+        if not isinstance(cell, Cell):
+            raise TypeError(f"cell must be an lstmlab.Cell, got {type(cell).__name__}")
+        self.cell, self.batch_first, self.reverse = cell, batch_first, reverse
+        self.input_size = cell.input_size
+
+    def forward(self, input: Tensor, state: State | Tensor | None = None,
+                lengths: Tensor | Sequence[int] | None = None, *, return_gates: bool = False):
+        batched = check_input(input, self, rank=3, check_nan=True)
+        x = input if batched else input.unsqueeze(1)                    # (T, B, I) or (B, T, I)
+        if self.batch_first and batched:
+            x = x.transpose(0, 1)                                       # (B, T, I) -> (T, B, I)
+        steps, batch = x.shape[0], x.shape[1]
+        if state is None:
+            state = self.cell.initial_state(batch, dtype=x.dtype, device=x.device)
+        else:
+            parts = (state,) if isinstance(state, Tensor) else tuple(state)
+            state = check_state(parts, self.cell.state_sizes, batch, batched, x, name="state")
+            if not batched:
+                state = tuple(s.unsqueeze(0) for s in state)
+        if lengths is not None:
+            if not batched:
+                raise ValueError("lengths applies to batched input only; unbatched input is one "
+                                 "sequence of its full length")
+            lengths = check_lengths(lengths, batch, steps, x.device)
+        out, state, gates = run(self.cell, x, state, lengths, reverse=self.reverse,
+                                keep_gates=return_gates)
+        out, gates = _layout(out, batched, self.batch_first), \
+            {k: _layout(g, batched, self.batch_first) for k, g in gates.items()}
+        if not batched:
+            state = tuple(s.squeeze(0) for s in state)
+        return (out, state, gates) if return_gates else (out, state)
+
+    def extra_repr(self) -> str:
+        return f"batch_first={self.batch_first}, reverse={self.reverse}"
+
+
+def _layout(y: Tensor, batched: bool, batch_first: bool) -> Tensor:
+    """(T, B, ·) back to the caller's layout: (B, T, ·) if batch-first, (T, ·) if unbatched."""
+    if not batched:
+        return y.squeeze(1)
+    return y.transpose(0, 1) if batch_first else y

@@ -1,0 +1,196 @@
+"""Stacking and bidirectionality, written once for every cell.
+
+:class:`Stack` runs layers of any :class:`~lstmlab.Cell` through the readable loop
+(:func:`lstmlab.recurrent.run`) with torch's calling convention: (T, B, ·) or batch-first or
+unbatched input, or a ``PackedSequence``; an initial state ``(num_layers * num_directions, B, ·)``
+per state part; inter-layer dropout. Parameters are the stack's own, named
+``{cell parameter}_l{k}`` and ``..._l{k}_reverse`` as torch names them (``weight_ih_l0``,
+``weight_hh_l1_reverse``, ``weight_ci_l0``), so torch state dicts load as they are.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from ._checks import check_input, check_lengths, check_positive_int, check_state
+from .cells.base import Cell, Gates
+from .recurrent import _layout, run
+
+
+class Stack(nn.Module):
+    """Layers of cells, optionally bidirectional, run like ``torch.nn.LSTM``.
+
+    Args:
+        make_cell: builds the cell of one layer and direction from its input size.
+        input_size: features of the input.
+        num_layers: layers stacked; layer k > 0 reads the (concatenated) outputs of layer k-1.
+        batch_first: (B, T, ·) input and output instead of (T, B, ·).
+        dropout: dropout on the outputs of every layer but the last, while training.
+        bidirectional: a second cell per layer reads each sequence backwards; outputs are
+            concatenated [forward, backward] on the feature axis.
+
+    ``forward(input, hx=None, *, lengths=None, return_gates=False)``:
+        input: (T, B, input_size) (batch-first: (B, T, input_size)), unbatched (T, input_size),
+            or a ``PackedSequence``.
+        hx: the initial state in torch's form: one tensor (num_layers * D, B, size) for a one-part
+            state (GRU, RNN) or a tuple of them (LSTM: ``(h_0, c_0)``); ``None`` for zeros.
+        lengths: (B,) valid steps per sequence, any order (an alternative to packing).
+        Returns ``(output, h_n)`` like torch -- ``h_n`` a tensor or a tuple as ``hx`` -- and, with
+        ``return_gates``, a third item: one gate dict per layer and direction (index
+        ``layer * D + direction``), each gate laid out like the output with ``hidden_size``
+        features.
+
+    Example -- a user's cell, stacked and bidirectional for free::
+
+        >>> stack = Stack(lambda n: MGU(n, 32), input_size=8, num_layers=2, bidirectional=True)
+        >>> out, h_n = stack(torch.randn(10, 4, 8))      # out (10, 4, 64), h_n (4, 4, 32)
+    """
+
+    def __init__(self, make_cell: Callable[[int], Cell], input_size: int, num_layers: int = 1,
+                 *, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False) -> None:
+        super().__init__()
+        self.input_size = check_positive_int("input_size", input_size)
+        self.num_layers = check_positive_int("num_layers", num_layers)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
+                or not 0 <= dropout <= 1:
+            raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout acts between layers, so with num_layers=1 it does nothing "
+                          f"(got dropout={dropout})", stacklevel=3)
+        self.batch_first, self.dropout, self.bidirectional = batch_first, float(dropout), \
+            bidirectional
+        directions = 2 if bidirectional else 1
+        cells, size = [], input_size
+        for layer in range(num_layers):
+            for direction in range(directions):
+                cell = make_cell(size)
+                if not isinstance(cell, Cell):
+                    raise TypeError(f"make_cell must return an lstmlab.Cell, got "
+                                    f"{type(cell).__name__}")
+                self._adopt(cell, f"_l{layer}" + ("_reverse" if direction else ""))
+                cells.append(cell)
+            size = directions * cell.output_size
+        # Cells are kept out of the module tree so that the parameters appear once, under
+        # torch's names; `_cells()` re-points each cell at the stack's current tensors.
+        self._cell_list: tuple[Cell, ...] = tuple(cells)
+        self.hidden_size, self.output_size = cells[0].hidden_size, cells[0].output_size
+
+    def _adopt(self, cell: Cell, suffix: str) -> None:
+        """Register the cell's parameters and buffers on the stack under torch-style names."""
+        binding = []
+        for kind, members in (("_parameters", cell.named_parameters()),
+                              ("_buffers", cell.named_buffers())):
+            for path, tensor in members:
+                name = path.replace(".", "_") + suffix
+                if kind == "_parameters":
+                    self.register_parameter(name, tensor)
+                else:
+                    self.register_buffer(name, tensor)
+                owner, _, leaf = path.rpartition(".")
+                binding.append((cell.get_submodule(owner), kind, leaf, name))
+        cell._stack_binding = binding
+
+    @property
+    def cells(self) -> tuple[Cell, ...]:
+        """The cells, ``layer * num_directions + direction``, sharing the stack's parameters."""
+        return self._cells()
+
+    def _cells(self) -> tuple[Cell, ...]:
+        # Re-point every cell at the stack's tensors: `.to()`, `load_state_dict(assign=True)` or
+        # `torch.func.functional_call` may have replaced them since the cells were built.
+        for cell in self._cell_list:
+            for module, kind, leaf, name in cell._stack_binding:
+                getattr(module, kind)[leaf] = getattr(self, name)
+            if cell.training != self.training:
+                cell.train(self.training)
+        return self._cell_list
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def flatten_parameters(self) -> None:
+        """Nothing to do (kept so code written for ``torch.nn.LSTM`` runs unchanged)."""
+
+    def forward(self, input: Tensor | PackedSequence, hx: Tensor | tuple[Tensor, ...] | None = None,
+                *, lengths: Tensor | Sequence[int] | None = None, return_gates: bool = False):
+        cells = self._cells()
+        packed = input if isinstance(input, PackedSequence) else None
+        if packed is not None:
+            if lengths is not None:
+                raise ValueError("lengths must not be given with a PackedSequence, which "
+                                 "carries its own")
+            x, lengths = pad_packed_sequence(packed)                    # (T, B, I), (B,)
+            check_input(x, self, rank=3, check_nan=True)
+            batched = True
+        else:
+            batched = check_input(input, self, rank=3, check_nan=True)
+            x = input if batched else input.unsqueeze(1)
+            if self.batch_first and batched:
+                x = x.transpose(0, 1)                                   # (B, T, I) -> (T, B, I)
+        steps, batch = x.shape[0], x.shape[1]
+        if lengths is not None:
+            if not batched:
+                raise ValueError("lengths applies to batched input only")
+            lengths = check_lengths(lengths, batch, steps, x.device)
+        states = self._initial_states(hx, cells[0], batch, batched, x)
+
+        directions, finals, all_gates = self.num_directions, [], []
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0 and self.training:
+                x = F.dropout(x, self.dropout, training=True)
+            outputs = []
+            for direction in range(directions):
+                k = layer * directions + direction
+                out, final, gates = run(cells[k], x, states[k], lengths,
+                                        reverse=direction == 1, keep_gates=return_gates)
+                outputs.append(out)
+                finals.append(final)
+                all_gates.append(gates)
+            x = outputs[0] if directions == 1 else torch.cat(outputs, dim=-1)  # (T, B, D*O)
+
+        # Per state part: (num_layers * D, B, size), the layout torch uses for h_n and c_n.
+        h_n = tuple(torch.stack(parts) for parts in zip(*finals))
+        if not batched:
+            h_n = tuple(s.squeeze(1) for s in h_n)
+        h_n = h_n[0] if len(h_n) == 1 else h_n
+        if packed is not None:
+            output = _repack(x, lengths, packed)
+            gates_out = [{k: _repack(g, lengths, packed) for k, g in gs.items()} for gs in all_gates]
+        else:
+            output = _layout(x, batched, self.batch_first)
+            gates_out = [{k: _layout(g, batched, self.batch_first) for k, g in gs.items()}
+                         for gs in all_gates]
+        return (output, h_n, gates_out) if return_gates else (output, h_n)
+
+    def _initial_states(self, hx, cell: Cell, batch: int, batched: bool, x: Tensor):
+        """hx in torch's form -> one state tuple (parts (B, size)) per layer and direction."""
+        count = self.num_layers * self.num_directions
+        if hx is None:
+            return [cell.initial_state(batch, dtype=x.dtype, device=x.device)] * count
+        parts = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+        parts = check_state(parts, cell.state_sizes, batch, batched, x, name="hx", lead=(count,))
+        if not batched:
+            parts = tuple(p.unsqueeze(1) for p in parts)                # (L*D, size) -> (L*D, 1, size)
+        return [tuple(p[k] for p in parts) for k in range(count)]
+
+    def extra_repr(self) -> str:
+        return (f"cell={self._cell_list[0]!r}, input_size={self.input_size}, "
+                f"num_layers={self.num_layers}, batch_first={self.batch_first}, "
+                f"dropout={self.dropout}, bidirectional={self.bidirectional}")
+
+
+def _repack(y: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:
+    """A padded (T, B, ·) tensor as a PackedSequence with ``like``'s batch sizes and order."""
+    order = like.sorted_indices
+    if order is not None:
+        y, lengths = y.index_select(1, order), lengths.index_select(0, order.to(lengths.device))
+    data = pack_padded_sequence(y, lengths.cpu(), enforce_sorted=True).data
+    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)

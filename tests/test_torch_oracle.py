@@ -1,0 +1,214 @@
+"""The drop-in layers and cells against torch.nn with copied weights: outputs, states, gradients."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+import lstmlab
+
+KINDS = {
+    "lstm": (torch.nn.LSTM, lstmlab.LSTM, {}),
+    "gru": (torch.nn.GRU, lstmlab.GRU, {}),
+    "rnn_tanh": (torch.nn.RNN, lstmlab.RNN, {"nonlinearity": "tanh"}),
+    "rnn_relu": (torch.nn.RNN, lstmlab.RNN, {"nonlinearity": "relu"}),
+}
+
+
+def random_config(kind: str, seed: int) -> dict:
+    rng = random.Random(seed)
+    cfg = dict(
+        input_size=rng.randint(1, 6), hidden_size=rng.randint(2, 7), num_layers=rng.randint(1, 3),
+        bias=rng.random() < 0.8, batch_first=rng.random() < 0.5,
+        bidirectional=rng.random() < 0.5, **KINDS[kind][2])
+    if kind == "lstm" and rng.random() < 0.4:
+        cfg["proj_size"] = rng.randint(1, cfg["hidden_size"] - 1)
+    return cfg
+
+
+def twins(kind: str, cfg: dict):
+    torch_cls, ours_cls, _ = KINDS[kind]
+    ref = torch_cls(**cfg)
+    ours = ours_cls(**cfg)
+    assert [(n, p.shape) for n, p in ref.named_parameters()] == \
+        [(n, p.shape) for n, p in ours.named_parameters()]
+    ours.load_state_dict(ref.state_dict())
+    return ref, ours
+
+
+def flat(state) -> list[torch.Tensor]:
+    return [state] if isinstance(state, torch.Tensor) else list(state)
+
+
+def state_shapes(kind: str, cfg: dict, batch: int | None) -> list[tuple[int, ...]]:
+    lead = cfg["num_layers"] * (2 if cfg["bidirectional"] else 1)
+    b = () if batch is None else (batch,)
+    h = cfg.get("proj_size", 0) or cfg["hidden_size"]
+    shapes = [(lead, *b, h)]
+    if kind == "lstm":
+        shapes.append((lead, *b, cfg["hidden_size"]))
+    return shapes
+
+
+def compare(ref, ours, run_ref, run_ours, leaves: list[torch.Tensor]):
+    """Run both, check outputs and states, then backprop one random functional and compare grads."""
+    out_r, st_r = run_ref(ref)
+    out_o, st_o = run_ours(ours)
+    outs_r, outs_o = [out_r, *flat(st_r)], [out_o, *flat(st_o)]
+    assert len(outs_r) == len(outs_o)
+    for a, b in zip(outs_r, outs_o):
+        assert a.shape == b.shape
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+    probes = [torch.randn_like(a) for a in outs_r]
+    grads_r = torch.autograd.grad(sum((a * p).sum() for a, p in zip(outs_r, probes)),
+                                  [*ref.parameters(), *leaves])
+    leaves_o = [leaf for leaf in leaves]
+    grads_o = torch.autograd.grad(sum((a * p).sum() for a, p in zip(outs_o, probes)),
+                                  [*ours.parameters(), *leaves_o])
+    for (name, _), gr, go in zip([*ref.named_parameters(), *[("leaf", None)] * len(leaves)],
+                                  grads_r, grads_o):
+        torch.testing.assert_close(go, gr, atol=1e-5, rtol=0, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("seed", range(8))
+def test_batched_with_and_without_initial_state(kind, seed):
+    torch.manual_seed(seed)
+    cfg = random_config(kind, seed)
+    ref, ours = twins(kind, cfg)
+    T, B = random.Random(seed).randint(1, 6), random.Random(seed + 1).randint(1, 4)
+    x = torch.randn(B, T, cfg["input_size"]) if cfg["batch_first"] \
+        else torch.randn(T, B, cfg["input_size"])
+    x.requires_grad_(True)
+    hx = [torch.randn(s, requires_grad=True) for s in state_shapes(kind, cfg, B)]
+    h_arg = hx[0] if len(hx) == 1 else tuple(hx)
+    if seed % 2:
+        compare(ref, ours, lambda m: m(x, h_arg), lambda m: m(x, h_arg), [x, *hx])
+    else:
+        compare(ref, ours, lambda m: m(x), lambda m: m(x), [x])
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("seed", range(4))
+def test_unbatched(kind, seed):
+    torch.manual_seed(seed)
+    cfg = random_config(kind, 100 + seed)
+    ref, ours = twins(kind, cfg)
+    x = torch.randn(5, cfg["input_size"], requires_grad=True)
+    hx = [torch.randn(s, requires_grad=True) for s in state_shapes(kind, cfg, None)]
+    h_arg = hx[0] if len(hx) == 1 else tuple(hx)
+    compare(ref, ours, lambda m: m(x, h_arg), lambda m: m(x, h_arg), [x, *hx])
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("enforce_sorted", [False, True])
+def test_packed_variable_lengths(kind, seed, enforce_sorted):
+    torch.manual_seed(seed)
+    cfg = random_config(kind, 200 + seed)
+    cfg["batch_first"] = False
+    ref, ours = twins(kind, cfg)
+    B, T = 5, 7
+    lengths = torch.randint(1, T + 1, (B,))
+    lengths[0] = T
+    if enforce_sorted:
+        lengths = lengths.sort(descending=True).values
+    x = torch.randn(T, B, cfg["input_size"], requires_grad=True)
+    hx = [torch.randn(s, requires_grad=True) for s in state_shapes(kind, cfg, B)]
+    h_arg = hx[0] if len(hx) == 1 else tuple(hx)
+
+    def go(m):
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=enforce_sorted)
+        out, st = m(packed, h_arg)
+        assert isinstance(out, torch.nn.utils.rnn.PackedSequence)
+        return pad_packed_sequence(out)[0], st
+
+    compare(ref, ours, go, go, [x, *hx])
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_lengths_argument_matches_packing(kind):
+    """Our `lengths=` shortcut gives what torch gives on the packed batch."""
+    torch.manual_seed(3)
+    cfg = dict(random_config(kind, 7), batch_first=True, bidirectional=True)
+    ref, ours = twins(kind, cfg)
+    lengths = torch.tensor([2, 6, 1, 4])
+    x = torch.randn(4, 6, cfg["input_size"])
+    out_r, st_r = ref(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    out_r = pad_packed_sequence(out_r, batch_first=True, total_length=6)[0]
+    out_o, st_o = ours(x, lengths=lengths)
+    torch.testing.assert_close(out_o, out_r, atol=1e-5, rtol=0)
+    for a, b in zip(flat(st_r), flat(st_o)):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+
+
+CELLS = {
+    "lstm": (torch.nn.LSTMCell, lstmlab.LSTMCell, {}),
+    "gru": (torch.nn.GRUCell, lstmlab.GRUCell, {}),
+    "rnn_tanh": (torch.nn.RNNCell, lstmlab.RNNCell, {"nonlinearity": "tanh"}),
+    "rnn_relu": (torch.nn.RNNCell, lstmlab.RNNCell, {"nonlinearity": "relu"}),
+}
+
+
+@pytest.mark.parametrize("kind", list(CELLS))
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize("given_state", [True, False])
+def test_cells_are_drop_in(kind, bias, batched, given_state):
+    torch.manual_seed(0)
+    torch_cls, ours_cls, kw = CELLS[kind]
+    ref, ours = torch_cls(4, 6, bias=bias, **kw), ours_cls(4, 6, bias=bias, **kw)
+    assert [n for n, _ in ref.named_parameters()] == [n for n, _ in ours.named_parameters()]
+    ours.load_state_dict(ref.state_dict())
+    b = (3,) if batched else ()
+    x = torch.randn(*b, 4, requires_grad=True)
+    hx = [torch.randn(*b, 6, requires_grad=True) for _ in range(2 if kind == "lstm" else 1)]
+    h_arg = (hx[0] if len(hx) == 1 else tuple(hx)) if given_state else None
+    out_r, out_o = flat(ref(x, h_arg)), flat(ours(x, h_arg))
+    for a, o in zip(out_r, out_o):
+        torch.testing.assert_close(o, a, atol=1e-6, rtol=0)
+    leaves = [*ref.parameters(), x, *(hx if given_state else [])]
+    probes = [torch.randn_like(a) for a in out_r]
+    g_r = torch.autograd.grad(sum((a * p).sum() for a, p in zip(out_r, probes)), leaves)
+    leaves = [*ours.parameters(), x, *(hx if given_state else [])]
+    g_o = torch.autograd.grad(sum((a * p).sum() for a, p in zip(out_o, probes)), leaves)
+    for a, o in zip(g_r, g_o):
+        torch.testing.assert_close(o, a, atol=1e-6, rtol=0)
+
+
+def test_state_dict_round_trip_both_ways():
+    ours = lstmlab.LSTM(3, 5, 2, bidirectional=True, proj_size=2)
+    ref = torch.nn.LSTM(3, 5, 2, bidirectional=True, proj_size=2)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(4, 2, 3)
+    torch.testing.assert_close(ours(x)[0], ref(x)[0], atol=1e-5, rtol=0)
+
+
+def test_parameters_follow_to_and_assign_loads():
+    """Cells see the stack's tensors after .double() and load_state_dict(assign=True)."""
+    ours = lstmlab.GRU(3, 4).double()
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    ref = torch.nn.GRU(3, 4).double()
+    ours.load_state_dict(ref.state_dict(), assign=True)
+    torch.testing.assert_close(ours(x)[0], ref(x)[0])
+    assert ours.cells[0].weight_ih is ours.weight_ih_l0
+
+
+def test_dropout_between_layers_only_in_training():
+    torch.manual_seed(0)
+    ours = lstmlab.LSTM(3, 8, 2, dropout=0.5)
+    x = torch.randn(6, 2, 3)
+    ours.eval()
+    a, b = ours(x)[0], ours(x)[0]
+    torch.testing.assert_close(a, b)
+    ours.train()
+    c, d = ours(x)[0], ours(x)[0]
+    assert not torch.allclose(c, d)
+
+
+def test_dropout_with_one_layer_warns_like_torch():
+    with pytest.warns(UserWarning, match="dropout"):
+        lstmlab.LSTM(3, 4, 1, dropout=0.3)
