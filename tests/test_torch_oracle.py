@@ -10,6 +10,16 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import lstmlab
 
+@pytest.fixture(params=["fused", "readable"], autouse=True)
+def path(request):
+    """Every oracle test runs twice: through the fast paths and through the readable loop."""
+    if request.param == "readable":
+        with lstmlab.fused.disabled():
+            yield request.param
+    else:
+        yield request.param
+
+
 KINDS = {
     "lstm": (torch.nn.LSTM, lstmlab.LSTM, {}),
     "gru": (torch.nn.GRU, lstmlab.GRU, {}),

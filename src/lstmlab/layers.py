@@ -6,6 +6,10 @@ post's variants as keyword arguments. Each is a :class:`~lstmlab.Stack` of one c
 
 from __future__ import annotations
 
+from torch import Tensor, _VF
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from . import fused
 from .cells.gru import GRUCell
 from .cells.lstm import LSTMCell, check_variant
 from .cells.rnn import RNNCell
@@ -43,6 +47,30 @@ class LSTM(Stack):
             input_size, num_layers, batch_first=batch_first, dropout=dropout,
             bidirectional=bidirectional)
         self.bias, self.proj_size = bias, proj_size
+        # torch's own LSTM kernels (oneDNN on the CPU, cuDNN on GPUs) compute this variant.
+        self._torch_kernel = not (peephole or coupled or gate_recurrence) and input_gate \
+            and forget_gate and output_gate and input_activation and output_activation
+
+    def _whole_stack(self, x: Tensor, parts: tuple[Tensor, ...], lengths: Tensor | None):
+        """The standard LSTM runs on torch's fused kernel: same weights, same results."""
+        if not (self._torch_kernel and fused.is_enabled()):
+            return None
+        weights = [p for p in self._flat_weights()]
+        args = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
+        if lengths is None:
+            out, h, c = _VF.lstm(x, list(parts), weights, *args, False)
+            return out, (h, c)
+        packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+        order, back = packed.sorted_indices, packed.unsorted_indices
+        hx = [p.index_select(1, order) for p in parts]
+        data, h, c = _VF.lstm(packed.data, packed.batch_sizes, hx, weights, *args)
+        out = pad_packed_sequence(PackedSequence(data, packed.batch_sizes, order, back),
+                                  total_length=x.shape[0])[0]
+        return out, (h.index_select(1, back), c.index_select(1, back))
+
+    def _flat_weights(self) -> list[Tensor]:
+        """Parameters in torch's order: per layer and direction w_ih, w_hh, b_ih, b_hh, w_hr."""
+        return list(self.parameters())
 
 
 class GRU(Stack):

@@ -20,6 +20,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from ._checks import check_input, check_lengths, check_positive_int, check_state
 from .cells.base import Cell, Gates
+from . import fused
 from .recurrent import _layout, run
 
 
@@ -140,24 +141,15 @@ class Stack(nn.Module):
             if not batched:
                 raise ValueError("lengths applies to batched input only")
             lengths = check_lengths(lengths, batch, steps, x.device)
-        states = self._initial_states(hx, cells[0], batch, batched, x)
-
-        directions, finals, all_gates = self.num_directions, [], []
-        for layer in range(self.num_layers):
-            if layer > 0 and self.dropout > 0 and self.training:
-                x = F.dropout(x, self.dropout, training=True)
-            outputs = []
-            for direction in range(directions):
-                k = layer * directions + direction
-                out, final, gates = run(cells[k], x, states[k], lengths,
-                                        reverse=direction == 1, keep_gates=return_gates)
-                outputs.append(out)
-                finals.append(final)
-                all_gates.append(gates)
-            x = outputs[0] if directions == 1 else torch.cat(outputs, dim=-1)  # (T, B, D*O)
-
-        # Per state part: (num_layers * D, B, size), the layout torch uses for h_n and c_n.
-        h_n = tuple(torch.stack(parts) for parts in zip(*finals))
+            if bool((lengths == steps).all()):
+                lengths = None            # nothing is padded: skip the masking
+        parts = self._initial_state(hx, cells[0], batch, batched, x)   # each (L*D, B, size)
+        whole = None if return_gates else self._whole_stack(x, parts, lengths)
+        if whole is not None:             # one call for every layer and direction
+            x, h_n = whole
+            all_gates: list[Gates] = []
+        else:
+            x, h_n, all_gates = self._layer_by_layer(cells, x, parts, lengths, return_gates)
         if not batched:
             h_n = tuple(s.squeeze(1) for s in h_n)
         h_n = h_n[0] if len(h_n) == 1 else h_n
@@ -170,16 +162,45 @@ class Stack(nn.Module):
                          for gs in all_gates]
         return (output, h_n, gates_out) if return_gates else (output, h_n)
 
-    def _initial_states(self, hx, cell: Cell, batch: int, batched: bool, x: Tensor):
-        """hx in torch's form -> one state tuple (parts (B, size)) per layer and direction."""
+    def _initial_state(self, hx, cell: Cell, batch: int, batched: bool,
+                       x: Tensor) -> tuple[Tensor, ...]:
+        """hx in torch's form -> the state parts, each (num_layers * D, B, size)."""
         count = self.num_layers * self.num_directions
         if hx is None:
-            return [cell.initial_state(batch, dtype=x.dtype, device=x.device)] * count
+            return tuple(torch.zeros(count, batch, size, dtype=x.dtype, device=x.device)
+                         for size in cell.state_sizes)
         parts = (hx,) if isinstance(hx, Tensor) else tuple(hx)
         parts = check_state(parts, cell.state_sizes, batch, batched, x, name="hx", lead=(count,))
-        if not batched:
-            parts = tuple(p.unsqueeze(1) for p in parts)                # (L*D, size) -> (L*D, 1, size)
-        return [tuple(p[k] for p in parts) for k in range(count)]
+        return parts if batched else tuple(p.unsqueeze(1) for p in parts)  # (L*D, 1, size)
+
+    def _layer_by_layer(self, cells: tuple[Cell, ...], x: Tensor, parts: tuple[Tensor, ...],
+                        lengths: Tensor | None, return_gates: bool):
+        """Each layer and direction through its fused operation, or the readable loop."""
+        directions, finals, all_gates = self.num_directions, [], []
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0 and self.training:
+                x = F.dropout(x, self.dropout, training=True)
+            outputs = []
+            for direction in range(directions):
+                k = layer * directions + direction
+                cell, state, reverse = cells[k], tuple(p[k] for p in parts), direction == 1
+                op = None if return_gates else fused.sequence_op(cell, x)
+                if op is not None:
+                    out, final = op(cell, x, state, lengths, reverse)
+                    gates = {}
+                else:
+                    out, final, gates = run(cell, x, state, lengths, reverse=reverse,
+                                            keep_gates=return_gates)
+                outputs.append(out)
+                finals.append(final)
+                all_gates.append(gates)
+            x = outputs[0] if directions == 1 else torch.cat(outputs, dim=-1)  # (T, B, D*O)
+        # Per state part: (num_layers * D, B, size), the layout torch uses for h_n and c_n.
+        return x, tuple(torch.stack(p) for p in zip(*finals)), all_gates
+
+    def _whole_stack(self, x: Tensor, parts: tuple[Tensor, ...], lengths: Tensor | None):
+        """A fused operation for the whole stack, where one exists (see LSTM); else None."""
+        return None
 
     def extra_repr(self) -> str:
         return (f"cell={self._cell_list[0]!r}, input_size={self.input_size}, "

@@ -1,0 +1,66 @@
+"""Build (once per machine) and load the C++ kernels of the fused sequence operations.
+
+The extension is compiled with ``torch.utils.cpp_extension.load`` on first use and cached under
+``$LSTMLAB_BUILD_DIR`` (default ``~/.cache/lstmlab``) in a folder named after a hash of the
+sources, the torch version and the CPU, so a changed source or another machine gets its own
+build. If no compiler is available the layers fall back to the readable loop, with one warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+_SOURCES = Path(__file__).parent / "csrc"
+
+
+def _cpu_signature() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        flags = next((ln for ln in lines if ln.startswith("flags")), "")
+        model = next((ln for ln in lines if ln.startswith("model name")), "")
+    except OSError:
+        flags = model = ""
+    return f"{platform.machine()}|{model}|{flags}"
+
+
+def _build_dir() -> Path:
+    digest = hashlib.sha256()
+    for path in sorted(_SOURCES.iterdir()):
+        digest.update(path.name.encode() + path.read_bytes())
+    digest.update(torch.__version__.encode() + _cpu_signature().encode())
+    root = Path(os.environ.get("LSTMLAB_BUILD_DIR", Path.home() / ".cache" / "lstmlab"))
+    path = root / f"fused-{digest.hexdigest()[:16]}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@lru_cache(maxsize=None)
+def extension() -> ModuleType | None:
+    """The compiled kernels, or ``None`` (with a warning) if they cannot be built here."""
+    from torch.utils import cpp_extension
+
+    try:
+        import ninja  # the PyPI package ships the binary; put it where torch looks for it
+
+        if ninja.BIN_DIR not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+    except ImportError:
+        pass
+    try:
+        return cpp_extension.load(
+            name="lstmlab_fused", sources=[str(_SOURCES / "ext.cpp")],
+            build_directory=str(_build_dir()),
+            # -march=native is safe: the build folder is keyed by this machine's CPU.
+            extra_cflags=["-O3", "-march=native", "-fno-math-errno"], verbose=False)
+    except Exception as error:  # no compiler, no ninja, a failed build: stay correct, go slow
+        warnings.warn(f"lstmlab: fused kernels unavailable, using the readable loop ({error})",
+                      RuntimeWarning, stacklevel=2)
+        return None

@@ -1,0 +1,28 @@
+"""Helpers shared by the fused operations: per-sequence reversal and the padding mask."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each sequence of a (T, B, ·) batch within its own length; padding stays at the end."""
+    if lengths is None:
+        return x.flip(0)
+    steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)   # (T, 1)
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps)  # (T, B)
+    return x.gather(0, index.unsqueeze(-1).expand_as(x))
+
+
+def zero_padding(y: Tensor, lengths: Tensor | None) -> Tensor:
+    """Zero the outputs at steps past each sequence's length, as the readable loop does."""
+    if lengths is None:
+        return y
+    live = torch.arange(y.shape[0], device=y.device).unsqueeze(1) < lengths  # (T, B)
+    return y * live.unsqueeze(-1).to(y.dtype)
+
+
+def empty(like: Tensor) -> Tensor:
+    """The placeholder the kernels read as 'this part is switched off'."""
+    return like.new_empty(0)

@@ -1,0 +1,15 @@
+// Python bindings of the fused sequence operations (one family per header).
+#include <torch/csrc/utils/pybind.h>  // at::Tensor <-> torch.Tensor; lighter than torch/extension.h
+
+#include "gru.h"
+#include "lstm.h"
+#include "rnn.h"
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("lstm_forward", &lstmlab::lstm_forward, "LSTM family: forward over a sequence");
+  m.def("lstm_backward", &lstmlab::lstm_backward, "LSTM family: backward through time");
+  m.def("gru_forward", &lstmlab::gru_forward, "GRU: forward over a sequence");
+  m.def("gru_backward", &lstmlab::gru_backward, "GRU: backward through time");
+  m.def("rnn_forward", &lstmlab::rnn_forward, "RNN: forward over a sequence");
+  m.def("rnn_backward", &lstmlab::rnn_backward, "RNN: backward through time");
+}

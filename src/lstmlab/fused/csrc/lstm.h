@@ -1,0 +1,287 @@
+// The LSTM family (every switch of lstmlab.LSTMCell) as one fused sequence operation with a
+// hand-written backward through time. The equations are those of src/lstmlab/cells/lstm.py;
+// tests/test_fused.py holds this file to the readable loop in src/lstmlab/recurrent.py.
+//
+// Forward: Z = X W_ih^T + b for all steps in one matmul; then per step one matmul
+// (z_t += h_{t-1} W_hh^T), [FGR: one more, a_{t-1} W_gg^T], [projection: one more], and one
+// pointwise pass per row that overwrites the pre-activations with the gate activations.
+// Backward: per step the pointwise derivatives and one matmul (dh_{t-1} = dz_t W_hh) [+ FGR,
+// projection]; the weight gradients after the loop as a few large matmuls over all steps.
+#pragma once
+
+#include "common.h"
+
+namespace lstmlab {
+
+// Where each pre-activation sits in the n*H columns (-1: the gate is switched off), and the
+// position of each sigmoid gate inside the FGR feedback vector a = [i, f, o] (present ones).
+struct LSTMLayout {
+  int64_t i, f, g, o;     // column blocks
+  int64_t ai, af, ao;     // blocks of a (FGR)
+  bool coupled, input_activation, output_activation;
+  explicit LSTMLayout(const std::vector<int64_t>& v)
+      : i(v[0]), f(v[1]), g(v[2]), o(v[3]), ai(v[4]), af(v[5]), ao(v[6]),
+        coupled(v[7]), input_activation(v[8]), output_activation(v[9]) {}
+};
+
+template <typename T>
+struct LSTMRow {  // pointers into one row b of one step
+  T* z;           // (n*H) pre-activations -> activations
+  const T* cp;    // c_{t-1}
+  T* cn;          // c_t
+  T* m;           // h_t before projection
+};
+
+template <typename T>
+void lstm_row_forward(const LSTMLayout& L, int64_t H, LSTMRow<T> r, const T* rec, T* a_new,
+                      const T* wci, const T* wcf, const T* wco) {
+  T* ig = L.i >= 0 ? r.z + L.i * H : nullptr;
+  T* fg = L.f >= 0 ? r.z + L.f * H : nullptr;
+  T* gg = r.z + L.g * H;
+  T* og = L.o >= 0 ? r.z + L.o * H : nullptr;
+  if (rec) {  // Greff et al. 2015, FGR: gates see the gates of step t-1
+    if (ig) for (int64_t j = 0; j < H; ++j) ig[j] += rec[L.ai * H + j];
+    if (fg) for (int64_t j = 0; j < H; ++j) fg[j] += rec[L.af * H + j];
+    if (og) for (int64_t j = 0; j < H; ++j) og[j] += rec[L.ao * H + j];
+  }
+  if (ig) {  // i = σ(z_i + w_ci ⊙ c_{t-1})
+    if (wci) for (int64_t j = 0; j < H; ++j) ig[j] += wci[j] * r.cp[j];
+    for (int64_t j = 0; j < H; ++j) ig[j] = sigmoid(ig[j]);
+  }
+  if (fg) {  // f = σ(z_f + w_cf ⊙ c_{t-1})
+    if (wcf) for (int64_t j = 0; j < H; ++j) fg[j] += wcf[j] * r.cp[j];
+    for (int64_t j = 0; j < H; ++j) fg[j] = sigmoid(fg[j]);
+  }
+  if (L.input_activation) for (int64_t j = 0; j < H; ++j) gg[j] = tanh_(gg[j]);
+  // c_t = f ⊙ c_{t-1} + i ⊙ g, with f = 1 - i (CIFG), or 1 / i = 1 for a missing gate
+  if (L.coupled) {
+    for (int64_t j = 0; j < H; ++j) r.cn[j] = (T(1) - ig[j]) * r.cp[j] + ig[j] * gg[j];
+  } else if (ig && fg) {
+    for (int64_t j = 0; j < H; ++j) r.cn[j] = fg[j] * r.cp[j] + ig[j] * gg[j];
+  } else if (fg) {
+    for (int64_t j = 0; j < H; ++j) r.cn[j] = fg[j] * r.cp[j] + gg[j];
+  } else if (ig) {
+    for (int64_t j = 0; j < H; ++j) r.cn[j] = r.cp[j] + ig[j] * gg[j];
+  } else {
+    for (int64_t j = 0; j < H; ++j) r.cn[j] = r.cp[j] + gg[j];
+  }
+  if (og) {  // o = σ(z_o + w_co ⊙ c_t)
+    if (wco) for (int64_t j = 0; j < H; ++j) og[j] += wco[j] * r.cn[j];
+    for (int64_t j = 0; j < H; ++j) og[j] = sigmoid(og[j]);
+  }
+  // h = o ⊙ tanh(c_t), or o ⊙ c_t (NOAF)
+  if (L.output_activation) {
+    if (og) for (int64_t j = 0; j < H; ++j) r.m[j] = og[j] * tanh_(r.cn[j]);
+    else for (int64_t j = 0; j < H; ++j) r.m[j] = tanh_(r.cn[j]);
+  } else {
+    if (og) for (int64_t j = 0; j < H; ++j) r.m[j] = og[j] * r.cn[j];
+    else for (int64_t j = 0; j < H; ++j) r.m[j] = r.cn[j];
+  }
+  if (a_new) {
+    if (ig) std::memcpy(a_new + L.ai * H, ig, H * sizeof(T));
+    if (fg) std::memcpy(a_new + L.af * H, fg, H * sizeof(T));
+    if (og) std::memcpy(a_new + L.ao * H, og, H * sizeof(T));
+  }
+}
+
+// Gradients of one row of one step. In: dm = dL/dm_t, dc = dL/dc_t from later steps, da =
+// dL/da_t (FGR). Out: dz (n*H), dcp = dL/dc_{t-1}, dsig (FGR: the sigmoid gates' dz, packed).
+template <typename T>
+void lstm_row_backward(const LSTMLayout& L, int64_t H, const T* z, const T* cp, const T* cn,
+                       const T* dm, const T* dc, const T* da, T* dz, T* dcp, T* dsig,
+                       const T* wci, const T* wcf, const T* wco) {
+  const T* ig = L.i >= 0 ? z + L.i * H : nullptr;
+  const T* fg = L.f >= 0 ? z + L.f * H : nullptr;
+  const T* gg = z + L.g * H;
+  const T* og = L.o >= 0 ? z + L.o * H : nullptr;
+  T* dzi = ig ? dz + L.i * H : nullptr;
+  T* dzf = fg ? dz + L.f * H : nullptr;
+  T* dzg = dz + L.g * H;
+  T* dzo = og ? dz + L.o * H : nullptr;
+  // Through h = o ⊙ φ(c_t): dcp holds dL/dc_t for now, dzo holds dL/do.
+  for (int64_t j = 0; j < H; ++j) {
+    const T o = og ? og[j] : T(1);
+    const T phi = L.output_activation ? tanh_(cn[j]) : cn[j];
+    const T dphi = L.output_activation ? T(1) - phi * phi : T(1);
+    dcp[j] = dc[j] + dm[j] * o * dphi;
+    if (dzo) dzo[j] = dm[j] * phi;
+  }
+  if (dzo) {
+    if (da) for (int64_t j = 0; j < H; ++j) dzo[j] += da[L.ao * H + j];
+    for (int64_t j = 0; j < H; ++j) dzo[j] *= og[j] * (T(1) - og[j]);
+    if (wco) for (int64_t j = 0; j < H; ++j) dcp[j] += dzo[j] * wco[j];
+  }
+  // Through c_t = f ⊙ c_{t-1} + i ⊙ g.
+  for (int64_t j = 0; j < H; ++j) {
+    const T dct = dcp[j];
+    const T i = ig ? ig[j] : T(1);
+    const T f = L.coupled ? T(1) - i : (fg ? fg[j] : T(1));
+    const T g = gg[j];
+    const T df = dct * cp[j];
+    dcp[j] = dct * f;
+    dzg[j] = L.input_activation ? dct * i * (T(1) - g * g) : dct * i;
+    if (dzi) dzi[j] = L.coupled ? dct * g - df : dct * g;  // CIFG: f = 1 - i
+    if (dzf) dzf[j] = df;
+  }
+  if (dzi) {
+    if (da) for (int64_t j = 0; j < H; ++j) dzi[j] += da[L.ai * H + j];
+    for (int64_t j = 0; j < H; ++j) dzi[j] *= ig[j] * (T(1) - ig[j]);
+    if (wci) for (int64_t j = 0; j < H; ++j) dcp[j] += dzi[j] * wci[j];
+  }
+  if (dzf) {
+    if (da) for (int64_t j = 0; j < H; ++j) dzf[j] += da[L.af * H + j];
+    for (int64_t j = 0; j < H; ++j) dzf[j] *= fg[j] * (T(1) - fg[j]);
+    if (wcf) for (int64_t j = 0; j < H; ++j) dcp[j] += dzf[j] * wcf[j];
+  }
+  if (dsig) {
+    if (dzi) std::memcpy(dsig + L.ai * H, dzi, H * sizeof(T));
+    if (dzf) std::memcpy(dsig + L.af * H, dzf, H * sizeof(T));
+    if (dzo) std::memcpy(dsig + L.ao * H, dzo, H * sizeof(T));
+  }
+}
+
+// Returns hs (T+1, B, P), cs (T+1, B, H), acts (T, B, nH), ms (T, B, H) [projection],
+// as (T+1, B, sH) [FGR]; hs[0], cs[0], as[0] are the initial state.
+inline std::vector<at::Tensor> lstm_forward(
+    const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& bias, const at::Tensor& w_hh,
+    const at::Tensor& w_hr, const at::Tensor& w_ci, const at::Tensor& w_cf,
+    const at::Tensor& w_co, const at::Tensor& w_gg, const at::Tensor& h0, const at::Tensor& c0,
+    const at::Tensor& a0, const at::Tensor& lengths, const std::vector<int64_t>& layout) {
+  const LSTMLayout L(layout);
+  const int64_t T = x.size(0), B = x.size(1), nH = w_hh.size(0), P = w_hh.size(1);
+  const int64_t H = c0.size(1);
+  const bool proj = w_hr.numel() > 0, fgr = w_gg.numel() > 0;
+  const int64_t sH = fgr ? w_gg.size(0) : 0;
+  const auto x2 = x.reshape({T * B, x.size(2)});
+  at::Tensor acts = (bias.numel() ? at::addmm(bias, x2, w_ih.t()) : at::mm(x2, w_ih.t()))
+                        .view({T, B, nH});
+  auto opts = x.options();
+  at::Tensor hs = at::empty({T + 1, B, P}, opts), cs = at::empty({T + 1, B, H}, opts);
+  hs[0].copy_(h0);
+  cs[0].copy_(c0);
+  at::Tensor ms = proj ? at::empty({T, B, H}, opts) : at::Tensor();
+  at::Tensor as = fgr ? at::empty({T + 1, B, sH}, opts) : at::Tensor();
+  if (fgr) as[0].copy_(a0);
+  const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
+  const at::Tensor w_hh_t = w_hh.t(), w_gg_t = fgr ? w_gg.t() : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_forward", [&] {
+    using T_ = scalar_t;
+    const T_* wci = data_or_null<T_>(w_ci);
+    const T_* wcf = data_or_null<T_>(w_cf);
+    const T_* wco = data_or_null<T_>(w_co);
+    for (int64_t t = 0; t < T; ++t) {
+      at::Tensor z = acts[t], m = proj ? ms[t] : hs[t + 1];
+      z.addmm_(hs[t], w_hh_t);                                   // z_t += h_{t-1} W_hh^T
+      at::Tensor rec = fgr ? at::mm(as[t], w_gg_t) : at::Tensor();  // (B, sH)
+      T_* zp = z.data_ptr<T_>();
+      const T_* cp = cs[t].data_ptr<T_>();
+      T_* cn = cs[t + 1].data_ptr<T_>();
+      T_* mp = m.data_ptr<T_>();
+      const T_* recp = fgr ? rec.data_ptr<T_>() : nullptr;
+      T_* anew = fgr ? as[t + 1].data_ptr<T_>() : nullptr;
+      for_rows(B, 6 * H, [&](int64_t b) {
+        if (!live(len, b, t)) return;
+        LSTMRow<T_> r{zp + b * nH, cp + b * H, cn + b * H, mp + b * H};
+        lstm_row_forward<T_>(L, H, r, recp ? recp + b * sH : nullptr,
+                             anew ? anew + b * sH : nullptr, wci, wcf, wco);
+      });
+      if (proj) {
+        zero_ended(mp, B, H, len, t);
+        at::Tensor h = hs[t + 1];
+        at::mm_out(h, m, w_hr.t());                              // h_t = W_hr m_t
+      }
+      hold_ended(hs[t + 1].data_ptr<T_>(), hs[t].data_ptr<T_>(), B, P, len, t);
+      hold_ended(cn, cp, B, H, len, t);
+      if (fgr) hold_ended(anew, as[t].data_ptr<T_>(), B, sH, len, t);
+    }
+  });
+  return {hs, cs, acts, ms.defined() ? ms : at::empty({0}, opts),
+          as.defined() ? as : at::empty({0}, opts)};
+}
+
+// Gradients for: x, w_ih, bias, w_hh, w_hr, w_ci, w_cf, w_co, w_gg, h0, c0, a0.
+inline std::vector<at::Tensor> lstm_backward(
+    const at::Tensor& grad_hs, const at::Tensor& grad_cn, const at::Tensor& grad_an,
+    const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& w_hh, const at::Tensor& w_hr,
+    const at::Tensor& w_ci, const at::Tensor& w_cf, const at::Tensor& w_co,
+    const at::Tensor& w_gg, const at::Tensor& hs, const at::Tensor& cs, const at::Tensor& acts,
+    const at::Tensor& ms, const at::Tensor& as, const at::Tensor& lengths,
+    const std::vector<int64_t>& layout) {
+  const LSTMLayout L(layout);
+  const int64_t T = x.size(0), B = x.size(1), nH = w_hh.size(0), P = w_hh.size(1);
+  const int64_t H = cs.size(2);
+  const bool proj = w_hr.numel() > 0, fgr = w_gg.numel() > 0;
+  const int64_t sH = fgr ? w_gg.size(0) : 0;
+  const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
+  auto opts = x.options();
+  at::Tensor dZ = at::zeros({T, B, nH}, opts);
+  at::Tensor dSig = fgr ? at::zeros({T, B, sH}, opts) : at::Tensor();
+  at::Tensor dHs = proj ? at::empty({T, B, P}, opts) : at::Tensor();
+  at::Tensor dh = at::zeros({B, P}, opts);                       // dL/dh_t from later steps
+  at::Tensor dc = grad_cn.clone();                               // dL/dc_t from later steps
+  at::Tensor da = fgr ? grad_an.clone() : at::Tensor();
+  at::Tensor dcp = at::empty({B, H}, opts);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_backward", [&] {
+    using T_ = scalar_t;
+    const T_* wci = data_or_null<T_>(w_ci);
+    const T_* wcf = data_or_null<T_>(w_cf);
+    const T_* wco = data_or_null<T_>(w_co);
+    for (int64_t t = T - 1; t >= 0; --t) {
+      at::Tensor dht = dh.add(grad_hs[t + 1]);                   // (B, P): all of dL/dh_t
+      at::Tensor dm = dht;
+      if (proj) {
+        dHs[t].copy_(dht);
+        dm = at::mm(dht, w_hr);                                  // (B, P) -> (B, H)
+      }
+      const T_* z = acts[t].data_ptr<T_>();
+      const T_* cp = cs[t].data_ptr<T_>();
+      const T_* cn = cs[t + 1].data_ptr<T_>();
+      const T_* dmp = dm.data_ptr<T_>();
+      const T_* dcin = dc.data_ptr<T_>();
+      const T_* dap = fgr ? da.data_ptr<T_>() : nullptr;
+      T_* dz = dZ[t].data_ptr<T_>();
+      T_* dcpp = dcp.data_ptr<T_>();
+      T_* dsig = fgr ? dSig[t].data_ptr<T_>() : nullptr;
+      for_rows(B, 8 * H, [&](int64_t b) {
+        if (!live(len, b, t)) {                                  // an ended row passes through
+          std::memcpy(dcpp + b * H, dcin + b * H, H * sizeof(T_));
+          return;
+        }
+        lstm_row_backward<T_>(L, H, z + b * nH, cp + b * H, cn + b * H, dmp + b * H,
+                              dcin + b * H, dap ? dap + b * sH : nullptr, dz + b * nH,
+                              dcpp + b * H, dsig ? dsig + b * sH : nullptr, wci, wcf, wco);
+      });
+      at::Tensor dh_prev = at::mm(dZ[t], w_hh);                  // (B, nH) -> (B, P)
+      hold_ended(dh_prev.data_ptr<T_>(), dht.data_ptr<T_>(), B, P, len, t);
+      if (proj) zero_ended(dHs[t].data_ptr<T_>(), B, P, len, t);
+      dh = dh_prev;
+      std::swap(dc, dcp);
+      if (fgr) {
+        at::Tensor da_prev = at::mm(dSig[t], w_gg);
+        hold_ended(da_prev.data_ptr<T_>(), dap, B, sH, len, t);
+        da = da_prev;
+      }
+    }
+  });
+  // The weight gradients: one matmul each over all T*B rows.
+  const at::Tensor dZ2 = dZ.view({T * B, nH});
+  const at::Tensor x2 = x.reshape({T * B, x.size(2)});
+  at::Tensor dx = at::mm(dZ2, w_ih).view(x.sizes());
+  at::Tensor dw_ih = at::mm(dZ2.t(), x2);
+  at::Tensor dbias = dZ2.sum(0);
+  at::Tensor dw_hh = at::mm(dZ2.t(), hs.narrow(0, 0, T).reshape({T * B, P}));
+  at::Tensor empty = at::empty({0}, opts);
+  at::Tensor dw_hr = proj ? at::mm(dHs.view({T * B, P}).t(), ms.view({T * B, H})) : empty;
+  auto block = [&](int64_t k) { return dZ.narrow(2, k * H, H); };
+  at::Tensor dw_ci = w_ci.numel() ? (block(L.i) * cs.narrow(0, 0, T)).sum({0, 1}) : empty;
+  at::Tensor dw_cf = w_cf.numel() ? (block(L.f) * cs.narrow(0, 0, T)).sum({0, 1}) : empty;
+  at::Tensor dw_co = w_co.numel() ? (block(L.o) * cs.narrow(0, 1, T)).sum({0, 1}) : empty;
+  at::Tensor dw_gg = fgr ? at::mm(dSig.view({T * B, sH}).t(),
+                                  as.narrow(0, 0, T).reshape({T * B, sH}))
+                         : empty;
+  dh.add_(grad_hs[0]);
+  return {dx, dw_ih, dbias, dw_hh, dw_hr, dw_ci, dw_cf, dw_co, dw_gg, dh, dc,
+          fgr ? da : empty};
+}
+
+}  // namespace lstmlab

@@ -1,0 +1,44 @@
+"""The Elman RNN as a fused sequence operation (kernels: csrc/rnn.h)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from ..cells.rnn import RNNCell
+from ._build import extension
+from ._common import empty, reverse_padded, zero_padding
+
+
+class _RNNSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w_ih, bias, w_hh, h0, lengths, relu):
+        (hs,) = extension().rnn_forward(x, w_ih, bias, w_hh, h0, lengths, relu)
+        ctx.save_for_backward(x, w_ih, w_hh, hs, lengths)
+        ctx.relu, ctx.has_bias = relu, bias.numel() > 0
+        return hs
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_hs):
+        x, w_ih, w_hh, hs, lengths = ctx.saved_tensors
+        dx, dw_ih, dbias, dw_hh, dh0 = extension().rnn_backward(
+            d_hs.contiguous(), x, w_ih, w_hh, ctx.has_bias, hs, lengths, ctx.relu)
+        return dx, dw_ih, dbias if ctx.has_bias else None, dw_hh, dh0, None, None
+
+
+def rnn_sequence(cell: RNNCell, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None,
+                 reverse: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Run an RNN cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run`."""
+    if reverse:
+        x = reverse_padded(x, lengths)
+    none = empty(x)
+    bias = none if cell.bias_ih is None else cell.bias_ih + cell.bias_hh
+    hs = _RNNSequence.apply(x.contiguous(), cell.weight_ih, bias, cell.weight_hh,
+                            state[0].contiguous(), none.long() if lengths is None else lengths,
+                            cell.nonlinearity == "relu")
+    out = zero_padding(hs[1:], lengths)
+    if reverse:
+        out = reverse_padded(out, lengths)
+    return out, (hs[-1],)

@@ -1,0 +1,114 @@
+"""Every fused path against the readable loop: outputs, final states and all gradients."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from lstmlab import GRU, LSTM, RNN, LSTMCell, Stack, fused
+from lstmlab.registry import VARIANTS, make_layer
+
+PROJECTABLE = [name for name, (cls, _, _) in VARIANTS.items() if cls is LSTM]
+
+
+def outputs_and_grads(layer, x, hx, lengths, seed=5):
+    out, state = layer(x, hx, lengths=lengths)
+    state = [state] if isinstance(state, torch.Tensor) else list(state)
+    g = torch.Generator().manual_seed(seed)
+    loss = sum((t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum() for t in [out, *state])
+    leaves = [x, *([hx] if isinstance(hx, torch.Tensor) else list(hx or [])), *layer.parameters()]
+    return [out, *state, *torch.autograd.grad(loss, leaves)]
+
+
+def check_against_readable(layer, x, hx, lengths, atol):
+    fast = outputs_and_grads(layer, x, hx, lengths)
+    with fused.disabled():
+        slow = outputs_and_grads(layer, x, hx, lengths)
+    assert len(fast) == len(slow)
+    for k, (a, b) in enumerate(zip(fast, slow)):
+        torch.testing.assert_close(a, b, atol=atol, rtol=0, msg=lambda m: f"result {k}: {m}")
+
+
+def random_case(name: str, seed: int, dtype: torch.dtype):
+    rng = random.Random(seed)
+    kw = dict(num_layers=rng.randint(1, 3), bidirectional=rng.random() < 0.6,
+              batch_first=rng.random() < 0.5, bias=rng.random() < 0.8)
+    if name in PROJECTABLE and rng.random() < 0.4:
+        kw["proj_size"] = 2
+    torch.manual_seed(seed)
+    layer = make_layer(name, rng.randint(1, 5), rng.randint(3, 6), **kw).to(dtype)
+    B, T = rng.randint(1, 5), rng.randint(1, 9)
+    x = torch.randn((B, T, layer.input_size) if kw["batch_first"] else (T, B, layer.input_size),
+                    dtype=dtype, requires_grad=True)
+    lengths = torch.randint(1, T + 1, (B,)) if rng.random() < 0.6 else None
+    hx = None
+    if rng.random() < 0.6:
+        cell = layer.cells[0]
+        parts = [torch.randn(kw["num_layers"] * layer.num_directions, B, n, dtype=dtype,
+                             requires_grad=True) for n in cell.state_sizes]
+        hx = parts[0] if len(parts) == 1 else tuple(parts)
+    return layer, x, hx, lengths
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+@pytest.mark.parametrize("seed", range(4))
+def test_float64_matches_readable_loop(name, seed):
+    check_against_readable(*random_case(name, seed, torch.float64), atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+@pytest.mark.parametrize("seed", range(2))
+def test_float32_matches_readable_loop(name, seed):
+    check_against_readable(*random_case(name, 100 + seed, torch.float32), atol=2e-5)
+
+
+@pytest.mark.parametrize("name", ["peephole", "coupled", "fgr", "gru", "gru-v3", "rnn", "nig"])
+def test_gradcheck_through_fused_path(name):
+    torch.manual_seed(0)
+    layer = make_layer(name, 2, 3, bidirectional=True).double()
+    x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+    params = dict(layer.named_parameters())
+
+    def f(x, *weights):
+        out, _ = torch.func.functional_call(layer, dict(zip(params, weights)), (x,),
+                                            {"lengths": torch.tensor([4, 2])})
+        return out
+
+    assert torch.autograd.gradcheck(f, (x, *params.values()))
+
+
+def test_fused_path_is_taken_for_builtin_cells_only():
+    x = torch.randn(3, 2, 4)
+    assert fused.sequence_op(LSTMCell(4, 5, peephole=True), x) is not None
+
+    class Mine(LSTMCell):           # a user's subclass may change step(): keep the reference
+        pass
+
+    assert fused.sequence_op(Mine(4, 5), x) is None
+    with fused.disabled():
+        assert fused.sequence_op(LSTMCell(4, 5), x) is None
+
+
+def test_standard_lstm_uses_torch_kernel_and_variants_do_not():
+    assert LSTM(3, 4)._torch_kernel and LSTM(3, 4, proj_size=2)._torch_kernel
+    assert not LSTM(3, 4, peephole=True)._torch_kernel
+    assert not LSTM(3, 4, output_activation=False)._torch_kernel
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU, RNN])
+def test_gates_requested_fall_back_to_readable_loop(cls):
+    layer = cls(3, 4, 2)
+    x = torch.randn(5, 2, 3)
+    out, _, gates = layer(x, return_gates=True)
+    with fused.disabled():
+        ref, _ = layer(x)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+    assert len(gates) == 2
+
+
+def test_user_cell_in_stack_keeps_working():
+    stack = Stack(lambda n: LSTMCell(n, 4, coupled=True), 3, 2)
+    out, (h, c) = stack(torch.randn(5, 2, 3))
+    assert out.shape == (5, 2, 4) and h.shape == (2, 2, 4)
