@@ -112,3 +112,20 @@ def test_user_cell_in_stack_keeps_working():
     stack = Stack(lambda n: LSTMCell(n, 4, coupled=True), 3, 2)
     out, (h, c) = stack(torch.randn(5, 2, 3))
     assert out.shape == (5, 2, 4) and h.shape == (2, 2, 4)
+
+
+def test_kernels_build_on_this_machine():
+    """Without this, a failed build would silently fall back and the tests above compare the
+    readable loop with itself."""
+    assert fused.extension() is not None
+
+
+def test_bench_runs_and_prints_ratios(capsys):
+    from lstmlab import bench
+
+    assert bench.main(["--shapes", "2x5x8", "--cells", "peephole,gru", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    for row in ["torch.nn.LSTM", "torch.nn.GRU", "peephole", "gru", "lstmlab.LSTMCell"]:
+        assert row in out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("torch.nn.LSTM "))
+    assert float(line.split()[2]) == 1.0          # the ratio column is relative to nn.LSTM

@@ -13,6 +13,9 @@ from torch import Tensor, nn
 
 
 def _param_like(module: nn.Module) -> Tensor | None:
+    for p in module._parameters.values():       # the module's own first: no generator walk
+        if p is not None:
+            return p
     return next(module.parameters(), None)
 
 

@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=demo)
+    from . import bench
+
+    p = sub.add_parser("bench", help="time every cell against torch.nn.LSTM (speed, memory)")
+    bench.add_arguments(p)
+    p.set_defaults(run=bench.run)
     sub.add_parser("cells", help="list the built-in cells").set_defaults(
         run=lambda a: print("\n".join(f"{k:10} {v[2]}" for k, v in VARIANTS.items())) or 0)
     return parser

@@ -107,10 +107,20 @@ class Cell(nn.Module):
             state = check_state(parts, self.state_sizes, x.shape[0], batched, x, name="hx")
             if not batched:
                 state = tuple(s.unsqueeze(0) for s in state)
-        _, state, _ = self.step(x, state)
+        fast = self._fast_step(x, state)
+        state = fast if fast is not None else self.step(x, state)[1]
         if not batched:
             state = tuple(s.squeeze(0) for s in state)
         return state[0] if len(state) == 1 else state
+
+    def _fast_step(self, x: Tensor, state: State) -> State | None:
+        """The step through the fused kernels (built-in cells only), or None."""
+        from .. import fused  # imported here: fused builds on the cells
+
+        op = fused.sequence_op(self, x)
+        if op is None:
+            return None
+        return op(self, x.unsqueeze(0), state, None, False)[1]     # a sequence of one step
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"
