@@ -378,3 +378,14 @@ def test_load_never_unpickles(saved, monkeypatch):
     torch_pickle(saved / "checkpoint.json")
     with pytest.raises(ValueError, match="torch.save file"):
         load_checkpoint(saved)
+
+
+def test_extra_tensors_round_trip(tmp_path):
+    model = torch.nn.Linear(2, 3)
+    carried = {"state.0": torch.randn(2, 4, 5), "state.1": torch.randn(2, 4, 5)}
+    save_checkpoint(tmp_path / "ck", model=model, config={}, tensors=carried)
+    got = load_checkpoint(tmp_path / "ck", model=model).tensors
+    assert set(got) == set(carried)
+    assert all(torch.equal(got[k], carried[k]) for k in carried)
+    save_checkpoint(tmp_path / "ck2", model=model, config={})
+    assert load_checkpoint(tmp_path / "ck2", model=model).tensors == {}

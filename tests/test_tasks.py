@@ -152,7 +152,6 @@ def test_make_task_passes_arguments_and_names_the_choices():
 
 @pytest.mark.parametrize("build, message", [
     (lambda: AddingTask(length=1), r"length must be an integer >= 2, got 1"),
-    (lambda: AddingTask(length=2.5), r"length must be an integer >= 2, got 2.5"),
     (lambda: RecallTask(gap=-1), r"gap must be an integer >= 0, got -1"),
     (lambda: RecallTask(num_languages=1), r"num_languages must be an integer >= 2, got 1"),
     (lambda: RecallTask(num_languages=99), r"num_languages must be at most 12, got 99"),
@@ -162,3 +161,8 @@ def test_make_task_passes_arguments_and_names_the_choices():
 def test_bad_arguments_name_the_argument_the_expectation_and_the_value(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_a_size_of_the_wrong_type_is_a_type_error():
+    with pytest.raises(TypeError, match=r"length must be an integer >= 2, got 2.5"):
+        AddingTask(length=2.5)

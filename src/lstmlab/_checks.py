@@ -54,6 +54,22 @@ def check_input(input: object, module: nn.Module, *, rank: int, name: str = "inp
     return input.dim() == rank
 
 
+def state_parts(state: object, name: str) -> tuple:
+    """A state in torch's form (a tensor, or a tuple/list of them) as a tuple of parts."""
+    if isinstance(state, Tensor):
+        return (state,)
+    if isinstance(state, (tuple, list)):
+        return tuple(state)
+    raise TypeError(f"{name} must be a torch.Tensor or a tuple of them, got "
+                    f"{type(state).__name__}")
+
+
+def qualified(obj: object) -> str:
+    """The type of ``obj`` with its module, so torch.nn.LSTMCell is not mistaken for ours."""
+    kind = type(obj)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
 def check_state(parts: Sequence[object], sizes: Sequence[int], batch: int, batched: bool,
                 like: Tensor, *, name: str, lead: tuple[int, ...] = ()) -> tuple[Tensor, ...]:
     """Check a state given as a tuple of tensors against the expected part sizes.
@@ -102,6 +118,9 @@ def check_lengths(lengths: object, batch: int, steps: int, device: torch.device)
 
 
 def check_positive_int(name: str, value: object, *, minimum: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r} "
+                        f"({type(value).__name__})")
+    if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value

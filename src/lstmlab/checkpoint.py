@@ -9,6 +9,8 @@ A checkpoint is a directory::
       model.safetensors      model.state_dict()
       optimizer.safetensors  every tensor of optimizer.state_dict(), e.g. ``state.3.exp_avg``
                              (only when an optimizer was given)
+      state.safetensors      any other named tensors of the run (``tensors=``), e.g. the
+                             recurrent state carried between truncated-BPTT chunks
 
 Saving never leaves ``ckpt`` half-written: everything goes into ``ckpt.tmp-XXXX`` beside it
 (same filesystem), is fsynced, then ``ckpt`` is renamed to ``ckpt.old``, ``ckpt.tmp-XXXX`` to
@@ -49,6 +51,7 @@ from torch import Tensor, nn
 
 FORMAT, VERSION = "lstmlab-checkpoint", 1
 META, MODEL, OPTIMIZER = "checkpoint.json", "model.safetensors", "optimizer.safetensors"
+TENSORS = "state.safetensors"
 
 
 @dataclass
@@ -61,13 +64,18 @@ class Checkpoint:
     extra: dict
     weights: dict[str, Tensor] = field(repr=False)
     path: Path
+    tensors: dict[str, Tensor] = field(default_factory=dict, repr=False)
 
 
 def save_checkpoint(path: str | os.PathLike, *, model: nn.Module,
                     optimizer: torch.optim.Optimizer | None = None,
                     scheduler: Any | None = None, config: dict, vocab: dict | None = None,
-                    step: int = 0, epoch: int = 0, extra: dict | None = None) -> Path:
+                    step: int = 0, epoch: int = 0, extra: dict | None = None,
+                    tensors: dict[str, Tensor] | None = None) -> Path:
     """Write a checkpoint directory at ``path`` atomically, replacing an older one; return its path.
+
+    ``tensors`` are further named tensors the run needs to continue exactly (read back as
+    ``Checkpoint.tensors``).
 
     ``config``, ``vocab`` and ``extra`` must be JSON-serialisable with string keys. The RNG states
     of torch (CPU and CUDA), ``random`` and ``numpy.random`` are taken as they are at this call.
@@ -81,16 +89,18 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module,
     blobs = {MODEL: safetensors.torch.save(_cpu_copies(model.state_dict()))}
     optim_meta = sched_meta = None
     if optimizer is not None:
-        tensors: dict[str, Tensor] = {}
+        optim_tensors: dict[str, Tensor] = {}
         optim_meta = {"class": type(optimizer).__name__,
-                      "state_dict": _split(optimizer.state_dict(), "", tensors)}
-        blobs[OPTIMIZER] = safetensors.torch.save(_cpu_copies(tensors))
+                      "state_dict": _split(optimizer.state_dict(), "", optim_tensors)}
+        blobs[OPTIMIZER] = safetensors.torch.save(_cpu_copies(optim_tensors))
+    if tensors:
+        blobs[TENSORS] = safetensors.torch.save(_cpu_copies(tensors))
     if scheduler is not None:
-        tensors = {}
+        held: dict[str, Tensor] = {}
         sched_meta = {"class": type(scheduler).__name__,
-                      "state_dict": _split(scheduler.state_dict(), "", tensors)}
-        if tensors:  # e.g. a tensor lr in _last_lr; rare enough to keep out of the file format
-            raise TypeError(f"scheduler state holds tensors ({', '.join(tensors)}); "
+                      "state_dict": _split(scheduler.state_dict(), "", held)}
+        if held:  # e.g. a tensor lr in _last_lr; rare enough to keep out of the file format
+            raise TypeError(f"scheduler state holds tensors ({', '.join(held)}); "
                             "only JSON values are supported")
     meta = {"format": FORMAT, "version": VERSION, "step": int(step), "epoch": int(epoch),
             "config": config, "vocab": vocab, "extra": extra or {},
@@ -163,13 +173,19 @@ def load_checkpoint(path: str | os.PathLike, *, model: nn.Module | None = None,
             _set_rng_state(meta["rng"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise ValueError(f"{root / META}: malformed RNG state ({_one_line(e)})") from None
+    extra_tensors = _read_tensors(root, meta, TENSORS) if TENSORS in meta["files"] else {}
     return Checkpoint(meta["config"], meta["vocab"], meta["step"], meta["epoch"], meta["extra"],
-                      weights, root)
+                      weights, root, extra_tensors)
 
 
 def read_config(path: str | os.PathLike) -> dict:
     """The run config saved in the checkpoint at ``path``, to rebuild the model before loading."""
     return _read_meta(path)[1]["config"]
+
+
+def read_vocab(path: str | os.PathLike) -> dict | None:
+    """The vocabulary saved in the checkpoint at ``path`` (JSON), or None."""
+    return _read_meta(path)[1]["vocab"]
 
 
 # --- reading, checked: every failure is one line naming the file ---

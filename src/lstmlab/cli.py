@@ -1,67 +1,135 @@
-"""The ``lstmlab`` command line."""
+"""The ``lstmlab`` command line: train, sample, eval, demo, bench, cells."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
-import time
+import tomllib
+from pathlib import Path
 
-import torch
-
-from .registry import VARIANTS, make_layer
+from .registry import VARIANTS
 
 
-def demo(args: argparse.Namespace) -> int:
-    """Build every variant, run it forward and backward on random input, and show what it computed."""
-    torch.manual_seed(args.seed)
-    x = torch.randn(args.batch, args.steps, args.input_size)
-    print(f"every cell of the post on random input: batch {args.batch}, {args.steps} steps, "
-          f"{args.input_size} -> {args.hidden_size} units, {args.layers} layers, bidirectional\n")
-    print(f"{'cell':10} {'params':>8} {'output':>14} {'fwd+bwd ms':>11}  mean gate activations")
-    for name, (_, _, about) in VARIANTS.items():
-        layer = make_layer(name, args.input_size, args.hidden_size, num_layers=args.layers,
-                           batch_first=True, bidirectional=True)
-        start = time.perf_counter()
-        out, _, gates = layer(x, return_gates=True)
-        out.square().mean().backward()
-        ms = 1e3 * (time.perf_counter() - start)
-        params = sum(p.numel() for p in layer.parameters())
-        means = "  ".join(f"{k}={v.mean():.2f}" for k, v in gates[0].items()) or "(no gates)"
-        print(f"{name:10} {params:8d} {str(tuple(out.shape)):>14} {ms:11.1f}  {means}")
-    reference = torch.nn.LSTM(args.input_size, args.hidden_size, args.layers, batch_first=True,
-                              bidirectional=True)
-    ours = make_layer("lstm", args.input_size, args.hidden_size, num_layers=args.layers,
-                      batch_first=True, bidirectional=True)
-    ours.load_state_dict(reference.state_dict())
-    err = (ours(x)[0] - reference(x)[0]).abs().max().item()
-    print(f"\nlstmlab.LSTM with torch.nn.LSTM's weights: max |difference| = {err:.2e}")
+def _add_train_settings(parser: argparse.ArgumentParser) -> None:
+    from .train import TrainConfig
+
+    parser.add_argument("--config", type=Path, help="a TOML file of settings (flags override it)")
+    for f in dataclasses.fields(TrainConfig):
+        flag, help = "--" + f.name.replace("_", "-"), f"{f.metadata['help']} (default: {f.default})"
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help)
+        else:
+            kind = type(f.default) if f.default is not None else str
+            parser.add_argument(flag, type=kind, default=None, help=help)
+
+
+def train_config(args: argparse.Namespace):
+    """Settings from ``--config`` (TOML), then the flags given on the command line."""
+    from .train import TrainConfig
+
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    values: dict = {}
+    if args.config is not None:
+        if not args.config.is_file():
+            raise FileNotFoundError(f"config file not found: {args.config}")
+        try:
+            values = tomllib.loads(args.config.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{args.config}: not valid TOML ({e})") from None
+        if unknown := sorted(set(values) - names):
+            raise ValueError(f"{args.config}: unknown settings {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(names))}")
+    values.update({k: getattr(args, k) for k in names if getattr(args, k) is not None})
+    return TrainConfig(**values)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    cfg = train_config(args)
+    metrics = train(cfg, resume=args.resume)
+    print(f"done: {cfg.out}/checkpoint  " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     return 0
 
 
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .generate import sample
+    from .train import load_trained
+
+    model, vocab, _ = load_trained(args.checkpoint)
+    for piece in sample(model, vocab, args.prompt, length=args.length,
+                        temperature=args.temperature, top_k=args.top_k, seed=args.seed):
+        print(piece, end="", flush=True)
+    print()
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .train import evaluate_checkpoint
+
+    for k, v in evaluate_checkpoint(args.checkpoint).items():
+        print(f"{k:16} {v:.4f}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out), minutes=args.minutes)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lstmlab", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="lstmlab", description="The LSTM family of Olah's 'Understanding LSTM Networks'.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="run every cell of the post on random input")
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--input-size", type=int, default=8)
-    p.add_argument("--hidden-size", type=int, default=16)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(run=demo)
+
+    p = sub.add_parser("train", help="train a model on a task or a corpus (BPTT / truncated BPTT)")
+    _add_train_settings(p)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("sample", help="generate text from a trained language model")
+    p.add_argument("checkpoint", type=Path, help="a run's checkpoint folder")
+    p.add_argument("--prompt", default="", help="text to start from")
+    p.add_argument("--length", type=int, default=300, help="tokens to generate")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(run=cmd_sample)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on its validation data")
+    p.add_argument("checkpoint", type=Path)
+    p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("demo", help="the main job: train, sample, compare cells, write a report")
+    p.add_argument("--out", default="report", help="report folder (default: report)")
+    p.add_argument("--minutes", type=float, default=4.0, help="time for the language model")
+    p.set_defaults(run=cmd_demo)
+
     from . import bench
 
     p = sub.add_parser("bench", help="time every cell against torch.nn.LSTM (speed, memory)")
     bench.add_arguments(p)
     p.set_defaults(run=bench.run)
+
     sub.add_parser("cells", help="list the built-in cells").set_defaults(
         run=lambda a: print("\n".join(f"{k:10} {v[2]}" for k, v in VARIANTS.items())) or 0)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .train import TrainingError
+
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError, TrainingError) as e:
+        print(f"lstmlab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nlstmlab {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_input, check_lengths, check_state
+from ._checks import check_input, check_lengths, check_state, qualified, state_parts
 from .cells.base import Cell, Gates, State
 
 
@@ -45,9 +45,10 @@ def run(cell: Cell, x: Tensor, state: State, lengths: Tensor | None = None, *,
     # initial state untouched, so padding never leaks into any sequence.
     shortest = steps if lengths is None else int(lengths.min())
     for t in order:
-        h, new_state, gates = cell.step(x[t], state)
-        if t >= shortest:                     # some sequences have ended by step t
-            live = t < lengths                                          # (B,) bool
+        live = None if t < shortest else t < lengths   # (B,) bool once some sequences ended
+        # Padding never reaches the cell: even inf there must not turn gradients into NaN.
+        h, new_state, gates = cell.step(x[t] if live is None else _where(live, x[t], 0.0), state)
+        if live is not None:
             h = _where(live, h, 0.0)
             new_state = tuple(_where(live, n, s) for n, s in zip(new_state, state))
             gates = {k: _where(live, g, 0.0) for k, g in gates.items()}
@@ -92,7 +93,7 @@ class Recurrent(nn.Module):
     def __init__(self, cell: Cell, *, batch_first: bool = False, reverse: bool = False) -> None:
         super().__init__()
         if not isinstance(cell, Cell):
-            raise TypeError(f"cell must be an lstmlab.Cell, got {type(cell).__name__}")
+            raise TypeError(f"cell must be an lstmlab.Cell, got {qualified(cell)}")
         self.cell, self.batch_first, self.reverse = cell, batch_first, reverse
         self.input_size = cell.input_size
 
@@ -106,7 +107,7 @@ class Recurrent(nn.Module):
         if state is None:
             state = self.cell.initial_state(batch, dtype=x.dtype, device=x.device)
         else:
-            parts = (state,) if isinstance(state, Tensor) else tuple(state)
+            parts = state_parts(state, "state")
             state = check_state(parts, self.cell.state_sizes, batch, batched, x, name="state")
             if not batched:
                 state = tuple(s.unsqueeze(0) for s in state)

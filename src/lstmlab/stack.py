@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from ._checks import check_input, check_lengths, check_positive_int, check_state
+from ._checks import (check_input, check_lengths, check_positive_int, check_state, qualified,
+                      state_parts)
 from .cells.base import Cell, Gates
 from . import fused
 from .recurrent import _layout, run
@@ -57,6 +58,9 @@ class Stack(nn.Module):
                  *, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False) -> None:
         super().__init__()
+        if not callable(make_cell):
+            raise TypeError(f"make_cell must be a callable input_size -> Cell, got "
+                            f"{qualified(make_cell)}")
         self.input_size = check_positive_int("input_size", input_size)
         self.num_layers = check_positive_int("num_layers", num_layers)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
@@ -74,7 +78,13 @@ class Stack(nn.Module):
                 cell = make_cell(size)
                 if not isinstance(cell, Cell):
                     raise TypeError(f"make_cell must return an lstmlab.Cell, got "
-                                    f"{type(cell).__name__}")
+                                    f"{qualified(cell)}")
+                if cell.input_size != size:
+                    raise ValueError(f"make_cell({size}) must return a cell with "
+                                     f"input_size={size}; got input_size={cell.input_size}")
+                if cells and cell.state_sizes != cells[0].state_sizes:
+                    raise ValueError(f"make_cell must give every layer the same state sizes; "
+                                     f"got {cells[0].state_sizes} and {cell.state_sizes}")
                 self._adopt(cell, f"_l{layer}" + ("_reverse" if direction else ""))
                 cells.append(cell)
             size = directions * cell.output_size
@@ -169,7 +179,7 @@ class Stack(nn.Module):
         if hx is None:
             return tuple(torch.zeros(count, batch, size, dtype=x.dtype, device=x.device)
                          for size in cell.state_sizes)
-        parts = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+        parts = state_parts(hx, "hx")
         parts = check_state(parts, cell.state_sizes, batch, batched, x, name="hx", lead=(count,))
         return parts if batched else tuple(p.unsqueeze(1) for p in parts)  # (L*D, 1, size)
 

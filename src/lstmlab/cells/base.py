@@ -21,7 +21,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_input, check_state
+from .._checks import check_input, check_positive_int, check_state, state_parts
 
 State = tuple[Tensor, ...]
 Gates = dict[str, Tensor]
@@ -65,9 +65,8 @@ class Cell(nn.Module):
         output_size: int | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_int("input_size", input_size)
+        check_positive_int("hidden_size", hidden_size)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.output_size = hidden_size if output_size is None else output_size
@@ -103,7 +102,7 @@ class Cell(nn.Module):
         if hx is None:
             state = self.initial_state(x.shape[0], dtype=x.dtype, device=x.device)
         else:
-            parts = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+            parts = state_parts(hx, "hx")
             state = check_state(parts, self.state_sizes, x.shape[0], batched, x, name="hx")
             if not batched:
                 state = tuple(s.unsqueeze(0) for s in state)

@@ -16,11 +16,12 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
 
 
 def zero_padding(y: Tensor, lengths: Tensor | None) -> Tensor:
-    """Zero the outputs at steps past each sequence's length, as the readable loop does."""
+    """Zero (T, B, ·) at steps past each sequence's length: padded inputs never reach a kernel
+    (inf there would make NaN gradients) and padded outputs are zeros, as in the readable loop."""
     if lengths is None:
         return y
     live = torch.arange(y.shape[0], device=y.device).unsqueeze(1) < lengths  # (T, B)
-    return y * live.unsqueeze(-1).to(y.dtype)
+    return torch.where(live.unsqueeze(-1), y, 0.0)
 
 
 def empty(like: Tensor) -> Tensor:

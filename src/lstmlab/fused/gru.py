@@ -35,6 +35,7 @@ class _GRUSequence(torch.autograd.Function):
 def gru_sequence(cell: GRUCell, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None,
                  reverse: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run a GRU cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run` (no gates)."""
+    x = zero_padding(x, lengths)
     if reverse:
         x = reverse_padded(x, lengths)
     none = empty(x)

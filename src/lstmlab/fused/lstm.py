@@ -49,6 +49,7 @@ class _LSTMSequence(torch.autograd.Function):
 def lstm_sequence(cell: LSTMCell, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None,
                   reverse: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run an LSTM cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run` (no gates)."""
+    x = zero_padding(x, lengths)
     if reverse:
         x = reverse_padded(x, lengths)
     none = empty(x)

@@ -31,6 +31,7 @@ class _RNNSequence(torch.autograd.Function):
 def rnn_sequence(cell: RNNCell, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None,
                  reverse: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run an RNN cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run`."""
+    x = zero_padding(x, lengths)
     if reverse:
         x = reverse_padded(x, lengths)
     none = empty(x)

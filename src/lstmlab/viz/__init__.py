@@ -1,0 +1,1 @@
+"""Pictures: training curves and accuracy by gap (plots.py)."""
