@@ -1,0 +1,157 @@
+"""The training loop: learning, exact resume (also after SIGKILL), NaN stops, DDP, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import torch
+
+from lstmlab.checkpoint import load_checkpoint
+from lstmlab.cli import main as cli
+from lstmlab.train import TrainConfig, TrainingError, TaskJob, evaluate_checkpoint, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return safetensors.torch.load_file(run / "checkpoint" / "model.safetensors")
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A small folder of 'documents' for language-model runs."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for k in range(12):
+        lines = [f"def function_{k}_{j}(x):\n    return x * {j} + {k}\n" for j in range(25)]
+        (folder / f"doc{k:02d}.py").write_text("".join(lines))
+    return folder
+
+
+def test_lstm_learns_adding_to_a_tenth_of_the_baseline(tmp_path):
+    """Hochreiter & Schmidhuber's adding problem at T=50, on a CPU in well under a minute."""
+    cfg = TrainConfig(task="adding", length=50, cell="lstm", hidden_size=64, batch_size=64,
+                      lr=5e-3, steps=1500, eval_every=250, patience=0, minutes=1.0,
+                      checkpoint_every=1500, out=str(tmp_path / "adding"))
+    metrics = train(cfg, progress=False)
+    assert metrics["mse"] < 0.1 * (1 / 6), metrics
+
+
+@pytest.mark.parametrize("task", ["adding", "text"])
+def test_resume_continues_exactly(tmp_path, corpus, task):
+    """Stopping after a checkpoint and resuming gives the uninterrupted run's parameters."""
+    common = dict(task=task, text=str(corpus), cell="peephole", hidden_size=16, embed_size=8,
+                  batch_size=4, bptt=12, dropout=0.2 if task == "text" else 0.0, num_layers=2,
+                  eval_every=5, checkpoint_every=6, length=10)
+    train(TrainConfig(**common, steps=18, out=str(tmp_path / "whole")), progress=False)
+    train(TrainConfig(**common, steps=12, out=str(tmp_path / "parts")), progress=False)
+    train(TrainConfig(**common, steps=18, out=str(tmp_path / "parts")), resume=True,
+          progress=False)
+    assert_same_weights(tmp_path / "whole", tmp_path / "parts")
+
+
+def test_sigkill_loses_at_most_the_steps_since_the_last_checkpoint(tmp_path):
+    """A real process killed with SIGKILL after a checkpoint resumes to the uninterrupted result."""
+    args = ["--task", "adding", "--length", "20", "--hidden-size", "16", "--batch-size", "8",
+            "--checkpoint-every", "10", "--eval-every", "10", "--cell", "coupled"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    run = [sys.executable, "-m", "lstmlab.cli", "train", *args]
+    victim = subprocess.Popen([*run, "--steps", "100000", "--out", str(tmp_path / "killed")],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    meta = tmp_path / "killed" / "checkpoint" / "checkpoint.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if meta.exists() and json.loads(meta.read_text() or "{}").get("step", 0) >= 30:
+            break
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    step = load_checkpoint(tmp_path / "killed" / "checkpoint", restore_rng=False).step
+    assert step >= 30 and step % 10 == 0
+    target = str(step + 20)
+    subprocess.run([*run, "--steps", target, "--out", str(tmp_path / "killed"), "--resume"],
+                   env=env, check=True, capture_output=True)
+    subprocess.run([*run, "--steps", target, "--out", str(tmp_path / "whole")], env=env,
+                   check=True, capture_output=True)
+    assert_same_weights(tmp_path / "whole", tmp_path / "killed")
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    honest = TaskJob.loss
+    calls = {"n": 0}
+
+    def poisoned(self, model, batch):
+        loss, count = honest(self, model, batch)
+        calls["n"] += 1
+        return (loss * float("nan"), count) if calls["n"] == 8 else (loss, count)
+
+    monkeypatch.setattr(TaskJob, "loss", poisoned)
+    cfg = TrainConfig(task="adding", length=10, hidden_size=8, batch_size=4, steps=20,
+                      checkpoint_every=5, eval_every=5, out=str(tmp_path / "nan"))
+    with pytest.raises(TrainingError, match=r"loss became nan at step 8.*checkpoint"):
+        train(cfg, progress=False)
+    saved = load_checkpoint(tmp_path / "nan" / "checkpoint", restore_rng=False)
+    assert saved.step == 5
+    assert all(torch.isfinite(w).all() for w in saved.weights.values())
+
+
+def test_two_processes_under_torchrun_equal_one_on_the_global_batch(tmp_path):
+    args = ["train", "--task", "adding", "--length", "12", "--hidden-size", "8",
+            "--batch-size", "8", "--steps", "6", "--checkpoint-every", "6", "--eval-every", "6",
+            "--cell", "gru"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    "--nproc_per_node", "2", "-m", "lstmlab.cli", *args,
+                    "--out", str(tmp_path / "ddp")], env=env, check=True, capture_output=True,
+                   timeout=240)
+    assert cli([*args, "--out", str(tmp_path / "single")]) == 0
+    wa, wb = weights(tmp_path / "ddp"), weights(tmp_path / "single")
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], atol=1e-6, rtol=1e-5)
+    assert not torch.equal(wa["rnn.weight_hh_l0"], torch.zeros_like(wa["rnn.weight_hh_l0"]))
+
+
+def test_cli_train_from_toml_then_sample_and_eval(tmp_path, corpus, capsys):
+    settings = tmp_path / "run.toml"
+    settings.write_text(f'task = "text"\ntext = "{corpus}"\ncell = "gru"\nhidden_size = 24\n'
+                        f'steps = 30\nbatch_size = 4\nbptt = 16\neval_every = 15\n')
+    out = tmp_path / "lm"
+    assert cli(["train", "--config", str(settings), "--out", str(out), "--lr", "0.01"]) == 0
+    config = json.loads((out / "checkpoint" / "checkpoint.json").read_text())["config"]
+    assert config["train"]["cell"] == "gru" and config["train"]["lr"] == 0.01  # flag beats file
+    capsys.readouterr()
+    assert cli(["sample", str(out / "checkpoint"), "--prompt", "def ", "--length", "40",
+                "--seed", "3"]) == 0
+    first = capsys.readouterr().out
+    assert cli(["sample", str(out / "checkpoint"), "--prompt", "def ", "--length", "40",
+                "--seed", "3"]) == 0
+    assert capsys.readouterr().out == first and len(first) == 41  # 40 chars + newline
+    metrics = evaluate_checkpoint(out / "checkpoint")
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert metrics["loss"] == pytest.approx(logged[-1]["valid_loss"], rel=1e-6)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert cli(["sample", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text('hiden_size = 3\n')
+    assert cli(["train", "--config", str(bad)]) == 2
+    assert "unknown settings hiden_size" in capsys.readouterr().err
+    assert cli(["train", "--cell", "lstn", "--task", "adding", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown cell 'lstn'" in capsys.readouterr().err
