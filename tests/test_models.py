@@ -244,3 +244,16 @@ def test_cell_options_must_be_json():
         LanguageModel(V, embed_size=4, hidden_size=4, dtype=torch.float64)
     with pytest.raises(ValueError, match="batch_first"):
         SequenceModel("lstm", 3, 1, batch_first=False)
+
+
+def test_init_forget_bias_sets_only_forget_rows():
+    from lstmlab.models import init_forget_bias
+
+    model = LanguageModel(11, "peephole", embed_size=4, hidden_size=5, num_layers=2)
+    assert init_forget_bias(model, 1.0) == 2
+    for k in range(2):
+        b_ih, b_hh = getattr(model.rnn, f"bias_ih_l{k}"), getattr(model.rnn, f"bias_hh_l{k}")
+        torch.testing.assert_close((b_ih + b_hh)[5:10], torch.ones(5))
+        assert not torch.allclose((b_ih + b_hh)[:5], torch.ones(5))
+    assert init_forget_bias(LanguageModel(11, "gru", embed_size=4, hidden_size=5), 1.0) == 0
+    assert init_forget_bias(LanguageModel(11, "coupled", embed_size=4, hidden_size=5), 1.0) == 0

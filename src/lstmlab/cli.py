@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job: train, sample, compare cells, write a report")
     p.add_argument("--out", default="report", help="report folder (default: report)")
-    p.add_argument("--minutes", type=float, default=4.0, help="time for the language model")
+    p.add_argument("--minutes", type=float, default=3.5, help="time for the language model")
     p.set_defaults(run=cmd_demo)
 
     from . import bench

@@ -22,7 +22,7 @@ RECALL_GAPS = (5, 15, 30, 60)
 RECALL_CELLS = ("rnn", "lstm")
 
 
-def run_demo(out: Path, minutes: float = 4.0) -> int:
+def run_demo(out: Path, minutes: float = 3.5) -> int:
     out.mkdir(parents=True, exist_ok=True)
     runs = out / "runs"
     start = time.perf_counter()
@@ -37,7 +37,7 @@ def run_demo(out: Path, minutes: float = 4.0) -> int:
               f"def {text}\n---")
 
     lm = TrainConfig(task="text", cell="lstm", hidden_size=256, embed_size=32, batch_size=32,
-                     bptt=100, lr=3e-3, steps=100_000, minutes=minutes, eval_every=250,
+                     bptt=100, lr=3e-3, steps=int(900 * minutes), minutes=minutes, eval_every=250,
                      checkpoint_every=500, max_chars=1_500_000, out=str(runs / "char-lstm"))
     train(lm, on_eval=show_sample)
 
@@ -46,7 +46,7 @@ def run_demo(out: Path, minutes: float = 4.0) -> int:
     for gap in RECALL_GAPS:
         for cell in RECALL_CELLS:
             cfg = TrainConfig(task="recall", gap=gap, cell=cell, hidden_size=64, embed_size=16,
-                              batch_size=64, lr=1e-2, steps=1500, minutes=0.35, eval_every=100,
+                              batch_size=32, lr=3e-3, steps=3000, minutes=0.3, eval_every=200,
                               checkpoint_every=1500, patience=0, out=str(runs / f"recall-{cell}-{gap}"))
             metrics = train(cfg, progress=False)
             accuracy[cell][gap] = metrics["accuracy"]

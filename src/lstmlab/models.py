@@ -326,3 +326,26 @@ def _check_starts(starts: object, tokens: Tensor) -> Tensor:
 
 
 __all__ = ["LanguageModel", "SequenceModel", "MODELS", "build_model", "detach_state"]
+
+
+def init_forget_bias(model: nn.Module, value: float) -> int:
+    """Set the forget-gate bias of every LSTM cell in ``model`` to ``value`` (Gers et al. 2000;
+    Jozefowicz et al. 2015: 1 closes most of the gap to the GRU). The value goes into
+    ``bias_ih``'s forget rows, ``bias_hh``'s are zeroed, so b_ih + b_hh = value. Cells without a
+    forget gate (GRU, RNN, NFG, coupled) are left alone. Returns how many cells were changed."""
+    from .cells import LSTMCell
+    from .stack import Stack
+
+    changed = 0
+    for stack in (m for m in model.modules() if isinstance(m, Stack)):
+        for cell in stack.cells:
+            if not isinstance(cell, LSTMCell) or "forget" not in cell.gate_names \
+                    or cell.bias_ih is None:
+                continue
+            rows = slice(cell.gate_names.index("forget") * cell.hidden_size,
+                         (cell.gate_names.index("forget") + 1) * cell.hidden_size)
+            with torch.no_grad():
+                cell.bias_ih[rows] = value
+                cell.bias_hh[rows] = 0.0
+            changed += 1
+    return changed

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from .checkpoint import load_checkpoint, read_config, read_vocab, save_checkpoint
 from .data import TokenStream, Vocab, make_task, split_documents, stdlib_corpus, text_corpus
-from .models import LanguageModel, SequenceModel
+from .models import LanguageModel, SequenceModel, init_forget_bias
 
 
 def _setting(default, help: str):
@@ -58,6 +58,8 @@ class TrainConfig:
     num_layers: int = _setting(1, "stacked layers")
     embed_size: int = _setting(32, "embedding size for token inputs")
     dropout: float = _setting(0.0, "dropout on non-recurrent connections")
+    forget_bias: float = _setting(1.0, "initial forget-gate bias of LSTM cells (Jozefowicz et "
+                                       "al. 2015); 0 = torch's initialisation")
     tie_weights: bool = _setting(False, "text: share the embedding and output weights")
     optimizer: str = _setting("adam", "'adam' or 'sgd'")
     lr: float = _setting(2e-3, "learning rate")
@@ -235,6 +237,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     torch.manual_seed(cfg.seed)
     job = make_job(cfg, rank, world, vocab)
     model = job.model
+    if cfg.forget_bias:
+        init_forget_bias(model, cfg.forget_bias)
     trained = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)(
         model.parameters(), lr=cfg.lr)
