@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from .checkpoint import load_checkpoint, read_config, read_vocab, save_checkpoint
 from .data import TokenStream, Vocab, make_task, split_documents, stdlib_corpus, text_corpus
-from .models import LanguageModel, SequenceModel, init_forget_bias
+from .models import LanguageModel, SequenceModel, detach_state, init_forget_bias
 
 
 def _setting(default, help: str):
@@ -167,7 +167,7 @@ class TextJob:
     def loss(self, model: nn.Module, batch) -> tuple[Tensor, int]:
         inputs, targets, starts = batch
         logits, state = model(inputs, self.carried, starts)        # (B, T, V)
-        self.carried = _detach(state)          # truncated BPTT: keep the values, cut the graph
+        self.carried = detach_state(state)          # truncated BPTT: keep the values, cut the graph
         loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
         return loss, targets.numel()
 
@@ -194,10 +194,6 @@ class TextJob:
     def load_state(self, tensors: dict[str, Tensor]) -> None:
         parts = [tensors[f"carried.{k}"] for k in range(len(tensors))]
         self.carried = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
-
-
-def _detach(state):
-    return state.detach() if isinstance(state, Tensor) else tuple(s.detach() for s in state)
 
 
 def make_job(cfg: TrainConfig, rank: int = 0, world: int = 1, vocab: Vocab | None = None):

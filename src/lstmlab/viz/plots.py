@@ -43,12 +43,7 @@ def plot_training_curves(runs: Mapping[str, str | Path], out: str | Path,
             ax.plot(steps, losses, "o-", label=f"{label} validation")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats per token)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return Path(out)
+    return _finish(plt, fig, ax, out)
 
 
 def plot_accuracy_by_gap(results: Mapping[str, Mapping[int, float]], out: str | Path,
@@ -64,6 +59,10 @@ def plot_accuracy_by_gap(results: Mapping[str, Mapping[int, float]], out: str | 
     ax.set_xlabel("gap (filler words between 'I grew up in France' and 'I speak fluent ...')")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 102)
+    return _finish(plt, fig, ax, out)
+
+
+def _finish(plt, fig, ax, out: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
