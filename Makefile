@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The CPU build of torch that lies on these machines' disk; a plain `torch` would pull a CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: test demo setup clean
+.PHONY: test demo setup clean browser
 
 setup: $(VENV)/.installed
 
@@ -15,7 +15,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test,plots]'
 	touch $@
 
-test: setup
+# The explorer's browser test drives Debian's Chromium through Playwright (no browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
+	  echo "no chromium (not root or no apt-get): the explorer's browser test will be skipped"
+
+test: setup browser
 	$(PY) -m pytest
 
 demo: setup

@@ -80,20 +80,19 @@ def check_state(parts: Sequence[object], sizes: Sequence[int], batch: int, batch
     if len(parts) != len(sizes):
         raise ValueError(f"{name} must have {len(sizes)} part(s) (sizes {tuple(sizes)}), "
                          f"got {len(parts)}")
-    out = []
+    dtype, device = like.dtype, like.device      # read once: this runs at every generation step
     for k, (part, size) in enumerate(zip(parts, sizes)):
         label = name if len(sizes) == 1 else f"{name}[{k}]"
         if not isinstance(part, Tensor):
             raise TypeError(f"{label} must be a torch.Tensor, got {type(part).__name__}")
         expected = lead + ((batch, size) if batched else (size,))
-        if tuple(part.shape) != expected:
+        if part.shape != expected:
             raise ValueError(f"{label} must have shape {expected}, got {tuple(part.shape)}")
-        if part.dtype != like.dtype:
-            raise TypeError(f"{label} has dtype {part.dtype}, expected {like.dtype} like the input")
-        if part.device != like.device:
-            raise ValueError(f"{label} is on {part.device}, expected {like.device} like the input")
-        out.append(part)
-    return tuple(out)
+        if part.dtype != dtype:
+            raise TypeError(f"{label} has dtype {part.dtype}, expected {dtype} like the input")
+        if part.device != device:
+            raise ValueError(f"{label} is on {part.device}, expected {device} like the input")
+    return tuple(parts)
 
 
 def check_lengths(lengths: object, batch: int, steps: int, device: torch.device) -> Tensor:

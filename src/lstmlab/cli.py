@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import sys
 import tomllib
+import warnings
 from pathlib import Path
 
 from .registry import VARIANTS
@@ -79,6 +80,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out), minutes=args.minutes)
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .train import load_trained
+    from .viz.explore import activations, write_explorer
+
+    if not args.text.is_file():
+        raise FileNotFoundError(f"text file not found: {args.text}")
+    model, vocab, _ = load_trained(args.checkpoint)
+    text = args.text.read_text(encoding="utf-8", errors="replace")
+    with warnings.catch_warnings(record=True) as caught:    # printed below, as one plain line
+        warnings.simplefilter("always")
+        acts = activations(model, vocab, text, max_tokens=args.max_tokens,
+                           max_values=args.max_values)
+    for warning in caught:
+        print(f"lstmlab explore: note: {warning.message}", file=sys.stderr)
+    page = write_explorer(acts, args.out, title=f"lstmlab explorer: {args.text.name}")
+    print(f"wrote {page} ({page.stat().st_size / 1e6:.1f} MB, {len(acts['tokens'])} of "
+          f"{acts['total']} tokens); open it in a browser")
+    return 0
+
+
+def cmd_diagram(args: argparse.Namespace) -> int:
+    from .registry import make_layer
+    from .viz.diagram import draw_cell, draw_unrolled
+
+    layer = make_layer(args.cell, 8, 16, num_layers=2)
+    # A Stack has one cell per layer: draw the top one (a depth-gated layer's depth gate reads
+    # the layer below). A GridLSTM has one Cell for the whole column: draw a one-layer column.
+    cells = getattr(layer, "cells", None)
+    if cells is None and hasattr(layer, "cell"):
+        cells = [make_layer(args.cell, 8, 16).cell]
+    cells = cells[-1:] if cells else []
+    if not cells:
+        raise ValueError(f"cell {args.cell!r} has no single cell to draw; choose one of: "
+                         f"{', '.join(VARIANTS)}")
+    path = draw_unrolled(cells[0], args.out, steps=args.unrolled) if args.unrolled \
+        else draw_cell(cells[0], args.out)
+    print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lstmlab", description="The LSTM family of Olah's 'Understanding LSTM Networks'.")
@@ -107,11 +148,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=3.5, help="time for the language model")
     p.set_defaults(run=cmd_demo)
 
-    from . import bench
+    from .viz.explore import MAX_TOKENS, MAX_VALUES
+
+    p = sub.add_parser("explore", help="a page to explore a language model's units and gates "
+                                       "over a text (one HTML file)")
+    p.add_argument("checkpoint", type=Path, help="a run's checkpoint folder (a language model)")
+    p.add_argument("--text", type=Path, required=True, help="the text file to read")
+    p.add_argument("-o", "--out", type=Path, default=Path("explore.html"),
+                   help="the page to write (default: explore.html)")
+    p.add_argument("--max-tokens", type=int, default=MAX_TOKENS,
+                   help=f"read at most this many tokens (default: {MAX_TOKENS})")
+    p.add_argument("--max-values", type=int, default=MAX_VALUES,
+                   help=f"... and keep at most this many values in the page "
+                        f"(default: {MAX_VALUES})")
+    p.set_defaults(run=cmd_explore)
+
+    from . import bench, study
 
     p = sub.add_parser("bench", help="time every cell against torch.nn.LSTM (speed, memory)")
     bench.add_arguments(p)
     p.set_defaults(run=bench.run)
+
+    p = sub.add_parser("study", help="which variant? every cell on one task, same parameters, "
+                       "steps and seeds, with a significance test against the LSTM")
+    study.add_arguments(p)
+    p.set_defaults(run=study.run)
+
+    p = sub.add_parser("diagram", help="draw a cell in the style of Olah's post (SVG or PNG)")
+    p.add_argument("cell", help=f"a cell of `lstmlab cells` ({', '.join(VARIANTS)})")
+    p.add_argument("-o", "--out", type=Path, default=Path("cell.svg"),
+                   help="output file, .svg or .png (default: cell.svg)")
+    p.add_argument("--unrolled", type=int, default=0, metavar="N",
+                   help="draw N copies unrolled in time instead of one cell")
+    p.set_defaults(run=cmd_diagram)
 
     sub.add_parser("cells", help="list the built-in cells").set_defaults(
         run=lambda a: print("\n".join(f"{k:10} {v[2]}" for k, v in VARIANTS.items())) or 0)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ._checks import check_positive_int, check_state
 from .registry import make_layer
+from .stack import Stack
 
 # The state in torch's form: h_n, or (h_n, c_n[, a_n]); each part (num_layers, B, size).
 StateLike = Tensor | tuple[Tensor, ...]
@@ -145,6 +146,9 @@ class LanguageModel(nn.Module):
             logits (B, V) and the new state.
         """
         x = self.drop(self.embedding(_check_tokens(token, self.vocab_size, rank=1)))  # (B, E)
+        if not isinstance(self.rnn, Stack):   # no per-layer cells (GridLSTM: depth carries memory)
+            out, state = self.rnn(x.unsqueeze(1), state)        # one step of the layer, (B, 1, O)
+            return self.head(self.drop(out[:, 0])), state
         cells = self.rnn.cells
         if state is None:
             parts = _parts(self.init_state(x.shape[0]))
@@ -166,7 +170,8 @@ class LanguageModel(nn.Module):
         ref = self.embedding.weight
         return _torch_form(tuple(
             torch.zeros(self.num_layers, batch_size, size, dtype=ref.dtype, device=ref.device)
-            for size in self.rnn.cells[0].state_sizes))
+            for size in (self.rnn.cells[0].state_sizes if isinstance(self.rnn, Stack)
+                         else self.rnn.state_sizes)))
 
     def config(self) -> dict:
         """The constructor arguments as JSON, plus ``"kind": "language"``.
@@ -332,8 +337,9 @@ def init_forget_bias(model: nn.Module, value: float) -> int:
     """Set the forget-gate bias of every LSTM cell in ``model`` to ``value`` (Gers et al. 2000;
     Jozefowicz et al. 2015: 1 closes most of the gap to the GRU). The value goes into
     ``bias_ih``'s forget rows, ``bias_hh``'s are zeroed, so b_ih + b_hh = value. Cells without a
-    forget gate (GRU, RNN, NFG, coupled) are left alone. Returns how many cells were changed."""
-    from .cells import LSTMCell
+    forget gate (GRU, RNN, NFG, coupled) are left alone. A Grid LSTM block (a tied one once)
+    gets ``value`` in the forget rows of every dimension. Returns how many cells were changed."""
+    from .cells import GridLSTMCell, LSTMCell
     from .stack import Stack
 
     changed = 0
@@ -347,5 +353,10 @@ def init_forget_bias(model: nn.Module, value: float) -> int:
             with torch.no_grad():
                 cell.bias_ih[rows] = value
                 cell.bias_hh[rows] = 0.0
+            changed += 1
+    for block in (m for m in model.modules() if isinstance(m, GridLSTMCell)):
+        if block.bias is not None:            # (N·4H,) as (N, 4, H): rows i, f, g, o per dimension
+            with torch.no_grad():
+                block.bias.view(block.dims, 4, -1)[:, 1] = value
             changed += 1
     return changed

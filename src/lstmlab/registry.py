@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
+from torch import nn
+
+from .cells.clockwork import ClockworkRNN
+from .cells.depth_gated import DepthGatedLSTM
+from .cells.grid import GridLSTM
 from .layers import GRU, LSTM, RNN
 from .stack import Stack
 
 # name -> (layer class, switches, one line for --help)
-VARIANTS: dict[str, tuple[type[Stack], dict, str]] = {
+VARIANTS: dict[str, tuple[type[nn.Module], dict, str]] = {
     "lstm": (LSTM, {}, "LSTM with forget gate (torch.nn.LSTM)"),
     "peephole": (LSTM, {"peephole": True}, "peephole connections (Gers & Schmidhuber 2000)"),
     "coupled": (LSTM, {"coupled": True}, "coupled input and forget gates, f = 1 - i (CIFG)"),
@@ -23,6 +28,12 @@ VARIANTS: dict[str, tuple[type[Stack], dict, str]] = {
     "gru": (GRU, {}, "gated recurrent unit (torch.nn.GRU, reset after the matmul)"),
     "gru-v3": (GRU, {"reset_after": False}, "GRU of Cho et al. 2014 v3 (reset before the matmul)"),
     "rnn": (RNN, {}, "vanilla tanh RNN (torch.nn.RNN)"),
+    "grid": (GridLSTM, {}, "2-D Grid LSTM, LSTM cells along depth too (Kalchbrenner et al. 2015)"),
+    "grid-tied": (GridLSTM, {"tied": True}, "2-D Grid LSTM, one block shared by all layers"),
+    "clockwork": (ClockworkRNN, {}, "Clockwork RNN, modules at periods 1, 2, 4, ... "
+                  "(Koutník et al. 2014)"),
+    "depth-gated": (DepthGatedLSTM, {}, "depth-gated LSTM, cells linked across layers "
+                    "(Yao et al. 2015)"),
 }
 
 

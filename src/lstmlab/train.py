@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from .checkpoint import load_checkpoint, read_config, read_vocab, save_checkpoint
 from .data import TokenStream, Vocab, make_task, split_documents, stdlib_corpus, text_corpus
+from .data.ptb import CORPORA as PTB_CORPORA, ptb_corpus, ptb_vocab
 from .models import LanguageModel, SequenceModel, detach_state, init_forget_bias
 
 
@@ -47,12 +48,16 @@ class TrainConfig:
     Each field is also a command-line flag of ``lstmlab train`` (``--hidden-size 256``) and a key
     of its ``--config`` TOML file.
     """
-    task: str = _setting("text", "'text' (a language model) or a task: 'adding', 'recall'")
-    text: str | None = _setting(None, "text: a file or folder; default: the Python stdlib source")
-    level: str = _setting("char", "text: 'char' or 'word' tokens")
+    task: str = _setting("text", "'text' (a language model) or a task: 'adding', 'recall', "
+                                 "'copy', 'smnist'")
+    text: str | None = _setting(None, "text: a file or folder, or 'ptb-word' / 'ptb-char' (the "
+                                      "Penn Treebank); default: the Python stdlib source")
+    level: str = _setting("char", "text: 'char' or 'word' tokens (the ptb corpora set their own)")
     max_chars: int = _setting(3_000_000, "text: read at most this many characters")
     length: int = _setting(50, "adding: sequence length")
     gap: int = _setting(20, "recall: filler words between the fact and the question")
+    delay: int = _setting(100, "copy: T, the steps between the symbols and their recall")
+    mnist_mode: str = _setting("pixel", "smnist: 'pixel' (784 steps), 'permuted' or 'row' (28)")
     cell: str = _setting("lstm", "the cell, by name (see `lstmlab cells`)")
     hidden_size: int = _setting(128, "units per layer")
     num_layers: int = _setting(1, "stacked layers")
@@ -65,6 +70,9 @@ class TrainConfig:
     lr: float = _setting(2e-3, "learning rate")
     lr_decay: float = _setting(1.0, "multiply the learning rate by this ...")
     decay_every: int = _setting(1000, "... every this many steps")
+    decay_start: int = _setting(0, "the first decay at this step (0: at decay_every)")
+    init_scale: float = _setting(0.0, "initialise every parameter ~ U(-s, s) (Zaremba et al. "
+                                      "2014: 0.1); 0: each module's own")
     clip: float = _setting(5.0, "clip the gradient norm to this (0: off)")
     batch_size: int = _setting(32, "the global batch, split across processes")
     bptt: int = _setting(100, "text: steps per truncated-BPTT chunk")
@@ -87,6 +95,10 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not isinstance(self.decay_start, int) or self.decay_start < 0:
+            raise ValueError(f"decay_start must be an integer >= 0, got {self.decay_start!r}")
+        if self.task == "text" and self.text in PTB_CORPORA:
+            self.level = PTB_CORPORA[self.text]        # the corpus is defined at its own level
 
 
 class TrainingError(RuntimeError):
@@ -94,21 +106,57 @@ class TrainingError(RuntimeError):
 
 
 class TaskJob:
-    """A generated task: a fresh batch each step; the loss through the whole sequence."""
+    """A task: a fresh training batch each step; the loss through the whole sequence.
+
+    Validation: a generated task (adding, recall, copy) scores fixed batches drawn from seeds of
+    their own (``"test"``: other seeds); a task with a data set (smnist, ``task.examples(split)``)
+    scores the first ``eval_batches * batch_size`` validation examples while training, and the
+    whole test split for ``evaluate("test")``. A task that predicts at every step (copy) gets a
+    per-step model: embedding -> layers -> head at each step (a :class:`LanguageModel` whose
+    output "vocabulary" is the task's categories).
+    """
 
     def __init__(self, cfg: TrainConfig, rank: int, world: int) -> None:
-        args = {"adding": {"length": cfg.length}, "recall": {"gap": cfg.gap}}.get(cfg.task, {})
+        args = {"adding": {"length": cfg.length}, "recall": {"gap": cfg.gap},
+                "copy": {"delay": cfg.delay}, "smnist": {"mode": cfg.mnist_mode}}.get(cfg.task, {})
         self.task = make_task(cfg.task, **args)
-        self.model: nn.Module = SequenceModel(
-            cfg.cell, None if self.task.vocab_size else self.task.input_size,
-            self.task.output_size, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-            vocab_size=self.task.vocab_size, embed_size=cfg.embed_size)
+        if self.task.every_step:
+            if self.task.vocab_size != self.task.output_size:
+                raise ValueError(f"task {cfg.task!r} predicts at every step, which needs token "
+                                 f"inputs with vocab_size == output_size; got "
+                                 f"{self.task.vocab_size} and {self.task.output_size}")
+            self.model: nn.Module = LanguageModel(
+                self.task.vocab_size, cfg.cell, embed_size=cfg.embed_size,
+                hidden_size=cfg.hidden_size, num_layers=cfg.num_layers)
+        else:
+            self.model = SequenceModel(
+                cfg.cell, None if self.task.vocab_size else self.task.input_size,
+                self.task.output_size, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
+                vocab_size=self.task.vocab_size, embed_size=cfg.embed_size)
         self.rank, self.world, self.batch_size = rank, world, cfg.batch_size
+        self.eval_batches = cfg.eval_batches
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        # The validation set: fixed batches from a seed of their own.
-        self.valid = [self.task.batch(cfg.batch_size, torch.Generator().manual_seed(10**9 + k))
-                      for k in range(cfg.eval_batches)]
+        self.valid = self._batches("valid", limit=cfg.eval_batches * cfg.batch_size)
         self.vocab = None
+
+    def _batches(self, split: str, limit: int | None = None) -> list[tuple[Tensor, Tensor]]:
+        """Evaluation batches: the data set's split (its first ``limit`` examples), or fixed
+        generated batches from the split's own seeds."""
+        if hasattr(self.task, "examples"):
+            x, y = self.task.examples(split)
+            n = len(y) if limit is None else min(limit, len(y))
+            return [(x[i:i + self.batch_size], y[i:i + self.batch_size])
+                    for i in range(0, n, self.batch_size)]
+        if split not in ("valid", "test"):
+            raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
+        seed = 10**9 if split == "valid" else 2 * 10**9
+        return [self.task.batch(self.batch_size, torch.Generator().manual_seed(seed + k))
+                for k in range(self.eval_batches)]
+
+    def predict(self, model: nn.Module, x: Tensor) -> Tensor:
+        """The model's prediction: (B, output_size), or (B, T, output_size) for every_step."""
+        out = model(x)
+        return out[0] if self.task.every_step else out     # a LanguageModel adds its state
 
     def batch(self, step: int) -> tuple[Tensor, Tensor]:
         x, y = self.task.batch(self.batch_size, self.generator)   # the global batch ...
@@ -116,38 +164,56 @@ class TaskJob:
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, int]:
         x, y = batch
-        return self.task.loss(model(x), y), y.shape[0]
+        return self.task.loss(self.predict(model, x), y), y.shape[0]
 
     @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, split: str = "valid") -> dict[str, float]:
+        """The loss and the task's metrics, averaged over every example of the split."""
+        batches = self.valid if split == "valid" else self._batches(split)
+        count = sum(len(y) for _, y in batches)
         totals: dict[str, float] = {}
-        for x, y in self.valid:
-            prediction = self.model(x)
+        for x, y in batches:
+            prediction = self.predict(self.model, x)
             scores = {"loss": float(self.task.loss(prediction, y)),
                       **self.task.metrics(prediction, y)}
             for k, v in scores.items():
-                totals[k] = totals.get(k, 0.0) + v / len(self.valid)
+                totals[k] = totals.get(k, 0.0) + v * len(y) / count
         return totals
 
     def state(self) -> dict[str, Tensor]:
-        return {"generator": self.generator.get_state()}
+        saved = {"generator": self.generator.get_state()}
+        if getattr(self.task, "permutation", None) is not None:
+            saved["permutation"] = self.task.permutation        # permuted MNIST's pixel order
+        return saved
 
     def load_state(self, tensors: dict[str, Tensor]) -> None:
         self.generator.set_state(tensors["generator"])
+        if "permutation" in tensors:
+            self.task.set_permutation(tensors["permutation"])
+            self.valid = self._batches("valid", limit=self.eval_batches * self.batch_size)
 
 
 class TextJob:
-    """Language modelling on a corpus by truncated BPTT over parallel streams."""
+    """Language modelling on a corpus by truncated BPTT over parallel streams.
+
+    ``cfg.text`` names the corpus: ``None`` (the Python standard library's source), a file or
+    folder (split into documents by :func:`split_documents`), or ``"ptb-word"`` /
+    ``"ptb-char"``: the Penn Treebank's own three splits, each one stream read whole
+    (``max_chars`` does not apply), with its fixed vocabulary (:mod:`lstmlab.data.ptb`).
+    """
 
     def __init__(self, cfg: TrainConfig, rank: int, world: int, vocab: Vocab | None) -> None:
-        documents = stdlib_corpus(cfg.max_chars) if cfg.text is None \
-            else text_corpus(cfg.text, cfg.max_chars)
-        train, valid, _ = split_documents(documents)
-        self.vocab = vocab or Vocab.from_documents(train, level=cfg.level)
-
-        def encode(docs: list[str]) -> list[Tensor]:
-            return [self.vocab.encode(self.vocab.tokenize(d)) for d in docs]
-
+        if cfg.text in PTB_CORPORA:
+            texts = ptb_corpus(cfg.text)[1]
+            train, valid, test = [texts["train"]], [texts["valid"]], [texts["test"]]
+            self.vocab = vocab or ptb_vocab(cfg.text)
+        else:
+            documents = stdlib_corpus(cfg.max_chars) if cfg.text is None \
+                else text_corpus(cfg.text, cfg.max_chars)
+            train, valid, test = split_documents(documents)
+            self.vocab = vocab or Vocab.from_documents(train, level=cfg.level)
+        self.test, self.bptt = test, cfg.bptt
+        encode = self.encode
         self.stream = TokenStream(encode(train), cfg.batch_size, cfg.bptt)
         self.valid = TokenStream(encode(valid), max(1, min(cfg.batch_size, 8)), cfg.bptt)
         self.model = LanguageModel(len(self.vocab), cfg.cell, embed_size=cfg.embed_size,
@@ -155,6 +221,10 @@ class TextJob:
                                    dropout=cfg.dropout, tie_weights=cfg.tie_weights)
         self.rank, self.world = rank, world
         self.carried: tuple[Tensor, ...] | Tensor | None = None   # state between chunks
+
+    def encode(self, documents: list[str]) -> list[Tensor]:
+        """Each document as token ids (N,)."""
+        return [self.vocab.encode(self.vocab.tokenize(d)) for d in documents]
 
     def batch(self, step: int):
         k = step % len(self.stream)            # the chunk is a function of the step: resumable
@@ -172,18 +242,18 @@ class TextJob:
         return loss, targets.numel()
 
     @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        """Cross-entropy over every target of the validation split, state carried throughout."""
-        total, count, state = 0.0, 0, None
-        for k in range(len(self.valid)):
-            inputs, targets, starts = self.valid[k]
-            logits, state = self.model(inputs, state, starts)
-            total += float(nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(),
-                                                       reduction="sum"))
-            count += targets.numel()
-        loss = total / count
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)),
-                "bits_per_token": loss / math.log(2)}
+    def evaluate(self, split: str = "valid") -> dict[str, float]:
+        """Cross-entropy over every target of a held-out split, state carried throughout.
+
+        ``"valid"`` reads the split in up to 8 parallel streams (quick, for training);
+        ``"test"`` in one stream, so that every token after the first is scored with all of the
+        split before it as context (Zaremba et al.'s test: batch 1).
+        """
+        if split == "valid":
+            return _score(self.model, self.valid)
+        if split == "test":
+            return _score(self.model, TokenStream(self.encode(self.test), 1, self.bptt))
+        raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
 
     def state(self) -> dict[str, Tensor]:
         if self.carried is None:
@@ -194,6 +264,48 @@ class TextJob:
     def load_state(self, tensors: dict[str, Tensor]) -> None:
         parts = [tensors[f"carried.{k}"] for k in range(len(tensors))]
         self.carried = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def evaluate_split(model: LanguageModel, tokens: Tensor, batch_size: int = 1,
+                   bptt: int = 100) -> dict[str, float]:
+    """The exact loss of a language model on one split, as the papers compute it.
+
+    ``tokens`` (N,) is read as one stream, Zaremba et al.'s reader: cut into ``batch_size``
+    contiguous pieces (the last ``N mod batch_size`` tokens dropped), read ``bptt`` steps at a
+    time with the state carried from chunk to chunk and never reset. Every token of a piece but
+    its first is a target once: ``batch_size * (N // batch_size - 1)`` targets, so with
+    ``batch_size=1`` all ``N - 1`` tokens after the first. Chunking changes nothing but speed
+    (the same as feeding the tokens one at a time; tested).
+
+    Returns ``{"loss": mean cross-entropy in nats, "perplexity": exp(loss), "bits_per_token":
+    loss / ln 2, "tokens": targets scored}``.
+
+    Example::
+
+        >>> metrics = evaluate_split(model, vocab.encode(vocab.tokenize(texts["test"])))
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return _score(model, TokenStream([tokens], batch_size, bptt))
+    finally:
+        model.train(was_training)
+
+
+def _score(model: nn.Module, stream: TokenStream) -> dict[str, float]:
+    """Summed cross-entropy over every target of ``stream``, state carried from chunk to chunk
+    (reset only where a document starts: ``stream`` of one document never resets)."""
+    total, count, state = 0.0, 0, None
+    for k in range(len(stream)):
+        inputs, targets, starts = stream[k]
+        logits, state = model(inputs, state, starts)                     # (B, T, V)
+        total += float(nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(),
+                                                   reduction="sum"))
+        count += targets.numel()
+    loss = total / count
+    return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)),
+            "bits_per_token": loss / math.log(2), "tokens": count}
 
 
 def make_job(cfg: TrainConfig, rank: int = 0, world: int = 1, vocab: Vocab | None = None):
@@ -233,12 +345,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     torch.manual_seed(cfg.seed)
     job = make_job(cfg, rank, world, vocab)
     model = job.model
+    if cfg.init_scale:
+        for p in model.parameters():               # Zaremba et al. 2014: all weights U(-s, s)
+            nn.init.uniform_(p, -cfg.init_scale, cfg.init_scale)
     if cfg.forget_bias:
         init_forget_bias(model, cfg.forget_bias)
     trained = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)(
         model.parameters(), lr=cfg.lr)
-    schedule = torch.optim.lr_scheduler.StepLR(optimizer, cfg.decay_every, gamma=cfg.lr_decay)
+    schedule = torch.optim.lr_scheduler.StepLR(optimizer, cfg.decay_every, gamma=cfg.lr_decay) \
+        if not cfg.decay_start else torch.optim.lr_scheduler.LambdaLR(
+            optimizer, StepDecay(cfg.lr_decay, cfg.decay_every, cfg.decay_start))
     start, best, stale, metrics = 0, math.inf, 0, {}
     if resume:
         loaded = load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=schedule)
@@ -308,9 +425,25 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
                 model.eval()
                 metrics = job.evaluate()
                 model.train()
+                if log is not None:          # the log ends on the numbers train() returns
+                    log.write({"step": done, **{f"valid_{k}": v for k, v in metrics.items()}})
             break
     bar.close()
     return metrics
+
+
+class StepDecay:
+    """The learning-rate factor at step ``s``: ``gamma ** k``, ``k`` the decays passed, the first
+    at step ``start``, then every ``every`` steps: ``k = 0`` before ``start``, else
+    ``(s - start) // every + 1``. (``start = every`` is a plain step decay.) Zaremba et al.
+    2014, small: ``StepDecay(0.5, E, 4 * E)`` for E steps per epoch -- lr 1 for 4 epochs, then
+    halved every epoch. A plain object, so its state is saved as JSON in a checkpoint."""
+
+    def __init__(self, gamma: float, every: int, start: int) -> None:
+        self.gamma, self.every, self.start = gamma, every, start
+
+    def __call__(self, step: int) -> float:
+        return 1.0 if step < self.start else self.gamma ** ((step - self.start) // self.every + 1)
 
 
 class MetricsLog:
@@ -363,10 +496,18 @@ def load_trained(path: str | os.PathLike):
         TrainConfig(**config["train"])
 
 
-def evaluate_checkpoint(path: str | os.PathLike) -> dict[str, float]:
-    """The validation metrics of a run's checkpoint, computed afresh."""
+def evaluate_checkpoint(path: str | os.PathLike, split: str = "valid") -> dict[str, float]:
+    """The metrics of a run's checkpoint on ``split``, computed afresh.
+
+    ``"valid"``: what training validates on. ``"test"``: a corpus's test split read as one
+    stream (every token after the first; see :meth:`TextJob.evaluate`), a data set's whole test
+    split (smnist: accuracy over all 10,000 images), or fixed test-seed batches of a generated
+    task.
+    """
     model, vocab, cfg = load_trained(path)
     job = make_job(cfg, vocab=vocab)
     job.model.load_state_dict(model.state_dict())
+    if isinstance(job, TaskJob):       # the run's saved task state: permuted MNIST's pixel order
+        job.load_state(load_checkpoint(path, restore_rng=False).tensors)
     job.model.eval()
-    return job.evaluate()
+    return job.evaluate(split)

@@ -113,9 +113,13 @@ class Cell(nn.Module):
         return state[0] if len(state) == 1 else state
 
     def _fast_step(self, x: Tensor, state: State) -> State | None:
-        """The step through the fused kernels (built-in cells only), or None."""
-        from .. import fused  # imported here: fused builds on the cells
-
+        """The step through torch's cell kernels or the fused ones (built-in cells only), or None."""
+        fused = _fused()
+        if not fused.is_enabled():
+            return None
+        one_step = fused.step_op(self, x, state)
+        if one_step is not None:
+            return one_step(self, x, state)
         op = fused.sequence_op(self, x)
         if op is None:
             return None
@@ -123,3 +127,15 @@ class Cell(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"
+
+
+def _fused():
+    """lstmlab.fused, imported on first use (it builds on the cells) and then kept at hand."""
+    global _FUSED
+    if _FUSED is None:
+        from .. import fused
+        _FUSED = fused
+    return _FUSED
+
+
+_FUSED = None

@@ -8,7 +8,9 @@ Every task follows :class:`Task`. Conventions shared by all of them:
   the width of one step one-hot encoded. So ``input_size`` is always the width of a step as a
   vector, and ``vocab_size is not None`` says the batch holds ids.
 - **Prediction**: one vector per sequence, ``(B, output_size)``: the model's output at the last
-  step (``output[:, -1]`` of a batch-first layer) through a linear head.
+  step (``output[:, -1]`` of a batch-first layer) through a linear head. A task with
+  ``every_step = True`` (``copy``) wants one vector per step instead, ``(B, T, output_size)``,
+  and targets ``(B, T)``.
 - **Determinism**: ``batch`` draws only from the (CPU) generator it is given, so the same seed
   gives the same batch.
 - **baseline**: the expected loss of the best predictor that ignores the input; a model below it
@@ -38,6 +40,7 @@ class Task(Protocol):
         vocab_size: number of token ids for a token task; ``None`` for float inputs.
         output_size: features of the prediction ``(B, output_size)``.
         baseline: the loss of the trivial, input-blind predictor.
+        every_step: predictions are ``(B, T, output_size)``, one per step, not ``(B, output_size)``.
     """
 
     name: str
@@ -45,6 +48,7 @@ class Task(Protocol):
     vocab_size: int | None
     output_size: int
     baseline: float
+    every_step: bool
 
     def batch(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """A fresh batch ``(inputs, targets)``, batch-first, drawn from ``generator`` alone."""
@@ -90,6 +94,7 @@ class AddingTask:
     vocab_size = None
     output_size = 1
     baseline = 1 / 6
+    every_step = False
 
     def __init__(self, length: int = 100) -> None:
         self.length = check_positive_int("length", length, minimum=2)   # both halves non-empty
@@ -162,6 +167,7 @@ class RecallTask:
     """
 
     name = "recall"
+    every_step = False
 
     def __init__(self, gap: int = 20, num_languages: int = len(LANGUAGES)) -> None:
         self.gap = check_positive_int("gap", gap, minimum=0)
@@ -213,7 +219,80 @@ class RecallTask:
         return f"RecallTask(gap={self.gap}, num_languages={self.output_size})"
 
 
-TASKS: dict[str, Callable[..., Task]] = {"adding": AddingTask, "recall": RecallTask}
+class CopyTask:
+    """The copying memory problem (Arjovsky, Shah & Bengio 2016, sec. 4.1), exactly as the paper sets it.
+
+    Ten categories ``a_0 ... a_9``, here the ids 0-9: ``a_0 ... a_7`` are symbols, ``a_8`` the
+    blank (:attr:`BLANK`), ``a_9`` the delimiter (:attr:`DELIMITER`). An input has ``T + 20``
+    steps: 10 symbols drawn uniformly, independently, with replacement from ``a_0 ... a_7``; then
+    ``T - 1`` blanks; one delimiter; 10 blanks. The target has ``T + 10`` blanks, then the 10
+    symbols in their order: the symbols must be held for ``T`` steps.
+
+    Inputs: token ids ``(B, T + 20)`` (``vocab_size = input_size = 10``); targets ``(B, T + 20)``;
+    prediction ``(B, T + 20, 10)`` logits, one per step (``every_step``). Loss: the cross-entropy
+    averaged over every step and sequence. Metrics: ``"cross_entropy"``, ``"baseline"`` and
+    ``"accuracy"`` (of the 10 recalled symbols). Baseline: the memoryless strategy -- blank for
+    ``T + 10`` steps, then a uniform guess among the 8 symbols -- scores
+    ``10 log(8) / (T + 20)``.
+
+    Example::
+
+        >>> task = CopyTask(delay=5)
+        >>> x, y = task.batch(1, torch.Generator().manual_seed(0))     # (1, 25), (1, 25)
+        >>> x[0].tolist()
+        [4, 7, 5, 0, 3, 3, 3, 7, 1, 3, 8, 8, 8, 8, 9, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8]
+        >>> y[0].tolist()
+        [8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 4, 7, 5, 0, 3, 3, 3, 7, 1, 3]
+    """
+
+    name = "copy"
+    SYMBOLS, BLANK, DELIMITER, RECALL = 8, 8, 9, 10    # a_0..a_7, a_8, a_9; 10 symbols to copy
+    vocab_size = input_size = output_size = 10
+    every_step = True
+
+    def __init__(self, delay: int = 100) -> None:
+        self.delay = check_positive_int("delay", delay)           # T >= 1: the delimiter needs it
+        self.length = self.delay + 2 * self.RECALL
+        self.baseline = self.RECALL * math.log(self.SYMBOLS) / self.length
+
+    def batch(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        check_positive_int("batch_size", batch_size)
+        B, T, K = batch_size, self.delay, self.RECALL
+        symbols = torch.randint(0, self.SYMBOLS, (B, K), generator=generator)       # (B, 10)
+        inputs = torch.full((B, T + 2 * K), self.BLANK, dtype=torch.long)          # (B, T + 20)
+        inputs[:, :K] = symbols
+        inputs[:, K + T - 1] = self.DELIMITER                 # after the 10 symbols, T - 1 blanks
+        targets = torch.full_like(inputs, self.BLANK)
+        targets[:, T + K:] = symbols                          # T + 10 blanks, then the symbols
+        return inputs, targets
+
+    def _check(self, prediction: Tensor, target: Tensor) -> None:
+        expected = (*target.shape, self.output_size)
+        if tuple(prediction.shape) != expected or target.dim() != 2:
+            raise ValueError(f"prediction must have shape (B, T + 20, {self.output_size}) = "
+                             f"{expected}, one vector per step; got {tuple(prediction.shape)}")
+
+    def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
+        self._check(prediction, target)
+        return F.cross_entropy(prediction.flatten(0, 1), target.flatten())
+
+    def metrics(self, prediction: Tensor, target: Tensor) -> dict[str, float]:
+        recalled = prediction[:, -self.RECALL:].argmax(-1) == target[:, -self.RECALL:]
+        return {"cross_entropy": self.loss(prediction, target).item(), "baseline": self.baseline,
+                "accuracy": recalled.float().mean().item()}
+
+    def __repr__(self) -> str:
+        return f"CopyTask(delay={self.delay})"
+
+
+def _smnist(**kwargs) -> Task:
+    from .mnist import SequentialMNIST      # imported on use: it reads a 17 MB file
+
+    return SequentialMNIST(**kwargs)
+
+
+TASKS: dict[str, Callable[..., Task]] = {"adding": AddingTask, "recall": RecallTask,
+                                         "copy": CopyTask, "smnist": _smnist}
 
 
 def make_task(name: str, **kwargs) -> Task:

@@ -22,6 +22,7 @@ from ._build import extension
 from .gru import gru_sequence
 from .lstm import lstm_sequence
 from .rnn import rnn_sequence
+from .step import step_op
 
 SequenceOp = Callable[[Cell, Tensor, tuple[Tensor, ...], Tensor | None, bool],
                       tuple[Tensor, tuple[Tensor, ...]]]
@@ -53,4 +54,4 @@ def sequence_op(cell: Cell, x: Tensor) -> SequenceOp | None:
     return op
 
 
-__all__ = ["disabled", "is_enabled", "sequence_op", "extension"]
+__all__ = ["disabled", "is_enabled", "sequence_op", "step_op", "extension"]

@@ -4,6 +4,7 @@
 #include "gru.h"
 #include "lstm.h"
 #include "rnn.h"
+#include "step.h"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_forward", &lstmlab::lstm_forward, "LSTM family: forward over a sequence");
@@ -12,4 +13,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gru_backward", &lstmlab::gru_backward, "GRU: backward through time");
   m.def("rnn_forward", &lstmlab::rnn_forward, "RNN: forward over a sequence");
   m.def("rnn_backward", &lstmlab::rnn_backward, "RNN: backward through time");
+  m.def("lstm_step", &lstmlab::lstm_step, "LSTM family: one step, no autograd");
+  m.def("gru_step", &lstmlab::gru_step, "GRU: one step, no autograd");
 }

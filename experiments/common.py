@@ -1,0 +1,172 @@
+"""What every experiment script shares: its flags, resumable runs, curves, the results file.
+
+A script trains one or more runs under ``experiments/runs/<name>/`` and writes
+``experiments/results/<name>.json`` (``<name>-quick.json`` with ``--quick``). Interrupted
+(Ctrl-C, a kill, or ``--minutes`` spent), it is simply started again: a run with a checkpoint
+continues from it (``train(cfg, resume=True)``), a finished run is only re-evaluated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from lstmlab.checkpoint import load_checkpoint
+from lstmlab.train import TrainConfig, make_job, train
+from lstmlab.viz.plots import read_metrics
+
+HERE = Path(__file__).resolve().parent
+RUNS, RESULTS = HERE / "runs", HERE / "results"
+
+
+def arguments(description: str, parser: argparse.ArgumentParser | None = None
+              ) -> argparse.Namespace:
+    """The flags every script has (``--quick``, ``--minutes``), added to ``parser``, parsed."""
+    parser = parser or argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true",
+                        help="a few steps of every run at full size: checks the script and "
+                             "measures the time per step, to project the full run")
+    parser.add_argument("--minutes", type=float, default=0.0,
+                        help="stop (resumably) after this much training time in all (0: none)")
+    return parser.parse_args()
+
+
+def runs_dir(name: str, quick: bool) -> Path:
+    """The folder of a script's runs; a quick check starts afresh every time."""
+    if quick:
+        shutil.rmtree(RUNS / f"{name}-quick", ignore_errors=True)
+        return RUNS / f"{name}-quick"
+    return RUNS / name
+
+
+@dataclass
+class Budget:
+    """The time left to a script's runs (``--minutes``; 0 means no limit)."""
+    minutes: float
+    start: float = field(default_factory=time.perf_counter)
+
+    def left(self) -> float:
+        """Minutes left, at least a few seconds' worth; ``0`` (no limit) if none was set."""
+        if not self.minutes:
+            return 0.0
+        return max(self.minutes - (time.perf_counter() - self.start) / 60, 0.05)
+
+    def spent(self) -> bool:
+        return bool(self.minutes) and time.perf_counter() - self.start > 60 * self.minutes
+
+
+def run(cfg: TrainConfig, budget: Budget) -> dict:
+    """Train ``cfg`` to its last step, resuming from its checkpoint if it has one; return
+    ``{"step": reached, "done": bool}``."""
+    ckpt = Path(cfg.out) / "checkpoint"
+    start = step_of(ckpt)
+    if start < cfg.steps and not budget.spent():
+        train(replace(cfg, minutes=budget.left()), resume=start > 0)
+    step = step_of(ckpt)
+    return {"step": step, "done": step >= cfg.steps}
+
+
+# The reference workload and its time on this project's 2-core machine when idle
+# (benchmarks/results-cpu-2core.txt): a torch.nn.LSTM training step, B32 T128 H128.
+REFERENCE_IDLE_SECONDS = 0.02752
+
+
+def _reference_step(lstm: torch.nn.LSTM, x: torch.Tensor) -> float:
+    start = time.perf_counter()
+    out, _ = lstm(x)
+    out.sum().backward()
+    return time.perf_counter() - start
+
+
+def measure(cfg: TrainConfig, steps: int = 5, evaluate: bool = False) -> dict:
+    """Seconds per training step of ``cfg`` (one warm-up step, then ``steps`` timed ones, on a
+    fresh job), and with ``evaluate`` of one validation pass.
+
+    Each timed step is paired with a step of a reference workload whose idle time on this
+    machine is known (``REFERENCE_IDLE_SECONDS``), so that a busy machine can still estimate
+    the idle time: ``idle = measured * reference_idle / reference_measured`` (median over the
+    pairs). Both the raw and the calibrated times are returned.
+    """
+    torch.manual_seed(cfg.seed)
+    job = make_job(cfg)
+    model = job.model
+    optimizer = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)(
+        model.parameters(), lr=cfg.lr)
+    lstm, x = torch.nn.LSTM(128, 128), torch.randn(128, 32, 128)
+    model.train()
+    walls, scales = [], []
+    for step in range(steps + 1):
+        start = time.perf_counter()
+        loss, _ = job.loss(model, job.batch(step))
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip or math.inf)
+        optimizer.step()
+        wall = time.perf_counter() - start
+        scale = REFERENCE_IDLE_SECONDS / _reference_step(lstm, x)
+        if step:                                      # step 0 warms up (and may compile)
+            walls.append(wall)
+            scales.append(scale)
+    scale = statistics.median(scales)
+    timing = {"step_seconds": statistics.median(walls), "load_scale": scale,
+              "load_average": os.getloadavg()[0]}
+    timing["step_seconds_idle"] = timing["step_seconds"] * scale
+    if evaluate:
+        model.eval()
+        start = time.perf_counter()
+        job.evaluate()
+        timing["eval_seconds"] = time.perf_counter() - start
+        timing["eval_seconds_idle"] = timing["eval_seconds"] * REFERENCE_IDLE_SECONDS / \
+            _reference_step(lstm, x)
+    return timing
+
+
+def step_of(ckpt: Path) -> int:
+    """The step a run's checkpoint holds (0 if there is none)."""
+    if not ckpt.exists() and not ckpt.with_name(ckpt.name + ".old").exists():
+        return 0
+    return load_checkpoint(ckpt, restore_rng=False).step
+
+
+def curve(out: str | Path, key: str) -> list[tuple[int, float]]:
+    """``(step, value)`` of ``key`` from a run's metrics.jsonl; a step logged twice (the steps
+    after the last checkpoint of an interrupted run are trained again) keeps its last value."""
+    values = {r["step"]: r[key] for r in read_metrics(Path(out) / "metrics.jsonl") if key in r}
+    return sorted(values.items())
+
+
+def save(name: str, result: dict, quick: bool) -> Path:
+    """Write ``results/<name>.json`` (``-quick`` with ``--quick``) and print where."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}{'-quick' if quick else ''}.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"\nwrote {path.relative_to(HERE.parent)}")
+    return path
+
+
+def projection(timing: dict, steps: int, evaluations: int = 0) -> dict:
+    """Hours for ``steps`` training steps and ``evaluations`` validation passes at the times
+    :func:`measure` found: as measured (on a machine as busy as it was), and idle (calibrated)."""
+    def hours(suffix: str) -> float:
+        return (timing[f"step_seconds{suffix}"] * steps
+                + timing.get(f"eval_seconds{suffix}", 0.0) * evaluations) / 3600
+
+    return {"full_steps": steps, "evaluations": evaluations, "hours_as_measured": hours(""),
+            "hours_idle": hours("_idle"), "timing": timing}
+
+
+def report_projection(result: dict, projections: list[dict]) -> None:
+    """Add the total projected hours of a script's runs to ``result`` and print them."""
+    for key in ("hours_as_measured", "hours_idle"):
+        result[f"projected_{key}"] = sum(p[key] for p in projections)
+    print(f"projected full run: {result['projected_hours_idle']:.2f} h on this machine idle "
+          f"({result['projected_hours_as_measured']:.2f} h at the load measured)")

@@ -1,0 +1,191 @@
+"""Cell diagrams in the visual language of Olah's "Understanding LSTM Networks", drawn from code.
+
+The graph comes from tracing the cell's own ``step`` (:mod:`lstmlab.viz.trace`); the layout is
+computed, with the post's conventions: the conveyor belt (the LSTM's cell state) runs along the
+top, the hidden state along the bottom, the input enters from below; learned layers are yellow
+boxes in a row, pointwise operations pink circles, lines join where vectors are concatenated
+and fork where they are copied. Nodes keep the order in which the step's outputs need them
+(inputs just before their consumer), so a gate sits under the operation it feeds.
+
+Example::
+
+    >>> from lstmlab import LSTMCell
+    >>> draw_cell(LSTMCell(8, 16, peephole=True), "peephole.svg")   # or .png (matplotlib)
+    >>> svg = cell_svg(LSTMCell(8, 16))           # <g class="layer" data-gate="forget" ...>
+    >>> draw_unrolled(LSTMCell(8, 16), "unrolled.svg", steps=3)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..cells.base import Cell
+from .layout import (BOX, BUS, SLOT, TOP, X0, Drawing, Router, Shape, box_size, clip, levels,
+                     place)
+from .trace import CellGraph, Node, trace_cell
+
+
+def _sub(k: int) -> str:
+    return "t" if k == 0 else f"t{k:+d}".replace("-", "−")
+
+
+def layout_cell(g: CellGraph, t: int = 0) -> tuple[Drawing, float, float]:
+    """Shapes for one cell at time offset ``t``, and the left and right ends of its lines."""
+    level = levels(g)
+    slot = place(g, level)
+    last = max(slot.values(), default=0)
+    rows = sorted(set(level.values()) | ({TOP} if g.top is not None else set()))
+    ys = {lv: (62.0 if TOP in rows else 76.0) + 50 * i for i, lv in enumerate(rows)}
+    y0, y_bus = ys.get(TOP, 62.0), ys.get(BOX, max(ys.values(), default=62.0)) + 56
+    y_extra = y_bus + 32
+    pos = {n: (X0 + slot[n] * SLOT, ys[level[n]]) for n in slot}
+    extra = any(p.role == "extra" for p in g.states)
+    rect_l, rect_r, rect_b = X0 - 0.95 * SLOT, X0 + (last + 1.0) * SLOT, \
+        (y_extra if extra else y_bus) + 16
+    XL, XR, x_drop, x_in = rect_l - 30, rect_r + 30, X0 - 0.72 * SLOT, X0 - 0.42 * SLOT
+    x_out, x_extra, y_x = X0 + (last + 0.5) * SLOT, X0 + (last + 0.75) * SLOT, rect_b + 34
+    top = g.states[g.top] if g.top is not None else None
+    by_source = {p.source: p for p in g.states}
+    cell = next((p for p in g.states if p.role == "cell"), None)
+    cell_nodes = {cell.source, cell.result} if cell else set()
+    router = Router(g, pos)
+
+    def line_y(p) -> float:
+        return y0 if top is not None and p.index == top.index else \
+            y_extra if p.role == "extra" else y_bus
+
+    def from_source(src: str, dst: str, how: str) -> list[tuple[float, float]]:
+        (xn, yn), layer = pos[dst], g.nodes[dst].kind == "layer"
+        if src == g.x:                       # x_t comes up from below and joins the bus
+            return [(x_in, y_x - 12), (x_in, y_bus), (xn, y_bus), (xn, yn)] if layer else \
+                [(x_in, y_x - 12), (x_in, yn), (xn, yn)]
+        ys_ = line_y(by_source[src])
+        if ys_ != y0 or top is None:         # the bus or an extra line: along it, then up
+            dx = 12 if ys_ == y_extra and layer else 0
+            return [(XL, ys_), (xn + dx, ys_), (xn + dx, yn)]
+        if level[dst] == TOP:
+            return [(XL, ys_), (xn, ys_)]
+        if layer and how == "W":             # down the left side to join x_t on the bus
+            return [(XL, ys_), (x_drop, ys_), (x_drop, y_bus), (xn, y_bus), (xn, yn)]
+        if layer:                            # a peephole: under the belt, into the side
+            xc = xn - SLOT / 2
+            return [(XL, ys_), (x_drop, ys_), (x_drop, ys_ + 26), (xc, ys_ + 26), (xc, yn),
+                    (xn, yn)]
+        return [(XL, ys_), (x_drop, ys_), (x_drop, yn), (xn, yn)]
+
+    shapes = [Shape("cell", "cell", dict(x=rect_l, y=30, w=rect_r - rect_l, h=rect_b - 30),
+                    {"cell": g.name})]
+
+    def edge(points, src: str, dst: str, cls: list[str], names: tuple[str, str]) -> None:
+        pts = clip(points, g.nodes[src] if src in pos else None,
+                   g.nodes[dst] if dst in pos else None)
+        shapes.append(Shape("path", " ".join(["edge", *cls]), dict(points=pts),
+                            {"from": names[0], "to": names[1]}))
+
+    inner = [(src, n.id) for n in g.nodes.values() if n.id in pos for src, _ in n.inputs
+             if src in pos]
+    for n in g.nodes.values():               # lines from the inputs take their sides first
+        for src, how in n.inputs if n.id in pos else ():
+            if src not in pos:
+                router.enters(src, n.id, from_source(src, n.id, how))
+    routes = router.route_all(inner)
+    for n in g.nodes.values():
+        for src, how in n.inputs if n.id in pos else ():
+            cls = [f"{by_source[src].role}-state"] if src in by_source else \
+                [f"{top.role}-state"] if top and level.get(src) == TOP == level[n.id] else []
+            if n.kind == "layer" and src in cell_nodes:
+                cls.append("peephole")
+            pts = from_source(src, n.id, how) if src not in pos else routes[(src, n.id)]
+            edge(pts, src, n.id, cls, (by_source[src].name if src in by_source else
+                                         "x" if src == g.x else src, n.id))
+    for p in g.states:                       # each state part leaves along its own line
+        ys_, r = line_y(p), p.result
+        xr, yr = pos.get(r, (XL, ys_))
+        xv = x_extra if p.role == "extra" else x_out
+        pts = [(xr, yr), (XR, ys_)] if yr == ys_ else [(xr, yr), (xv, yr), (xv, ys_), (XR, ys_)]
+        edge(pts, r, "", [f"{p.role}-state"], (r, f"{p.name}_out"))
+        for x, anchor, k in ((XL - 6, "end", t - 1), (XR + 6, "start", t)):
+            shapes.append(_text(x, ys_, p.name, _sub(k), anchor, {"state": p.name,
+                                                                 "role": p.role}))
+    xo, yo = pos.get(g.output, (XL, y0))
+    edge([(xo, yo), (x_out, yo), (x_out, 22)], g.output, "", ["output"], (g.output, "h_up"))
+    shapes.append(_text(x_out, 14, "h", _sub(t), "middle", {"role": "output"}))
+    shapes.append(_text(x_in, y_x + 4, "x", _sub(t), "middle", {"role": "input"}))
+    shapes += [_node_shape(n, *pos[n.id]) for n in g.nodes.values() if n.id in pos]
+    return Drawing(shapes, XR + 50, y_x + 14), XL, XR
+
+
+def _text(x, y, base, sub, anchor, data=None) -> Shape:
+    return Shape("text", "label", dict(x=x, y=y, anchor=anchor, sub=sub), data or {}, base)
+
+
+def _node_shape(n: Node, x: float, y: float) -> Shape:
+    hw, hh = box_size(n)
+    geo, data = dict(x=x, y=y, hw=hw, hh=hh), {"id": n.id, "gate": n.gate}
+    if n.kind == "layer":
+        return Shape("box", "layer", geo, {**data, "activation": n.activation}, n.label)
+    if n.kind == "concat":
+        return Shape("dot", "concat", geo, data)
+    return Shape("ellipse", "pointwise", geo, {**data, "op": n.op}, n.label)
+
+
+def cell_drawing(cell: Cell) -> Drawing:
+    """The laid-out diagram of one cell (shapes in SVG coordinates)."""
+    return layout_cell(trace_cell(cell))[0]
+
+
+def unrolled_drawing(cell: Cell, steps: int = 3) -> Drawing:
+    """``steps`` copies of the cell side by side, each one step later (the post's figure 2)."""
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int (copies of the cell); got {steps!r}")
+    g, shapes, width = trace_cell(cell), [], 0.0
+    for k in range(steps):
+        d, xl, xr = layout_cell(g, t=k - (steps - 1) // 2)
+        dx = k * (xr - xl)
+        for s in d.shapes:
+            if s.tag == "text" and s.data.get("state") and ((k > 0 and s.geo["anchor"] == "end")
+                                                             or (k < steps - 1 and
+                                                                 s.geo["anchor"] == "start")):
+                continue                              # inner state labels: the lines join
+            shapes.append(_shift(s, dx, k))
+        width, height = d.width + dx, d.height
+    return Drawing(shapes, width, height)
+
+
+def _shift(s: Shape, dx: float, step: int) -> Shape:
+    geo = dict(s.geo)
+    if "points" in geo:
+        geo["points"] = [(x + dx, y) for x, y in geo["points"]]
+    else:
+        geo["x"] += dx
+    return Shape(s.tag, s.cls, geo, {**s.data, "step": step}, s.label)
+
+
+def cell_svg(cell: Cell) -> str:
+    """The cell's diagram as an SVG document (a string)."""
+    from .render import to_svg
+
+    return to_svg(cell_drawing(cell))
+
+
+def _write(drawing: Drawing, path: str | Path) -> Path:
+    from .render import to_png, to_svg
+
+    path = Path(path)
+    if path.suffix.lower() not in (".svg", ".png"):
+        raise ValueError(f"diagram files end in .svg or .png; got {str(path)!r}")
+    if path.suffix.lower() == ".png":
+        to_png(drawing, path)
+    else:
+        path.write_text(to_svg(drawing), encoding="utf-8")
+    return path
+
+
+def draw_cell(cell: Cell, path: str | Path) -> Path:
+    """Write the cell's diagram to ``path`` (.svg, or .png through matplotlib)."""
+    return _write(cell_drawing(cell), path)
+
+
+def draw_unrolled(cell: Cell, path: str | Path, steps: int = 3) -> Path:
+    """Write ``steps`` unrolled copies of the cell to ``path`` (.svg or .png)."""
+    return _write(unrolled_drawing(cell, steps), path)

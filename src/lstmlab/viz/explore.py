@@ -1,0 +1,152 @@
+"""The gate explorer: a language model's units and gates over a text, as one self-contained page.
+
+:func:`activations` runs a trained :class:`~lstmlab.models.LanguageModel` over a text and keeps,
+for every layer and every token, the hidden state ``h_t``, the cell state ``c_t`` (LSTM cells)
+and every gate the cell's ``step`` returns (``input``, ``forget``, ``candidate``, ``output``;
+``reset``, ``update``, ``candidate`` for a GRU). :func:`write_explorer` writes them into one HTML
+file -- inline JS and CSS, the data as inline JSON, no server, no network -- that colours each
+token by a chosen unit of a chosen quantity, shows every quantity of that unit at the hovered
+token, and ranks the units that react most to a selected span (mean inside minus mean outside),
+after LSTMVis (Strobelt et al. 2017) and Karpathy, Johnson & Fei-Fei 2015.
+
+Example::
+
+    model, vocab, _ = load_trained("runs/run/checkpoint")
+    write_explorer(activations(model, vocab, open("notes.txt").read()), "explore.html")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..cells.base import Cell, Gates, State
+from ..models import LanguageModel
+from ..recurrent import run
+from .explore_page import PAGE
+
+MAX_TOKENS = 20_000        # a page beyond this grows slow to open and to recolour
+MAX_VALUES = 4_000_000     # numbers in the page, all layers and quantities (~4-5 bytes each)
+
+
+class _Recording(Cell):
+    """``cell``, with its new state parts reported next to its gates, so that the one time loop
+    (:func:`lstmlab.recurrent.run`, ``keep_gates=True``) keeps the state of every step too."""
+
+    def __init__(self, cell: Cell) -> None:
+        super().__init__(cell.input_size, cell.hidden_size, state_sizes=cell.state_sizes,
+                         output_size=cell.output_size)
+        self.cell = cell
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State, Gates]:
+        h, state, gates = self.cell.step(x, state)
+        return h, state, {**gates, **{f"state {k}": s for k, s in enumerate(state)}}
+
+
+def activations(model: LanguageModel, vocab, text: str, *, max_tokens: int = MAX_TOKENS,
+                max_values: int = MAX_VALUES) -> dict:
+    """Every layer's hidden state, cell state and gates at every token of ``text``.
+
+    The text is tokenized by ``vocab`` (characters for a char-level model) and read from a zero
+    state, one layer at a time, through the readable loop. Texts longer than ``max_tokens``
+    tokens, or whose activations would exceed ``max_values`` numbers, are cut to their start
+    with a warning (the page would be too large to open comfortably).
+
+    Returns a dict::
+
+        {"tokens": [str, ...],            # the T tokens read
+         "level": "char" | "word",
+         "total": int,                    # tokens in the whole text (> T if cut)
+         "cell": str,                     # the model's cell name, e.g. "lstm"
+         "layers": [{"hidden": (T, O), "cell": (T, H), "input": (T, H), ...}, ...]}
+
+    Each layer maps a quantity to a float tensor (T, units): ``"hidden"`` is h_t (the layer's
+    output), ``"cell"`` the second part of the state (c_t of an LSTM; absent for one-part states
+    such as the GRU's), then the cell's gates in the order its ``step`` returns them.
+    """
+    if not isinstance(model, LanguageModel):
+        raise ValueError(f"the explorer reads text with a language model (a checkpoint of "
+                         f"`lstmlab train --task text`); got {type(model).__name__}")
+    if vocab is None:
+        raise ValueError("the explorer needs the model's vocabulary; this checkpoint has none "
+                         "(a task model, not a language model)")
+    if not isinstance(text, str) or not text:
+        raise ValueError("text must be a non-empty string")
+    for name, value in (("max_tokens", max_tokens), ("max_values", max_values)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    tokens = vocab.tokenize(text)
+    if not tokens:
+        raise ValueError("text has no tokens (only whitespace, for a word-level model)")
+    cells = model.rnn.cells
+    per_token = sum(c.output_size + c.hidden_size * (len(c.state_sizes) > 1) for c in cells) \
+        + _gate_values(cells[0]) * len(cells)
+    keep = max(1, min(len(tokens), max_tokens, max_values // per_token))
+    if keep < len(tokens):
+        warnings.warn(f"the explorer shows the first {keep} of {len(tokens)} tokens (at most "
+                      f"{max_tokens} tokens and {max_values} values, {per_token} per token "
+                      f"for this model)", stacklevel=2)
+    was_training = model.training
+    model.eval()                                          # no dropout: the model as it predicts
+    try:
+        layers = _read(model, vocab.encode(tokens[:keep]))
+    finally:
+        model.train(was_training)
+    return {"tokens": tokens[:keep], "level": vocab.level, "total": len(tokens),
+            "cell": model.cell_name, "layers": layers}
+
+
+@torch.no_grad()
+def _read(model: LanguageModel, ids: Tensor) -> list[dict[str, Tensor]]:
+    """Token ids (T,) through the model's layers, one by one: each layer's quantities (T, units)."""
+    ids = ids.to(model.embedding.weight.device)
+    x = model.embedding(ids).unsqueeze(1)                 # (T, 1, E): time-major, a batch of one
+    layers = []
+    for cell in model.rnn.cells:                          # a language model has one direction
+        state = cell.initial_state(1, dtype=x.dtype, device=x.device)
+        x, _, seen = run(_Recording(cell), x, state, keep_gates=True)         # x: (T, 1, O)
+        layer = {"hidden": x[:, 0]}
+        if len(cell.state_sizes) > 1:                     # (h, c[, a]): c is the cell state
+            layer["cell"] = seen["state 1"][:, 0]
+        layer.update({k: g[:, 0] for k, g in seen.items() if not k.startswith("state ")})
+        layers.append({k: v.float().cpu() for k, v in layer.items()})
+    return layers
+
+
+@torch.no_grad()
+def _gate_values(cell: Cell) -> int:
+    """Gate values per token of one layer, found by one step on zeros."""
+    x = torch.zeros(1, cell.input_size, dtype=next(cell.parameters()).dtype,
+                    device=next(cell.parameters()).device)
+    _, _, gates = cell.step(x, cell.initial_state(1))
+    return sum(g.shape[-1] for g in gates.values())
+
+
+def write_explorer(acts: dict, path: str | os.PathLike, *, title: str = "lstmlab explorer") -> Path:
+    """Write the page for ``acts`` (from :func:`activations`) to ``path``; return its path.
+
+    Values are stored in thousandths (3 decimals) as integers. All text -- the tokens and the
+    title -- reaches the page as JSON inside ``<script type="application/json">`` with every
+    ``<``, ``>`` and ``&`` escaped (so no ``</script>`` or ``<!--`` in a corpus can end it), and
+    the page's script puts it into the DOM with ``textContent``: a corpus is always shown as
+    text, never run.
+    """
+    data = {"title": str(title), "tokens": list(acts["tokens"]), "level": acts["level"],
+            "total": int(acts["total"]), "cell": acts["cell"],
+            "layers": [{name: {"units": int(v.shape[1]),
+                               "values": torch.round(v * 1000).to(torch.int64).flatten().tolist()}
+                        for name, v in layer.items()} for layer in acts["layers"]]}
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # Inside <script> the HTML parser looks for "</script" and "<!--" only; with no "<" left
+    # neither can occur. \u2028/\u2029 are valid JSON but were line ends to older JS parsers.
+    for raw, escaped in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"),
+                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(raw, escaped)
+    path = Path(path)
+    path.write_text(PAGE.replace("__LSTMLAB_DATA__", text), encoding="utf-8")
+    return path

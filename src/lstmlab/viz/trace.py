@@ -1,0 +1,285 @@
+"""A cell's dataflow graph in the terms of Olah's diagrams, read off its actual ``step``.
+
+``trace_cell(cell)`` runs ``cell.step(x, state)`` once under ``torch.fx``'s ``make_fx`` (real
+tensors, so Python control flow in ``step`` simply takes its path) and reads the ATen graph:
+
+- a matmul, a diagonal (elementwise) weight or a bias applied to data, possibly several summed,
+  is an *affine* value; it stays symbolic through ``chunk`` / ``split`` / ``getitem`` (a fused
+  (B, 4H) matmul chunked into gates gives one affine value per gate);
+- an activation of an affine value is a learned layer (a yellow box: σ, tanh, ...); an affine
+  value used any other way is a layer without activation (a box labelled W);
+- pointwise operations on data are pink circles (×, +, 1−, tanh, ...), ``cat`` is a junction;
+- multiplying by the constant 1 or adding 0 (a switched-off gate or peephole) is no operation.
+
+State parts are then given their roles: the *hidden* part is the one returned as ``h``; a part
+carried from step to step through pointwise operations alone is a conveyor belt (the LSTM's cell
+state ``c``, the GRU's ``h``); any other part is an extra line (FGR's gate activations).
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import fx, nn
+from torch.fx.experimental.proxy_tensor import make_fx
+from torch.utils import _pytree as pytree
+
+from ..cells.base import Cell
+
+CONST = object()        # a value computed from parameters and constants only
+
+_VIEWS = {"t", "transpose", "permute", "view", "reshape", "unsafe_view", "expand", "unsqueeze",
+          "squeeze", "clone", "contiguous", "alias", "detach", "to_copy", "lift_fresh_copy",
+          "numpy_T", "slice", "narrow", "select", "expand_as", "view_as"}
+_SPLITS = {"split", "split_with_sizes", "chunk", "unbind", "tensor_split", "unsafe_split"}
+_MATMULS = {"mm", "addmm", "matmul", "linear", "bmm", "mv", "baddbmm", "addmv"}
+_ACTIVATIONS = {"sigmoid": "σ", "tanh": "tanh", "relu": "relu", "gelu": "gelu", "silu": "silu",
+                "elu": "elu", "softplus": "softplus", "exp": "exp", "hardtanh": "hardtanh",
+                "softmax": "softmax", "log_softmax": "log softmax", "leaky_relu": "leaky relu"}
+
+
+@dataclass(frozen=True)
+class Node:
+    """A box, circle, junction or input of the diagram.
+
+    ``kind``: "input" (x or a state part coming in), "layer" (learned, with ``activation``),
+    "op" (pointwise, with ``op``) or "concat". ``inputs``: (source id, how), how is "W" (a full
+    weight matrix), "diag" (an elementwise weight, e.g. a peephole) or "id" (no weight).
+    """
+    id: str
+    kind: str
+    label: str
+    inputs: tuple[tuple[str, str], ...] = ()
+    activation: str | None = None
+    op: str | None = None
+    gate: str | None = None
+
+
+@dataclass(frozen=True)
+class StatePart:
+    index: int
+    name: str           # "h", "c", "a", ...
+    role: str           # "hidden", "cell" (a conveyor other than h) or "extra"
+    source: str         # the input node of the part at t-1
+    result: str         # the node whose value is the part at t
+    conveyor: bool      # carried from t-1 to t through pointwise operations alone
+
+
+@dataclass
+class CellGraph:
+    name: str
+    nodes: dict[str, Node]
+    states: list[StatePart]
+    output: str                     # the node whose value is the step's output h
+    x: str = "x"
+    top: int | None = None          # index of the state part drawn along the top, if any
+    gates: dict[str, str] = field(default_factory=dict)   # gate name -> node id
+
+    def consumers(self, nid: str) -> list[Node]:
+        return [n for n in self.nodes.values() if any(s == nid for s, _ in n.inputs)]
+
+
+@dataclass(frozen=True)
+class _Affine:
+    """A linear function of data: terms (source id, how), plus perhaps a bias."""
+    terms: tuple[tuple[str, str], ...]
+
+    def __add__(self, other: _Affine) -> _Affine:
+        return _Affine(tuple(dict.fromkeys(self.terms + other.terms)))
+
+
+@dataclass(frozen=True)
+class _Parts:
+    whole: object       # the value that was split: each part depends on all of it
+
+
+class _Step(nn.Module):
+    """``cell.step`` as a module whose parameters ``torch.func.functional_call`` can swap in."""
+
+    def __init__(self, cell: Cell) -> None:
+        super().__init__()
+        self.cell = cell
+        self.gate_names: list[str] = []
+
+    def forward(self, x, state):
+        h, state, gates = self.cell.step(x, state)
+        self.gate_names = list(gates)
+        return (h, *state, *gates.values())
+
+
+def trace_cell(cell: Cell, *, batch: int = 2) -> CellGraph:
+    """The dataflow graph of one ``cell.step``, e.g. ``trace_cell(LSTMCell(3, 4)).nodes``."""
+    if not isinstance(cell, Cell):
+        raise ValueError(f"a diagram needs an lstmlab.Cell (with step(x, state)); "
+                         f"got {type(cell).__name__}")
+    step = _Step(cell)
+    params = {**dict(step.named_parameters()), **dict(step.named_buffers())}
+    ref = next(iter(params.values()), None)
+    kw = dict(dtype=ref.dtype, device=ref.device) if ref is not None else {}
+    x = torch.randn(batch, cell.input_size, **kw)
+    state = tuple(torch.randn(batch, n, **kw) for n in cell.state_sizes)
+
+    def f(params, x, state):
+        return torch.func.functional_call(step, params, (x, state))
+
+    with torch.no_grad():
+        gm = make_fx(f)(params, x, state)
+    return _Reader(cell, step.gate_names).read(gm.graph, len(params))
+
+
+class _Reader:
+    def __init__(self, cell: Cell, gate_names: list[str]) -> None:
+        self.cell, self.gate_names = cell, gate_names
+        self.nodes: dict[str, Node] = {}
+        self.boxes: dict[int, str] = {}         # id(affine) -> its W box, made once
+
+    def add(self, kind: str, label: str, inputs, **kw) -> str:
+        nid = f"n{len(self.nodes)}"
+        self.nodes[nid] = Node(nid, kind, label, tuple(dict.fromkeys(inputs)), **kw)
+        return nid
+
+    def data(self, v) -> str | None:
+        """A node id for a value: an affine value becomes a box without activation."""
+        if isinstance(v, _Affine):
+            if id(v) not in self.boxes:
+                self.boxes[id(v)] = self.add("layer", "W", v.terms, activation="identity")
+            return self.boxes[id(v)]
+        if isinstance(v, _Parts):
+            return self.data(v.whole)
+        return None if v is CONST else v
+
+    def op(self, label: str, op: str, values) -> str:
+        return self.add("op", label, [(d, "id") for v in values if (d := self.data(v))], op=op)
+
+    def read(self, graph: fx.Graph, n_params: int) -> CellGraph:
+        S = len(self.cell.state_sizes)
+        self.add("input", "x", ())
+        for k in range(S):
+            self.add("input", f"state{k}", ())
+        names = [f"n{i}" for i in range(S + 1)]           # x, state parts
+        env: dict[fx.Node, object] = {}
+        placeholders = 0
+        for node in graph.nodes:
+            if node.op == "placeholder":
+                env[node] = CONST if placeholders < n_params else names[placeholders - n_params]
+                placeholders += 1
+            elif node.op == "get_attr":
+                env[node] = CONST
+            elif node.op == "call_function":
+                env[node] = self.value(node, env)
+            elif node.op == "output":
+                outs = [self.data(env[a]) for a in pytree.tree_leaves(node.args[0])]
+        if any(o is None for o in outs[:S + 1]):
+            raise ValueError(f"{type(self.cell).__name__}.step returns an output or state that "
+                             "does not depend on x or the state; a diagram needs data flow")
+        gates = {g: o for g, o in zip(self.gate_names, outs[S + 1:]) if o is not None}
+        for g, nid in gates.items():
+            self.nodes[nid] = replace(self.nodes[nid], gate=g)
+        return _with_roles(type(self.cell).__name__, self.prune(outs), names, outs[0],
+                           outs[1:S + 1], gates)
+
+    def value(self, node: fx.Node, env):
+        args = [env[a] if isinstance(a, fx.Node) else a for a in node.args]
+        if node.target is operator.getitem:             # one part of a split
+            base = args[0]
+            if isinstance(base, _Parts):    # each part of an affine value is its own function
+                return _Affine(base.whole.terms) if isinstance(base.whole, _Affine) else base.whole
+            return base
+        target = getattr(node.target, "overloadpacket", node.target)
+        name = getattr(target, "__name__", str(target)).lstrip("_")
+        tensors = [env[a] for a in pytree.tree_leaves((node.args, node.kwargs))
+                   if isinstance(a, fx.Node)]
+        if all(t is CONST for t in tensors):
+            return CONST
+        if name in _VIEWS:
+            return args[0]
+        if name in _SPLITS:
+            return _Parts(args[0])
+        if name in _MATMULS:
+            data = [t for t in tensors if t is not CONST]
+            if len(data) == 1:
+                return _Affine(((self.data(data[0]), "W"),))
+            return self.op("·", "matmul", data)
+        if name in ("add", "sub", "rsub", "mul", "div", "neg"):
+            return self.arith(name, args)
+        if name in _ACTIVATIONS:
+            if isinstance(args[0], _Affine):
+                return self.add("layer", _ACTIVATIONS[name], args[0].terms, activation=name)
+            return self.op(_ACTIVATIONS[name], name, args[:1])
+        if name in ("cat", "stack", "concat"):
+            return self.add("concat", "", [(self.data(t), "id") for t in tensors
+                                           if t is not CONST])
+        return self.op(name, name, tensors)
+
+    def arith(self, name: str, args):
+        a, b = (args + [None])[:2]
+        num = [v for v in (a, b) if isinstance(v, (int, float))]
+        x = next(v for v in (a, b) if not isinstance(v, (int, float)) and v is not CONST)
+        if name == "neg":
+            return x if isinstance(x, _Affine) else self.op("−", "neg", [x])
+        if num:                                           # tensor and Python number
+            k = num[0]
+            if (name in ("add", "sub") and k == 0) or (name in ("mul", "div") and k == 1):
+                return x                                  # a switched-off gate or peephole
+            if isinstance(x, _Affine):
+                return x
+            if name == "rsub":                            # k - x
+                return self.op(f"{k:g}−", "one-minus" if k == 1 else "rsub", [x])
+            symbol = {"add": "+", "sub": "−", "mul": "×", "div": "÷"}[name]
+            return self.op(f"{symbol}{k:g}", name + "-scalar", [x])
+        if name in ("mul", "div") and (a is CONST or b is CONST):   # diagonal weight: a peephole
+            if isinstance(x, _Affine) or name == "div":
+                return x
+            return _Affine(((self.data(x), "diag"),))
+        if name in ("add", "sub", "rsub"):
+            if a is CONST or b is CONST:                  # a bias
+                return x if isinstance(x, _Affine) else _Affine(((x, "id"),))
+            if isinstance(a, _Affine) or isinstance(b, _Affine):
+                lift = [v if isinstance(v, _Affine) else _Affine(((v, "id"),)) for v in (a, b)]
+                return lift[0] + lift[1]
+        symbol = {"add": "+", "sub": "−", "rsub": "−", "mul": "×", "div": "÷"}[name]
+        return self.op(symbol, name, [a, b] if name != "rsub" else [b, a])
+
+    def prune(self, outs: list[str | None]) -> dict[str, Node]:
+        """Only what the outputs depend on (make_fx also records ops kept for autograd)."""
+        keep, todo = set(), [o for o in outs if o is not None]
+        while todo:
+            nid = todo.pop()
+            if nid not in keep:
+                keep.add(nid)
+                todo.extend(s for s, _ in self.nodes[nid].inputs)
+        return {k: v for k, v in self.nodes.items() if k in keep or v.kind == "input"}
+
+
+def _with_roles(name: str, nodes: dict[str, Node], sources: list[str], h: str,
+                results: list[str], gates: dict[str, str]) -> CellGraph:
+    """Name the state parts and choose which runs along the top (the conveyor belt)."""
+
+    def pointwise_path(src: str, dst: str) -> bool:
+        seen, todo = set(), [src]
+        while todo:
+            nid = todo.pop()
+            if nid == dst:
+                return True
+            if nid in seen:
+                continue
+            seen.add(nid)
+            todo.extend(n.id for n in nodes.values() if n.kind in ("op", "concat")
+                        and any(s == nid for s, _ in n.inputs))
+        return False
+
+    S = len(results)
+    hidden = next((k for k, r in enumerate(results) if r == h), 0)
+    conveyor = [pointwise_path(sources[k + 1], results[k]) for k in range(S)]
+    cell = next((k for k in range(S) if k != hidden and conveyor[k]), None)
+    extra = iter(["a", "b", "d", "e"] + [f"s{k}" for k in range(S)])
+    states = []
+    for k in range(S):
+        role = "hidden" if k == hidden else "cell" if k == cell else "extra"
+        label = {"hidden": "h", "cell": "c"}.get(role) or next(extra)
+        states.append(StatePart(k, label, role, sources[k + 1], results[k], conveyor[k]))
+        nodes[sources[k + 1]] = Node(sources[k + 1], "input", label)
+    top = cell if cell is not None else (hidden if conveyor[hidden] else None)
+    return CellGraph(name, nodes, states, h, sources[0], top, gates)

@@ -1,0 +1,241 @@
+"""Cell diagrams: each built-in cell's SVG, parsed, must show that cell's computation.
+
+The expected boxes, operations and connections are written here from the papers' equations and
+the cells' switches (``LSTMCell(peephole=...)``), not from the tracer that draws them: a diagram
+with a missing gate, a peephole from the wrong cell state or a GRU reset gate in the wrong
+place fails.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import Counter
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import lstmlab
+from lstmlab.cells.lstm import LSTMCell
+from lstmlab.registry import VARIANTS as REGISTRY
+from lstmlab.viz.diagram import cell_svg, draw_cell, draw_unrolled
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+class MGU(lstmlab.Cell):
+    """Zhou et al. 2016 -- the README's example of a user's own cell."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__(input_size, hidden_size, state_sizes=(hidden_size,))
+        self.weight_ih = nn.Parameter(torch.empty(2 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(2 * hidden_size, hidden_size))
+        self.bias = nn.Parameter(torch.empty(2 * hidden_size))
+        self.reset_parameters()
+
+    def step(self, x, state):
+        (h,) = state
+        xf, xg = (x @ self.weight_ih.T + self.bias).chunk(2, -1)
+        uf, ug = self.weight_hh.chunk(2, 0)
+        f = torch.sigmoid(xf + h @ uf.T)
+        g = torch.tanh(xg + (f * h) @ ug.T)
+        h = (1 - f) * h + f * g
+        return h, (h,), {"forget": f, "candidate": g}
+
+
+class Diagram:
+    """The parts of a parsed SVG diagram."""
+
+    def __init__(self, svg: str) -> None:
+        self.root = ET.fromstring(svg.encode())
+        groups = list(self.root.iter(SVG + "g"))
+        self.layers = [g for g in groups if g.get("class") == "layer"]
+        self.ops = [g for g in groups if g.get("class") == "pointwise"]
+        self.edges = [(set(p.get("class").split()), p.get("data-from"), p.get("data-to"))
+                      for p in self.root.iter(SVG + "path") if "edge" in p.get("class", "")]
+        self.ids = {g.get("data-id"): g for g in self.layers + self.ops}
+
+    def boxes(self) -> Counter:
+        return Counter((g.get("data-activation"), g.get("data-gate")) for g in self.layers)
+
+    def op_kinds(self) -> Counter:
+        return Counter(g.get("data-op") for g in self.ops)
+
+    def gate(self, name: str) -> str:
+        (g,) = [g for g in self.layers + self.ops if g.get("data-gate") == name]
+        return g.get("data-id")
+
+    def inputs(self, nid: str) -> set[str]:
+        return {src for _, src, dst in self.edges if dst == nid}
+
+    def consumers(self, nid: str) -> list[str]:
+        return [dst for _, src, dst in self.edges if src == nid and dst in self.ids]
+
+    def op(self, nid: str) -> str | None:
+        return self.ids[nid].get("data-op") if nid in self.ids else None
+
+    def with_class(self, cls: str) -> list:
+        return [e for e in self.edges if cls in e[0]]
+
+
+def lstm_expected(input_gate=True, forget_gate=True, output_gate=True, coupled=False,
+                  input_activation=True, output_activation=True, proj_size=0, **_):
+    """Boxes and operations of Greff et al.'s variants, from their equations."""
+    boxes = Counter()
+    boxes[("sigmoid", "input")] += input_gate
+    boxes[("sigmoid", "forget")] += forget_gate and not coupled
+    boxes[("tanh" if input_activation else "identity", "candidate")] += 1
+    boxes[("sigmoid", "output")] += output_gate
+    boxes[("identity", None)] += bool(proj_size)          # the projection W_hr
+    ops = Counter(mul=forget_gate + input_gate + output_gate,   # f⊙c, i⊙g, o⊙(tanh)c
+                  add=1, tanh=int(output_activation), **{"one-minus": int(coupled)})
+    return +boxes, +ops
+
+
+VARIANTS = {name: switches for name, (layer, switches, _) in REGISTRY.items()
+            if layer is lstmlab.LSTM}
+VARIANTS["proj"] = {"proj_size": 2}
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_lstm_variants_show_their_gates_and_operations(name):
+    flags = VARIANTS[name]
+    d = Diagram(cell_svg(LSTMCell(3, 4, **flags)))
+    boxes, ops = lstm_expected(**flags)
+    assert d.boxes() == boxes
+    assert d.op_kinds() == ops
+    assert d.with_class("cell-state"), "the cell state runs along the top"
+    assert d.with_class("hidden-state")
+    # c_t = f ⊙ c_{t-1} + i ⊙ g: the + takes the forget product (or c itself) and the write
+    (add,) = [g.get("data-id") for g in d.ops if g.get("data-op") == "add"]
+    keep = d.inputs(add)
+    if flags.get("forget_gate", True):
+        (f_mul,) = [n for n in keep if d.op(n) == "mul" and "c" in d.inputs(n)]
+        assert d.gate("forget") in d.inputs(f_mul)
+        if flags.get("coupled"):
+            assert d.op(d.gate("forget")) == "one-minus"
+            assert d.inputs(d.gate("forget")) == {d.gate("input")}
+    else:
+        assert "c" in keep
+    if flags.get("input_gate", True):
+        (i_mul,) = [n for n in keep if d.op(n) == "mul" and "c" not in d.inputs(n)]
+        assert d.inputs(i_mul) == {d.gate("input"), d.gate("candidate")}
+    else:
+        assert d.gate("candidate") in keep
+    # every gate reads x_t and h_{t-1} through its weights
+    for g in d.layers:
+        if g.get("data-gate"):
+            assert {"x", "h"} <= d.inputs(g.get("data-id"))
+
+
+def test_peepholes_come_from_the_right_cell_state():
+    """Gers & Schmidhuber 2000: i and f look at c_{t-1}, o at the new c_t."""
+    d = Diagram(cell_svg(LSTMCell(3, 4, peephole=True)))
+    peep = d.with_class("peephole")
+    assert len(peep) == 3
+    (add,) = [g.get("data-id") for g in d.ops if g.get("data-op") == "add"]
+    sources = {dst: src for _, src, dst in peep}
+    assert sources == {d.gate("input"): "c", d.gate("forget"): "c", d.gate("output"): add}
+    plain = Diagram(cell_svg(LSTMCell(3, 4)))
+    assert not plain.with_class("peephole")
+
+
+class OutputSeesOldState(LSTMCell):
+    """A WRONG peephole LSTM (o looks at c_{t-1}): its diagram must say so."""
+
+    def step(self, x, state):
+        h, c = state
+        z = F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
+        i, f, g, o = z.chunk(4, dim=-1)
+        i = torch.sigmoid(i + self.weight_ci * c)
+        f = torch.sigmoid(f + self.weight_cf * c)
+        o = torch.sigmoid(o + self.weight_co * c)
+        g = torch.tanh(g)
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        return h, (h, c), {"input": i, "forget": f, "candidate": g, "output": o}
+
+
+def test_the_diagram_follows_the_code_not_the_name():
+    d = Diagram(cell_svg(OutputSeesOldState(3, 4, peephole=True)))
+    sources = {dst: src for _, src, dst in d.with_class("peephole")}
+    assert sources == {d.gate(g): "c" for g in ("input", "forget", "output")}
+
+
+def test_fgr_feeds_the_previous_gates_back():
+    d = Diagram(cell_svg(LSTMCell(3, 4, gate_recurrence=True)))
+    fed = {dst for _, src, dst in d.edges if src == "a"}
+    assert fed == {d.gate(g) for g in ("input", "forget", "output")}
+    (concat,) = [g for g in d.root.iter(SVG + "g") if g.get("class") == "concat"]
+    assert d.inputs(concat.get("data-id")) == fed
+    assert d.with_class("extra-state")
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_has_no_cell_state_and_resets_where_its_form_says(reset_after):
+    d = Diagram(cell_svg(lstmlab.GRUCell(3, 4, reset_after=reset_after)))
+    boxes = Counter({("sigmoid", "reset"): 1, ("sigmoid", "update"): 1, ("tanh", "candidate"): 1})
+    if reset_after:
+        boxes[("identity", None)] = 1                 # W_hn h_{t-1} + b_hn, reset after it
+    assert d.boxes() == boxes
+    assert d.op_kinds() == Counter(mul=3, add=1, **{"one-minus": 1})
+    assert not d.with_class("cell-state")
+    (r_mul,) = d.consumers(d.gate("reset"))
+    assert d.op(r_mul) == "mul" and d.consumers(r_mul) == [d.gate("candidate")]
+    other = d.inputs(r_mul) - {d.gate("reset")}
+    if reset_after:
+        (w,) = other
+        assert d.ids[w].get("data-activation") == "identity" and d.inputs(w) == {"h"}
+    else:
+        assert other == {"h"}                         # Cho et al. v3: r ⊙ h_{t-1}
+    # h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
+    (one_minus,) = [n for n in d.consumers(d.gate("update")) if d.op(n) == "one-minus"]
+    (blend,) = d.consumers(one_minus)
+    assert d.inputs(blend) == {one_minus, d.gate("candidate")}
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_rnn_is_one_layer(nonlinearity):
+    d = Diagram(cell_svg(lstmlab.RNNCell(3, 4, nonlinearity=nonlinearity)))
+    assert d.boxes() == Counter({(nonlinearity, None): 1})
+    assert not d.ops and not d.with_class("cell-state")
+    (layer,) = d.layers
+    assert d.inputs(layer.get("data-id")) == {"x", "h"}
+
+
+def test_a_users_own_cell_gets_a_diagram():
+    d = Diagram(cell_svg(MGU(3, 4)))
+    assert d.boxes() == Counter({("sigmoid", "forget"): 1, ("tanh", "candidate"): 1})
+    assert d.op_kinds() == Counter(mul=3, add=1, **{"one-minus": 1})
+    # g = tanh(W x + U (f ⊙ h)): the candidate reads x and the gated h, not h itself
+    inputs = d.inputs(d.gate("candidate"))
+    assert "x" in inputs and "h" not in inputs
+    (fh,) = inputs - {"x"}
+    assert d.inputs(fh) == {d.gate("forget"), "h"}
+
+
+def test_unrolled_view_has_one_copy_per_step(tmp_path):
+    path = draw_unrolled(LSTMCell(3, 4), tmp_path / "u.svg", steps=3)
+    root = ET.parse(path).getroot()
+    steps = [g for g in root if g.get("class") == "step"]
+    assert [g.get("data-step") for g in steps] == ["0", "1", "2"]
+    for g in steps:
+        assert len([e for e in g.iter(SVG + "rect") if e.get("class") == "cell"]) == 1
+        assert len([e for e in g.iter(SVG + "g") if e.get("class") == "layer"]) == 4
+    labels = "".join(t.text + "".join(s.text for s in t) for t in root.iter(SVG + "text")
+                     if t.get("data-role") == "input")
+    assert labels == "xt−1xtxt+1"
+
+
+def test_files_and_bad_input(tmp_path):
+    png = draw_cell(LSTMCell(3, 4), tmp_path / "c.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = draw_cell(lstmlab.GRUCell(3, 4), tmp_path / "c.svg").read_text()
+    assert svg.startswith("<?xml") and ET.fromstring(svg.encode()).tag == SVG + "svg"
+    with pytest.raises(ValueError, match=r"\.svg or \.png"):
+        draw_cell(LSTMCell(3, 4), tmp_path / "c.pdf")
+    with pytest.raises(ValueError, match="steps must be a positive int"):
+        draw_unrolled(LSTMCell(3, 4), tmp_path / "u.svg", steps=0)
+    with pytest.raises(ValueError, match="lstmlab.Cell"):
+        cell_svg(nn.LSTMCell(3, 4))
