@@ -37,7 +37,13 @@ def arguments(description: str, parser: argparse.ArgumentParser | None = None
                              "measures the time per step, to project the full run")
     parser.add_argument("--minutes", type=float, default=0.0,
                         help="stop (resumably) after this much training time in all (0: none)")
-    return parser.parse_args()
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's); 1 when the cores are shared: "
+                             "two threads on two busy cores stall each other badly")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
 
 
 def runs_dir(name: str, quick: bool) -> Path:
@@ -81,52 +87,58 @@ REFERENCE_IDLE_SECONDS = 0.02752
 
 
 def _reference_step(lstm: torch.nn.LSTM, x: torch.Tensor) -> float:
-    start = time.perf_counter()
+    start = time.process_time()
     out, _ = lstm(x)
     out.sum().backward()
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def measure(cfg: TrainConfig, steps: int = 5, evaluate: bool = False) -> dict:
     """Seconds per training step of ``cfg`` (one warm-up step, then ``steps`` timed ones, on a
     fresh job), and with ``evaluate`` of one validation pass.
 
-    Each timed step is paired with a step of a reference workload whose idle time on this
-    machine is known (``REFERENCE_IDLE_SECONDS``), so that a busy machine can still estimate
-    the idle time: ``idle = measured * reference_idle / reference_measured`` (median over the
-    pairs). Both the raw and the calibrated times are returned.
+    Timed on one thread in CPU seconds, which a busy machine inflates far less than wall time
+    (two threads on two shared cores stall each other at every parallel barrier). Each timed
+    step is paired with a step of a reference workload whose time on this machine idle with
+    two threads is known (``REFERENCE_IDLE_SECONDS``), so ``*_idle`` = one-thread CPU time x
+    reference idle / reference one-thread CPU time (medians): the estimate for this machine
+    idle, assuming the job uses two threads as well as the reference LSTM does.
     """
-    torch.manual_seed(cfg.seed)
-    job = make_job(cfg)
-    model = job.model
-    optimizer = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)(
-        model.parameters(), lr=cfg.lr)
-    lstm, x = torch.nn.LSTM(128, 128), torch.randn(128, 32, 128)
-    model.train()
-    walls, scales = [], []
-    for step in range(steps + 1):
-        start = time.perf_counter()
-        loss, _ = job.loss(model, job.batch(step))
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip or math.inf)
-        optimizer.step()
-        wall = time.perf_counter() - start
-        scale = REFERENCE_IDLE_SECONDS / _reference_step(lstm, x)
-        if step:                                      # step 0 warms up (and may compile)
-            walls.append(wall)
-            scales.append(scale)
-    scale = statistics.median(scales)
-    timing = {"step_seconds": statistics.median(walls), "load_scale": scale,
-              "load_average": os.getloadavg()[0]}
-    timing["step_seconds_idle"] = timing["step_seconds"] * scale
-    if evaluate:
-        model.eval()
-        start = time.perf_counter()
-        job.evaluate()
-        timing["eval_seconds"] = time.perf_counter() - start
-        timing["eval_seconds_idle"] = timing["eval_seconds"] * REFERENCE_IDLE_SECONDS / \
-            _reference_step(lstm, x)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(cfg.seed)
+        job = make_job(cfg)
+        model = job.model
+        optimizer = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)(
+            model.parameters(), lr=cfg.lr)
+        lstm, x = torch.nn.LSTM(128, 128), torch.randn(128, 32, 128)
+        model.train()
+        cpus, refs = [], []
+        for step in range(steps + 1):
+            start = time.process_time()
+            loss, _ = job.loss(model, job.batch(step))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip or math.inf)
+            optimizer.step()
+            cpu = time.process_time() - start
+            ref = _reference_step(lstm, x)
+            if step:                                  # step 0 warms up (and may compile)
+                cpus.append(cpu)
+                refs.append(ref)
+        scale = REFERENCE_IDLE_SECONDS / statistics.median(refs)
+        timing = {"step_seconds_one_thread": statistics.median(cpus), "idle_scale": scale,
+                  "load_average": os.getloadavg()[0]}
+        timing["step_seconds_idle"] = timing["step_seconds_one_thread"] * scale
+        if evaluate:
+            model.eval()
+            start = time.process_time()
+            job.evaluate()
+            timing["eval_seconds_one_thread"] = time.process_time() - start
+            timing["eval_seconds_idle"] = timing["eval_seconds_one_thread"] * scale
+    finally:
+        torch.set_num_threads(threads)
     return timing
 
 
@@ -155,18 +167,18 @@ def save(name: str, result: dict, quick: bool) -> Path:
 
 def projection(timing: dict, steps: int, evaluations: int = 0) -> dict:
     """Hours for ``steps`` training steps and ``evaluations`` validation passes at the times
-    :func:`measure` found: as measured (on a machine as busy as it was), and idle (calibrated)."""
+    :func:`measure` found: on this machine idle (two threads), and on one free core."""
     def hours(suffix: str) -> float:
         return (timing[f"step_seconds{suffix}"] * steps
                 + timing.get(f"eval_seconds{suffix}", 0.0) * evaluations) / 3600
 
-    return {"full_steps": steps, "evaluations": evaluations, "hours_as_measured": hours(""),
-            "hours_idle": hours("_idle"), "timing": timing}
+    return {"full_steps": steps, "evaluations": evaluations, "hours_idle": hours("_idle"),
+            "hours_one_thread": hours("_one_thread"), "timing": timing}
 
 
 def report_projection(result: dict, projections: list[dict]) -> None:
     """Add the total projected hours of a script's runs to ``result`` and print them."""
-    for key in ("hours_as_measured", "hours_idle"):
+    for key in ("hours_idle", "hours_one_thread"):
         result[f"projected_{key}"] = sum(p[key] for p in projections)
     print(f"projected full run: {result['projected_hours_idle']:.2f} h on this machine idle "
-          f"({result['projected_hours_as_measured']:.2f} h at the load measured)")
+          f"({result['projected_hours_one_thread']:.2f} h on one thread)")

@@ -8,10 +8,12 @@ baseline 10 log(8) / (T + 20).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
+from lstmlab.checkpoint import read_config
 from lstmlab.data import TASKS, Task, make_task
 from lstmlab.data.tasks import CopyTask
 from lstmlab.models import LanguageModel
@@ -104,3 +106,7 @@ def test_training_uses_a_per_step_model_and_reloads(tmp_path):
         by_hand = sum(task.loss(model(x)[0], y).item() for x, y in batches) / 2
     assert evaluate_checkpoint(tmp_path / "run" / "checkpoint", "test")["loss"] == \
         pytest.approx(by_hand, rel=1e-6)
+    # resumed, the run takes the caller's step and time budgets (the rest from the checkpoint)
+    train(replace(cfg, steps=4, minutes=7.5, hidden_size=99), resume=True, progress=False)
+    saved = read_config(tmp_path / "run" / "checkpoint")["train"]
+    assert (saved["steps"], saved["minutes"], saved["hidden_size"]) == (4, 7.5, 12)

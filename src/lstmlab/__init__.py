@@ -9,14 +9,15 @@ variants as switches; one readable time loop (:class:`Recurrent`) and stacking
 from . import fused
 from .cells import Cell, Gates, GRUCell, LSTMCell, RNNCell, State
 from .cells import ClockworkRNN, ClockworkRNNCell, DepthGatedLSTM, DepthGatedLSTMCell
-from .cells import GridLSTM, GridLSTMCell, GridLSTMColumn
+from .cells import GridLSTM, GridLSTMCell, GridLSTMColumn, LayerNormGRUCell, LayerNormLSTMCell
+from . import regularizers
 from .layers import GRU, LSTM, RNN
 from .recurrent import Recurrent, run
 from .stack import Stack
 from .attention import AdditiveAttention, MultiplicativeAttention
 from .seq2seq import Seq2Seq
 
-__all__ = ["Cell", "Gates", "State", "LSTMCell", "GRUCell", "RNNCell", "LSTM", "GRU", "RNN",
+__all__ = ["LayerNormLSTMCell", "LayerNormGRUCell", "regularizers", "Cell", "Gates", "State", "LSTMCell", "GRUCell", "RNNCell", "LSTM", "GRU", "RNN",
            "Recurrent", "Stack", "run", "fused", "ClockworkRNNCell", "ClockworkRNN",
            "DepthGatedLSTMCell", "DepthGatedLSTM",
            "GridLSTMCell", "GridLSTMColumn", "GridLSTM",

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._checks import check_positive_int, check_state
+from .regularizers import zone
 from .registry import make_layer
 from .stack import Stack
 
@@ -159,7 +160,12 @@ class LanguageModel(nn.Module):
         for k, cell in enumerate(cells):
             if k > 0 and self.training and self.rnn.dropout > 0:   # the layer's inter-layer dropout
                 x = F.dropout(x, self.rnn.dropout, training=True)
-            x, layer_state, _ = cell.step(x, tuple(p[k] for p in parts))   # x: (B, O)
+            old = tuple(p[k] for p in parts)
+            x, layer_state, _ = cell.step(x, old)                           # x: (B, O)
+            if self.rnn.zoneout:   # as the layer computes it in evaluation: E[zoneout] of h, c
+                zoned = tuple(zone(n, o, self.rnn.zoneout) for n, o in zip(layer_state[:2], old))
+                layer_state = (*zoned, *layer_state[2:])
+                x = layer_state[0]
             finals.append(layer_state)
         parts = tuple(torch.stack(p) for p in zip(*finals))                 # each (L, B, size)
         return self.head(self.drop(x)), _torch_form(parts)
@@ -340,12 +346,14 @@ def init_forget_bias(model: nn.Module, value: float) -> int:
     forget gate (GRU, RNN, NFG, coupled) are left alone. A Grid LSTM block (a tied one once)
     gets ``value`` in the forget rows of every dimension. Returns how many cells were changed."""
     from .cells import GridLSTMCell, LSTMCell
+    from .cells.layer_norm import LayerNormLSTMCell
     from .stack import Stack
 
     changed = 0
     for stack in (m for m in model.modules() if isinstance(m, Stack)):
         for cell in stack.cells:
-            if not isinstance(cell, LSTMCell) or "forget" not in cell.gate_names \
+            if not isinstance(cell, (LSTMCell, LayerNormLSTMCell)) \
+                    or "forget" not in cell.gate_names \
                     or cell.bias_ih is None:
                 continue
             rows = slice(cell.gate_names.index("forget") * cell.hidden_size,

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ._checks import check_input, check_lengths, check_state, qualified, state_parts
 from .cells.base import Cell, Gates, State
+from .regularizers import dropped_step, zone
 
 
 def _where(live: Tensor, new: Tensor, old: Tensor | float) -> Tensor:
@@ -21,7 +22,8 @@ def _where(live: Tensor, new: Tensor, old: Tensor | float) -> Tensor:
 
 
 def run(cell: Cell, x: Tensor, state: State, lengths: Tensor | None = None, *,
-        reverse: bool = False, keep_gates: bool = False) -> tuple[Tensor, State, Gates]:
+        reverse: bool = False, keep_gates: bool = False, recurrent_mask: Tensor | None = None,
+        zoneout: Sequence[Tensor] = ()) -> tuple[Tensor, State, Gates]:
     """Run ``cell`` over a time-major sequence.
 
     Args:
@@ -32,6 +34,12 @@ def run(cell: Cell, x: Tensor, state: State, lengths: Tensor | None = None, *,
             Steps at or past a sequence's length leave its state alone and output zeros.
         reverse: run from each sequence's last valid step back to its first.
         keep_gates: collect the gate activations of every step.
+        recurrent_mask: (B, P) variational recurrent dropout (Gal & Ghahramani 2016): the step's
+            recurrent weights see ``h_{t-1} ⊙ recurrent_mask`` at every step
+            (:func:`lstmlab.regularizers.dropped_step`).
+        zoneout: keep weights (Krueger et al. 2016), one (T, B, size) tensor in the order of time
+            per leading state part (h, then c): ``part_t = k_t ⊙ part_{t-1} + (1 - k_t) ⊙ new``,
+            and the step's output is the zoned h.
 
     Returns:
         outputs (T, B, output_size); the final state (each sequence's state after its last valid
@@ -47,7 +55,15 @@ def run(cell: Cell, x: Tensor, state: State, lengths: Tensor | None = None, *,
     for t in order:
         live = None if t < shortest else t < lengths   # (B,) bool once some sequences ended
         # Padding never reaches the cell: even inf there must not turn gradients into NaN.
-        h, new_state, gates = cell.step(x[t] if live is None else _where(live, x[t], 0.0), state)
+        x_t = x[t] if live is None else _where(live, x[t], 0.0)
+        if recurrent_mask is None:
+            h, new_state, gates = cell.step(x_t, state)
+        else:
+            h, new_state, gates = dropped_step(cell, x_t, state, recurrent_mask)
+        if zoneout:
+            zoned = tuple(zone(n, s, k[t]) for n, s, k in zip(new_state, state, zoneout))
+            new_state = (*zoned, *new_state[len(zoned):])
+            h = new_state[0]
         if live is not None:
             h = _where(live, h, 0.0)
             new_state = tuple(_where(live, n, s) for n, s in zip(new_state, state))

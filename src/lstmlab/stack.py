@@ -3,9 +3,10 @@
 :class:`Stack` runs layers of any :class:`~lstmlab.Cell` through the readable loop
 (:func:`lstmlab.recurrent.run`) with torch's calling convention: (T, B, ·) or batch-first or
 unbatched input, or a ``PackedSequence``; an initial state ``(num_layers * num_directions, B, ·)``
-per state part; inter-layer dropout. Parameters are the stack's own, named
-``{cell parameter}_l{k}`` and ``..._l{k}_reverse`` as torch names them (``weight_ih_l0``,
-``weight_hh_l1_reverse``, ``weight_ci_l0``), so torch state dicts load as they are.
+per state part; inter-layer dropout; recurrent dropout and zoneout (:mod:`lstmlab.regularizers`).
+Parameters are the stack's own, named ``{cell parameter}_l{k}`` and ``..._l{k}_reverse`` as torch
+names them (``weight_ih_l0``, ``weight_hh_l1_reverse``, ``weight_ci_l0``), so torch state dicts
+load as they are.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ._checks import (check_input, check_lengths, check_positive_int, check_stat
 from .cells.base import Cell, Gates
 from . import fused
 from .recurrent import _layout, run
+from .regularizers import check_probability, recurrent_dropout_mask, zoneout_keep
 
 
 class Stack(nn.Module):
@@ -36,6 +38,16 @@ class Stack(nn.Module):
         dropout: dropout on the outputs of every layer but the last, while training.
         bidirectional: a second cell per layer reads each sequence backwards; outputs are
             concatenated [forward, backward] on the feature axis.
+        recurrent_dropout: variational dropout on h_{t-1} where it meets the recurrent weights
+            (Gal & Ghahramani 2016): one mask per sequence, layer and direction, the same at
+            every step; while training only. In [0, 1).
+        zoneout: each unit of h (and c, the second state part, for LSTM cells) keeps its previous
+            value with this probability at each step while training (Krueger et al. 2016); in
+            evaluation h_t = z h_{t-1} + (1 - z) h_t, the expectation. In [0, 1).
+
+    Both regularisers keep the fused kernels (standard LSTM included: it leaves torch's kernel
+    for lstmlab's). Masks come from torch's global generator, once per call, in the Stack, so
+    every path sees the same ones (:mod:`lstmlab.regularizers`).
 
     ``forward(input, hx=None, *, lengths=None, return_gates=False)``:
         input: (T, B, input_size) (batch-first: (B, T, input_size)), unbatched (T, input_size),
@@ -56,7 +68,8 @@ class Stack(nn.Module):
 
     def __init__(self, make_cell: Callable[[int], Cell], input_size: int, num_layers: int = 1,
                  *, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False) -> None:
+                 bidirectional: bool = False, recurrent_dropout: float = 0.0,
+                 zoneout: float = 0.0) -> None:
         super().__init__()
         if not callable(make_cell):
             raise TypeError(f"make_cell must be a callable input_size -> Cell, got "
@@ -71,6 +84,8 @@ class Stack(nn.Module):
                           f"(got dropout={dropout})", stacklevel=3)
         self.batch_first, self.dropout, self.bidirectional = batch_first, float(dropout), \
             bidirectional
+        self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
+        self.zoneout = check_probability("zoneout", zoneout)
         directions = 2 if bidirectional else 1
         cells, size = [], input_size
         for layer in range(num_layers):
@@ -154,7 +169,8 @@ class Stack(nn.Module):
             if bool((lengths == steps).all()):
                 lengths = None            # nothing is padded: skip the masking
         parts = self._initial_state(hx, cells[0], batch, batched, x)   # each (L*D, B, size)
-        whole = None if return_gates else self._whole_stack(x, parts, lengths)
+        regularized = self.zoneout > 0 or (self.recurrent_dropout > 0 and self.training)
+        whole = None if return_gates or regularized else self._whole_stack(x, parts, lengths)
         if whole is not None:             # one call for every layer and direction
             x, h_n = whole
             all_gates: list[Gates] = []
@@ -194,13 +210,14 @@ class Stack(nn.Module):
             for direction in range(directions):
                 k = layer * directions + direction
                 cell, state, reverse = cells[k], tuple(p[k] for p in parts), direction == 1
+                masks = self._masks(cell, x)
                 op = None if return_gates else fused.sequence_op(cell, x)
                 if op is not None:
-                    out, final = op(cell, x, state, lengths, reverse)
+                    out, final = op(cell, x, state, lengths, reverse, **masks)
                     gates = {}
                 else:
                     out, final, gates = run(cell, x, state, lengths, reverse=reverse,
-                                            keep_gates=return_gates)
+                                            keep_gates=return_gates, **masks)
                 outputs.append(out)
                 finals.append(final)
                 all_gates.append(gates)
@@ -208,14 +225,29 @@ class Stack(nn.Module):
         # Per state part: (num_layers * D, B, size), the layout torch uses for h_n and c_n.
         return x, tuple(torch.stack(p) for p in zip(*finals)), all_gates
 
+    def _masks(self, cell: Cell, x: Tensor) -> dict[str, Tensor | tuple[Tensor, ...]]:
+        """This call's recurrent-dropout mask (B, P) and zoneout keep weights (T, B, size) for h
+        and c, for one layer and direction: drawn here, once, whichever path then runs."""
+        steps, batch = x.shape[0], x.shape[1]
+        masks: dict[str, Tensor | tuple[Tensor, ...]] = {}
+        if self.recurrent_dropout > 0 and self.training:
+            masks["recurrent_mask"] = recurrent_dropout_mask(self.recurrent_dropout, batch,
+                                                             cell.state_sizes[0], x)
+        if self.zoneout > 0:
+            masks["zoneout"] = zoneout_keep(self.zoneout, steps, batch, cell.state_sizes[:2], x,
+                                            self.training)
+        return masks
+
     def _whole_stack(self, x: Tensor, parts: tuple[Tensor, ...], lengths: Tensor | None):
         """A fused operation for the whole stack, where one exists (see LSTM); else None."""
         return None
 
     def extra_repr(self) -> str:
+        regularizers = {"recurrent_dropout": self.recurrent_dropout, "zoneout": self.zoneout}
         return (f"cell={self._cell_list[0]!r}, input_size={self.input_size}, "
                 f"num_layers={self.num_layers}, batch_first={self.batch_first}, "
-                f"dropout={self.dropout}, bidirectional={self.bidirectional}")
+                f"dropout={self.dropout}, bidirectional={self.bidirectional}"
+                + "".join(f", {k}={v}" for k, v in regularizers.items() if v))
 
 
 def _repack(y: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:

@@ -65,6 +65,13 @@ class TrainConfig:
     dropout: float = _setting(0.0, "dropout on non-recurrent connections")
     forget_bias: float = _setting(1.0, "initial forget-gate bias of LSTM cells (Jozefowicz et "
                                        "al. 2015); 0 = torch's initialisation")
+    recurrent_dropout: float = _setting(0.0, "variational dropout on h_{t-1} into the recurrent "
+                                             "weights, one mask per sequence (Gal & Ghahramani "
+                                             "2016)")
+    zoneout: float = _setting(0.0, "probability that a unit of h (and c) keeps its previous value "
+                                   "at a step (Krueger et al. 2016)")
+    layer_norm: bool = _setting(False, "layer-normalised cells, 'lstm' and 'gru' only (Ba et al. "
+                                       "2016)")
     tie_weights: bool = _setting(False, "text: share the embedding and output weights")
     optimizer: str = _setting("adam", "'adam' or 'sgd'")
     lr: float = _setting(2e-3, "learning rate")
@@ -95,10 +102,21 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.layer_norm and self.cell not in ("lstm", "gru"):
+            raise ValueError(f"layer_norm applies to the cells 'lstm' and 'gru'; got "
+                             f"cell={self.cell!r}")
         if not isinstance(self.decay_start, int) or self.decay_start < 0:
             raise ValueError(f"decay_start must be an integer >= 0, got {self.decay_start!r}")
         if self.task == "text" and self.text in PTB_CORPORA:
             self.level = PTB_CORPORA[self.text]        # the corpus is defined at its own level
+
+
+def layer_options(cfg: TrainConfig) -> dict:
+    """The layer's regularisers and layer norm, passed on only where switched on (so a model's
+    config, and the checkpoints of runs without them, stay as they were)."""
+    options = {"recurrent_dropout": cfg.recurrent_dropout, "zoneout": cfg.zoneout,
+               "layer_norm": cfg.layer_norm}
+    return {k: v for k, v in options.items() if v}
 
 
 class TrainingError(RuntimeError):
@@ -127,12 +145,12 @@ class TaskJob:
                                  f"{self.task.vocab_size} and {self.task.output_size}")
             self.model: nn.Module = LanguageModel(
                 self.task.vocab_size, cfg.cell, embed_size=cfg.embed_size,
-                hidden_size=cfg.hidden_size, num_layers=cfg.num_layers)
+                hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, **layer_options(cfg))
         else:
             self.model = SequenceModel(
                 cfg.cell, None if self.task.vocab_size else self.task.input_size,
                 self.task.output_size, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-                vocab_size=self.task.vocab_size, embed_size=cfg.embed_size)
+                vocab_size=self.task.vocab_size, embed_size=cfg.embed_size, **layer_options(cfg))
         self.rank, self.world, self.batch_size = rank, world, cfg.batch_size
         self.eval_batches = cfg.eval_batches
         self.generator = torch.Generator().manual_seed(cfg.seed)
@@ -218,7 +236,8 @@ class TextJob:
         self.valid = TokenStream(encode(valid), max(1, min(cfg.batch_size, 8)), cfg.bptt)
         self.model = LanguageModel(len(self.vocab), cfg.cell, embed_size=cfg.embed_size,
                                    hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-                                   dropout=cfg.dropout, tie_weights=cfg.tie_weights)
+                                   dropout=cfg.dropout, tie_weights=cfg.tie_weights,
+                                   **layer_options(cfg))
         self.rank, self.world = rank, world
         self.carried: tuple[Tensor, ...] | Tensor | None = None   # state between chunks
 
@@ -338,8 +357,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     ckpt = out / "checkpoint"
     vocab = None
     if resume:
-        # The run is rebuilt from its checkpoint; only the step budget may grow.
-        cfg = TrainConfig(**{**read_config(ckpt)["train"], "steps": cfg.steps, "out": cfg.out})
+        # The run is rebuilt from its checkpoint; only the step and time budgets are the caller's.
+        cfg = TrainConfig(**{**read_config(ckpt)["train"], "steps": cfg.steps,
+                             "minutes": cfg.minutes, "out": cfg.out})
         saved_vocab = read_vocab(ckpt)
         vocab = Vocab.from_json(saved_vocab) if saved_vocab else None
     torch.manual_seed(cfg.seed)

@@ -1,6 +1,9 @@
-"""Helpers shared by the fused operations: per-sequence reversal and the padding mask."""
+"""Helpers shared by the fused operations: per-sequence reversal, the padding mask, and the
+regularisers' masks in the kernels' form."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -27,3 +30,15 @@ def zero_padding(y: Tensor, lengths: Tensor | None) -> Tensor:
 def empty(like: Tensor) -> Tensor:
     """The placeholder the kernels read as 'this part is switched off'."""
     return like.new_empty(0)
+
+
+def regularizers(recurrent_mask: Tensor | None, zoneout: Sequence[Tensor], parts: int,
+                 lengths: Tensor | None, reverse: bool,
+                 none: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """The masks as the kernels read them: the recurrent dropout mask (B, P), and one zoneout keep
+    tensor (T, B, size) per zoned state part (``parts`` of them), in the order the kernel runs
+    through time (reversed within each sequence when ``reverse``); ``none`` where one is off."""
+    mask = none if recurrent_mask is None else recurrent_mask.contiguous()
+    keep = [k if not reverse else reverse_padded(k, lengths) for k in zoneout]
+    keep = [k.contiguous() for k in keep] + [none] * (parts - len(keep))
+    return mask, tuple(keep)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from ..cells.lstm import LSTMCell
 from ._build import extension
-from ._common import empty, reverse_padded, zero_padding
+from ._common import empty, regularizers, reverse_padded, zero_padding
 
 
 def _layout(cell: LSTMCell) -> list[int]:
@@ -25,34 +27,38 @@ def _layout(cell: LSTMCell) -> list[int]:
 class _LSTMSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_ih, bias, w_hh, w_hr, w_ci, w_cf, w_co, w_gg, h0, c0, a0, lengths,
-                layout):
-        hs, cs, acts, ms, a_s = extension().lstm_forward(
-            x, w_ih, bias, w_hh, w_hr, w_ci, w_cf, w_co, w_gg, h0, c0, a0, lengths, layout)
+                layout, rec_mask, keep_h, keep_c):
+        hs, cs, acts, ms, a_s, cz = extension().lstm_forward(
+            x, w_ih, bias, w_hh, w_hr, w_ci, w_cf, w_co, w_gg, h0, c0, a0, lengths, layout,
+            rec_mask, keep_h, keep_c)
         ctx.save_for_backward(x, w_ih, w_hh, w_hr, w_ci, w_cf, w_co, w_gg, hs, cs, acts, ms, a_s,
-                              lengths)
+                              lengths, rec_mask, keep_h, keep_c, cz)
         ctx.layout, ctx.has_bias = layout, bias.numel() > 0
         return hs, cs[-1].clone(), a_s[-1].clone() if a_s.numel() else empty(x)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_hs, d_cn, d_an):
-        x, w_ih, w_hh, w_hr, w_ci, w_cf, w_co, w_gg, hs, cs, acts, ms, a_s, lengths = \
-            ctx.saved_tensors
+        (x, w_ih, w_hh, w_hr, w_ci, w_cf, w_co, w_gg, hs, cs, acts, ms, a_s, lengths, rec_mask,
+         keep_h, keep_c, cz) = ctx.saved_tensors
         (dx, dw_ih, dbias, dw_hh, dw_hr, dw_ci, dw_cf, dw_co, dw_gg, dh0, dc0, da0) = \
             extension().lstm_backward(d_hs.contiguous(), d_cn.contiguous(), d_an.contiguous(),
                                       x, w_ih, w_hh, w_hr, w_ci, w_cf, w_co, w_gg, hs, cs, acts,
-                                      ms, a_s, lengths, ctx.layout)
+                                      ms, a_s, lengths, ctx.layout, rec_mask, keep_h, keep_c, cz)
         return (dx, dw_ih, dbias if ctx.has_bias else None, dw_hh, dw_hr, dw_ci, dw_cf, dw_co,
-                dw_gg, dh0, dc0, da0, None, None)
+                dw_gg, dh0, dc0, da0, None, None, None, None, None)
 
 
 def lstm_sequence(cell: LSTMCell, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None,
-                  reverse: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run an LSTM cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run` (no gates)."""
+                  reverse: bool, *, recurrent_mask: Tensor | None = None,
+                  zoneout: Sequence[Tensor] = ()) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Run an LSTM cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run` (no gates), with
+    its recurrent dropout mask (B, P) and zoneout keep weights for h and c (each (T, B, ·))."""
     x = zero_padding(x, lengths)
     if reverse:
         x = reverse_padded(x, lengths)
     none = empty(x)
+    rec_mask, (keep_h, keep_c) = regularizers(recurrent_mask, zoneout, 2, lengths, reverse, none)
 
     def part(t: Tensor | None) -> Tensor:
         return none if t is None else t
@@ -63,7 +69,7 @@ def lstm_sequence(cell: LSTMCell, x: Tensor, state: tuple[Tensor, ...], lengths:
         x.contiguous(), cell.weight_ih, bias, cell.weight_hh, part(cell.weight_hr),
         part(cell.weight_ci), part(cell.weight_cf), part(cell.weight_co), part(cell.weight_gg),
         state[0].contiguous(), state[1].contiguous(), a0,
-        none.long() if lengths is None else lengths, _layout(cell))
+        none.long() if lengths is None else lengths, _layout(cell), rec_mask, keep_h, keep_c)
     out = zero_padding(hs[1:], lengths)                          # (T, B, P)
     if reverse:
         out = reverse_padded(out, lengths)

@@ -2,43 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from ..cells.rnn import RNNCell
 from ._build import extension
-from ._common import empty, reverse_padded, zero_padding
+from ._common import empty, regularizers, reverse_padded, zero_padding
 
 
 class _RNNSequence(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_ih, bias, w_hh, h0, lengths, relu):
-        (hs,) = extension().rnn_forward(x, w_ih, bias, w_hh, h0, lengths, relu)
-        ctx.save_for_backward(x, w_ih, w_hh, hs, lengths)
+    def forward(ctx, x, w_ih, bias, w_hh, h0, lengths, relu, rec_mask, keep_h):
+        hs, hz = extension().rnn_forward(x, w_ih, bias, w_hh, h0, lengths, relu, rec_mask, keep_h)
+        ctx.save_for_backward(x, w_ih, w_hh, hs, lengths, rec_mask, keep_h, hz)
         ctx.relu, ctx.has_bias = relu, bias.numel() > 0
         return hs
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_hs):
-        x, w_ih, w_hh, hs, lengths = ctx.saved_tensors
+        x, w_ih, w_hh, hs, lengths, rec_mask, keep_h, hz = ctx.saved_tensors
         dx, dw_ih, dbias, dw_hh, dh0 = extension().rnn_backward(
-            d_hs.contiguous(), x, w_ih, w_hh, ctx.has_bias, hs, lengths, ctx.relu)
-        return dx, dw_ih, dbias if ctx.has_bias else None, dw_hh, dh0, None, None
+            d_hs.contiguous(), x, w_ih, w_hh, ctx.has_bias, hs, lengths, ctx.relu, rec_mask,
+            keep_h, hz)
+        return dx, dw_ih, dbias if ctx.has_bias else None, dw_hh, dh0, None, None, None, None
 
 
 def rnn_sequence(cell: RNNCell, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None,
-                 reverse: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run an RNN cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run`."""
+                 reverse: bool, *, recurrent_mask: Tensor | None = None,
+                 zoneout: Sequence[Tensor] = ()) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Run an RNN cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run`, with its
+    recurrent dropout mask (B, H) and zoneout keep weights for h (T, B, H)."""
     x = zero_padding(x, lengths)
     if reverse:
         x = reverse_padded(x, lengths)
     none = empty(x)
+    rec_mask, (keep_h,) = regularizers(recurrent_mask, zoneout, 1, lengths, reverse, none)
     bias = none if cell.bias_ih is None else cell.bias_ih + cell.bias_hh
     hs = _RNNSequence.apply(x.contiguous(), cell.weight_ih, bias, cell.weight_hh,
                             state[0].contiguous(), none.long() if lengths is None else lengths,
-                            cell.nonlinearity == "relu")
+                            cell.nonlinearity == "relu", rec_mask, keep_h)
     out = zero_padding(hs[1:], lengths)
     if reverse:
         out = reverse_padded(out, lengths)

@@ -66,6 +66,18 @@ inline void zero_ended(T* y, int64_t rows, int64_t width, const int64_t* lengths
     if (t >= lengths[b]) std::memset(y + b * width, 0, width * sizeof(T));
 }
 
+// Zoneout (Krueger et al. 2016) for one step: out = k ⊙ prev + (1 - k) ⊙ now on the rows still
+// running, with k the 0/1 draws while training or the constant z in evaluation; out may be now.
+template <typename T>
+inline void zone_rows(T* out, const T* prev, const T* now, const T* keep, int64_t rows,
+                      int64_t width, const int64_t* lengths, int64_t t) {
+  for_rows(rows, 3 * width, [&](int64_t b) {
+    if (!live(lengths, b, t)) return;
+    for (int64_t j = b * width; j < (b + 1) * width; ++j)
+      out[j] = keep[j] * prev[j] + (T(1) - keep[j]) * now[j];
+  });
+}
+
 template <typename T>
 inline const T* data_or_null(const at::Tensor& t) {
   return t.defined() && t.numel() ? t.data_ptr<T>() : nullptr;

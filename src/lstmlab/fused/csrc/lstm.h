@@ -141,16 +141,21 @@ void lstm_row_backward(const LSTMLayout& L, int64_t H, const T* z, const T* cp, 
 }
 
 // Returns hs (T+1, B, P), cs (T+1, B, H), acts (T, B, nH), ms (T, B, H) [projection],
-// as (T+1, B, sH) [FGR]; hs[0], cs[0], as[0] are the initial state.
+// as (T+1, B, sH) [FGR], cz (T, B, H) [zoneout on c: c_t before zoneout]; hs[0], cs[0], as[0]
+// are the initial state. Regularisers (empty tensors when off): rec_mask (B, P), recurrent
+// dropout (Gal & Ghahramani 2016) on h_{t-1} as W_hh sees it; keep_h (T, B, P), keep_c (T, B, H),
+// zoneout (Krueger et al. 2016) of h_t and c_t.
 inline std::vector<at::Tensor> lstm_forward(
     const at::Tensor& x, const at::Tensor& w_ih, const at::Tensor& bias, const at::Tensor& w_hh,
     const at::Tensor& w_hr, const at::Tensor& w_ci, const at::Tensor& w_cf,
     const at::Tensor& w_co, const at::Tensor& w_gg, const at::Tensor& h0, const at::Tensor& c0,
-    const at::Tensor& a0, const at::Tensor& lengths, const std::vector<int64_t>& layout) {
+    const at::Tensor& a0, const at::Tensor& lengths, const std::vector<int64_t>& layout,
+    const at::Tensor& rec_mask, const at::Tensor& keep_h, const at::Tensor& keep_c) {
   const LSTMLayout L(layout);
   const int64_t T = x.size(0), B = x.size(1), nH = w_hh.size(0), P = w_hh.size(1);
   const int64_t H = c0.size(1);
   const bool proj = w_hr.numel() > 0, fgr = w_gg.numel() > 0;
+  const bool drop = rec_mask.numel() > 0, zone_h = keep_h.numel() > 0, zone_c = keep_c.numel() > 0;
   const int64_t sH = fgr ? w_gg.size(0) : 0;
   const auto x2 = x.reshape({T * B, x.size(2)});
   at::Tensor acts = (bias.numel() ? at::addmm(bias, x2, w_ih.t()) : at::mm(x2, w_ih.t()))
@@ -161,6 +166,7 @@ inline std::vector<at::Tensor> lstm_forward(
   cs[0].copy_(c0);
   at::Tensor ms = proj ? at::empty({T, B, H}, opts) : at::Tensor();
   at::Tensor as = fgr ? at::empty({T + 1, B, sH}, opts) : at::Tensor();
+  at::Tensor cz = zone_c ? at::zeros({T, B, H}, opts) : at::Tensor();
   if (fgr) as[0].copy_(a0);
   const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
   const at::Tensor w_hh_t = w_hh.t(), w_gg_t = fgr ? w_gg.t() : at::Tensor();
@@ -171,17 +177,18 @@ inline std::vector<at::Tensor> lstm_forward(
     const T_* wco = data_or_null<T_>(w_co);
     for (int64_t t = 0; t < T; ++t) {
       at::Tensor z = acts[t], m = proj ? ms[t] : hs[t + 1];
-      z.addmm_(hs[t], w_hh_t);                                   // z_t += h_{t-1} W_hh^T
+      z.addmm_(drop ? hs[t] * rec_mask : hs[t], w_hh_t);        // z_t += (h_{t-1} ⊙ mask) W_hh^T
       at::Tensor rec = fgr ? at::mm(as[t], w_gg_t) : at::Tensor();  // (B, sH)
       T_* zp = z.data_ptr<T_>();
       const T_* cp = cs[t].data_ptr<T_>();
       T_* cn = cs[t + 1].data_ptr<T_>();
+      T_* ct = zone_c ? cz[t].data_ptr<T_>() : cn;                // the step's own c_t
       T_* mp = m.data_ptr<T_>();
       const T_* recp = fgr ? rec.data_ptr<T_>() : nullptr;
       T_* anew = fgr ? as[t + 1].data_ptr<T_>() : nullptr;
       for_rows(B, 6 * H, [&](int64_t b) {
         if (!live(len, b, t)) return;
-        LSTMRow<T_> r{zp + b * nH, cp + b * H, cn + b * H, mp + b * H};
+        LSTMRow<T_> r{zp + b * nH, cp + b * H, ct + b * H, mp + b * H};
         lstm_row_forward<T_>(L, H, r, recp ? recp + b * sH : nullptr,
                              anew ? anew + b * sH : nullptr, wci, wcf, wco);
       });
@@ -190,13 +197,17 @@ inline std::vector<at::Tensor> lstm_forward(
         at::Tensor h = hs[t + 1];
         at::mm_out(h, m, w_hr.t());                              // h_t = W_hr m_t
       }
-      hold_ended(hs[t + 1].data_ptr<T_>(), hs[t].data_ptr<T_>(), B, P, len, t);
+      T_* hn = hs[t + 1].data_ptr<T_>();
+      if (zone_h) zone_rows(hn, hs[t].data_ptr<T_>(), hn, keep_h[t].data_ptr<T_>(), B, P, len, t);
+      if (zone_c) zone_rows(cn, cp, ct, keep_c[t].data_ptr<T_>(), B, H, len, t);
+      hold_ended(hn, hs[t].data_ptr<T_>(), B, P, len, t);
       hold_ended(cn, cp, B, H, len, t);
       if (fgr) hold_ended(anew, as[t].data_ptr<T_>(), B, sH, len, t);
     }
   });
-  return {hs, cs, acts, ms.defined() ? ms : at::empty({0}, opts),
-          as.defined() ? as : at::empty({0}, opts)};
+  at::Tensor none = at::empty({0}, opts);
+  return {hs, cs, acts, ms.defined() ? ms : none, as.defined() ? as : none,
+          cz.defined() ? cz : none};
 }
 
 // Gradients for: x, w_ih, bias, w_hh, w_hr, w_ci, w_cf, w_co, w_gg, h0, c0, a0.
@@ -206,11 +217,13 @@ inline std::vector<at::Tensor> lstm_backward(
     const at::Tensor& w_ci, const at::Tensor& w_cf, const at::Tensor& w_co,
     const at::Tensor& w_gg, const at::Tensor& hs, const at::Tensor& cs, const at::Tensor& acts,
     const at::Tensor& ms, const at::Tensor& as, const at::Tensor& lengths,
-    const std::vector<int64_t>& layout) {
+    const std::vector<int64_t>& layout, const at::Tensor& rec_mask, const at::Tensor& keep_h,
+    const at::Tensor& keep_c, const at::Tensor& cz) {
   const LSTMLayout L(layout);
   const int64_t T = x.size(0), B = x.size(1), nH = w_hh.size(0), P = w_hh.size(1);
   const int64_t H = cs.size(2);
   const bool proj = w_hr.numel() > 0, fgr = w_gg.numel() > 0;
+  const bool drop = rec_mask.numel() > 0, zone_h = keep_h.numel() > 0, zone_c = keep_c.numel() > 0;
   const int64_t sH = fgr ? w_gg.size(0) : 0;
   const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
   auto opts = x.options();
@@ -228,16 +241,21 @@ inline std::vector<at::Tensor> lstm_backward(
     const T_* wco = data_or_null<T_>(w_co);
     for (int64_t t = T - 1; t >= 0; --t) {
       at::Tensor dht = dh.add(grad_hs[t + 1]);                   // (B, P): all of dL/dh_t
-      at::Tensor dm = dht;
+      // Through zoneout: the step's own h_t and c_t get (1 - k) of the gradient, h_{t-1} and
+      // c_{t-1} the rest, k (added below).
+      at::Tensor dm = zone_h ? dht * (1 - keep_h[t]) : dht;
+      at::Tensor dct = zone_c ? dc * (1 - keep_c[t]) : dc;
       if (proj) {
-        dHs[t].copy_(dht);
-        dm = at::mm(dht, w_hr);                                  // (B, P) -> (B, H)
+        dHs[t].copy_(dm);
+        dm = at::mm(dm, w_hr);                                   // (B, P) -> (B, H)
       }
       const T_* z = acts[t].data_ptr<T_>();
       const T_* cp = cs[t].data_ptr<T_>();
-      const T_* cn = cs[t + 1].data_ptr<T_>();
+      const T_* cn = zone_c ? cz[t].data_ptr<T_>() : cs[t + 1].data_ptr<T_>();
       const T_* dmp = dm.data_ptr<T_>();
       const T_* dcin = dc.data_ptr<T_>();
+      const T_* dctp = dct.data_ptr<T_>();
+      const T_* kc = zone_c ? keep_c[t].data_ptr<T_>() : nullptr;
       const T_* dap = fgr ? da.data_ptr<T_>() : nullptr;
       T_* dz = dZ[t].data_ptr<T_>();
       T_* dcpp = dcp.data_ptr<T_>();
@@ -248,10 +266,14 @@ inline std::vector<at::Tensor> lstm_backward(
           return;
         }
         lstm_row_backward<T_>(L, H, z + b * nH, cp + b * H, cn + b * H, dmp + b * H,
-                              dcin + b * H, dap ? dap + b * sH : nullptr, dz + b * nH,
+                              dctp + b * H, dap ? dap + b * sH : nullptr, dz + b * nH,
                               dcpp + b * H, dsig ? dsig + b * sH : nullptr, wci, wcf, wco);
+        if (kc)
+          for (int64_t j = b * H; j < (b + 1) * H; ++j) dcpp[j] += kc[j] * dcin[j];
       });
       at::Tensor dh_prev = at::mm(dZ[t], w_hh);                  // (B, nH) -> (B, P)
+      if (drop) dh_prev.mul_(rec_mask);
+      if (zone_h) dh_prev.addcmul_(keep_h[t], dht);
       hold_ended(dh_prev.data_ptr<T_>(), dht.data_ptr<T_>(), B, P, len, t);
       if (proj) zero_ended(dHs[t].data_ptr<T_>(), B, P, len, t);
       dh = dh_prev;
@@ -266,16 +288,19 @@ inline std::vector<at::Tensor> lstm_backward(
   // The weight gradients: one matmul each over all T*B rows.
   const at::Tensor dZ2 = dZ.view({T * B, nH});
   const at::Tensor x2 = x.reshape({T * B, x.size(2)});
+  // What W_hh saw at every step: h_{t-1} ⊙ mask, (T, B, ·).
+  const at::Tensor h_in = drop ? hs.narrow(0, 0, T) * rec_mask : hs.narrow(0, 0, T);
   at::Tensor dx = at::mm(dZ2, w_ih).view(x.sizes());
   at::Tensor dw_ih = at::mm(dZ2.t(), x2);
   at::Tensor dbias = dZ2.sum(0);
-  at::Tensor dw_hh = at::mm(dZ2.t(), hs.narrow(0, 0, T).reshape({T * B, P}));
+  at::Tensor dw_hh = at::mm(dZ2.t(), h_in.reshape({T * B, P}));
   at::Tensor empty = at::empty({0}, opts);
   at::Tensor dw_hr = proj ? at::mm(dHs.view({T * B, P}).t(), ms.view({T * B, H})) : empty;
   auto block = [&](int64_t k) { return dZ.narrow(2, k * H, H); };
+  const at::Tensor c_own = zone_c ? cz : cs.narrow(0, 1, T);    // the c_t the output gate saw
   at::Tensor dw_ci = w_ci.numel() ? (block(L.i) * cs.narrow(0, 0, T)).sum({0, 1}) : empty;
   at::Tensor dw_cf = w_cf.numel() ? (block(L.f) * cs.narrow(0, 0, T)).sum({0, 1}) : empty;
-  at::Tensor dw_co = w_co.numel() ? (block(L.o) * cs.narrow(0, 1, T)).sum({0, 1}) : empty;
+  at::Tensor dw_co = w_co.numel() ? (block(L.o) * c_own).sum({0, 1}) : empty;
   at::Tensor dw_gg = fgr ? at::mm(dSig.view({T * B, sH}).t(),
                                   as.narrow(0, 0, T).reshape({T * B, sH}))
                          : empty;
