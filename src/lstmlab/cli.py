@@ -69,7 +69,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .train import evaluate_checkpoint
 
-    for k, v in evaluate_checkpoint(args.checkpoint).items():
+    for k, v in evaluate_checkpoint(args.checkpoint, args.split).items():
         print(f"{k:16} {v:.4f}")
     return 0
 
@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on its validation data")
     p.add_argument("checkpoint", type=Path)
+    p.add_argument("--split", choices=("valid", "test"), default="valid",
+                   help="test: the whole test split (text: one stream, every token)")
     p.set_defaults(run=cmd_eval)
 
     p = sub.add_parser("demo", help="the main job: train, sample, compare cells, write a report")

@@ -66,12 +66,13 @@ def ptb_corpus(name: str) -> tuple[str, dict[str, str]]:
     return CORPORA[name], {split: read(split) for split in SPLITS}
 
 
+@functools.lru_cache(maxsize=None)
 def ptb_vocab(name: str) -> Vocab:
     """The corpus's vocabulary, from its training split, most frequent first.
 
     ``ptb-word``: exactly the 10,000 word types (``<eos>`` included; the corpus's own
     ``"<unk>"`` is the vocabulary's id 0). ``ptb-char``: the 50 symbols after id 0, the
-    reserved ``"<unk>"`` that no character of the corpus maps to.
+    reserved ``"<unk>"`` that no character of the corpus maps to. Built once per process.
     """
     level, texts = ptb_corpus(name)
     return Vocab.from_documents([texts["train"]], level=level)

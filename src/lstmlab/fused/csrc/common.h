@@ -14,7 +14,10 @@
 
 namespace lstmlab {
 
-inline float exp_approx(float x) {
+#define LSTMLAB_INLINE __attribute__((always_inline)) inline
+
+// Forced inline: a call in a row loop would keep that loop scalar.
+LSTMLAB_INLINE float exp_approx(float x) {
   x = std::min(std::max(x, -87.0f), 88.0f);
   const float n = std::floor(x * 1.44269504088896341f + 0.5f);  // x = n ln2 + r
   const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
@@ -31,10 +34,10 @@ inline float exp_approx(float x) {
   return p * scale;
 }
 
-inline float sigmoid(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
-inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-inline float tanh_(float x) { return 2.0f / (1.0f + exp_approx(-2.0f * x)) - 1.0f; }
-inline double tanh_(double x) { return std::tanh(x); }
+LSTMLAB_INLINE float sigmoid(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+LSTMLAB_INLINE double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+LSTMLAB_INLINE float tanh_(float x) { return 2.0f / (1.0f + exp_approx(-2.0f * x)) - 1.0f; }
+LSTMLAB_INLINE double tanh_(double x) { return std::tanh(x); }
 
 // f(b) for every row b of a batch, across threads when a step has enough work.
 template <typename F>
