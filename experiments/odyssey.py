@@ -7,7 +7,7 @@ same question on two of the post's long-range problems, with every cell held to 
 parameter count, steps, time and seeds (see `lstmlab study --help`):
 
 1. recall at gap 30 ("I grew up in France ... I speak fluent *French*");
-2. the adding problem at T = 100 (Hochreiter & Schmidhuber 1997, exp. 4).
+2. the adding problem at T = 50 (Hochreiter & Schmidhuber 1997, exp. 4).
 
     python experiments/odyssey.py                  # the full study: about 2 x --budget
     python experiments/odyssey.py --lr-search 4    # with Greff et al.'s learning-rate search
@@ -39,7 +39,10 @@ args = parser.parse_args()
 # (Jozefowicz et al. 2015); steps cap each run, the budget may stop it earlier.
 tasks = {
     "recall": ["--task", "recall", "--gap", "30", "--embed-size", "16", "--steps", "3000"],
-    "adding": ["--task", "adding", "--length", "100", "--steps", "3000", "--lr", "5e-3"],
+    # T = 50, batch 64: T = 100 at batch 32 left every cell on the 1/6 baseline after 3000 steps
+    # (a first run of this script), so the table said nothing about the cells.
+    "adding": ["--task", "adding", "--length", "50", "--steps", "2000", "--lr", "5e-3",
+               "--batch-size", "64"],
 }
 common = ["--cells", CELLS, "--seeds", str(args.seeds), "--budget", args.budget,
           "--lr-search", str(args.lr_search), "--workers", str(args.workers),

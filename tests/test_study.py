@@ -250,3 +250,21 @@ def test_a_diverged_run_is_finished_counted_and_never_averaged(tmp_path):
     result = json.loads((tmp_path / "runs" / "rnn-s0" / "result.json").read_text())
     assert result["diverged"] and result["valid"]["loss"] == math.inf
     assert "| 2 (2 diverged) |" in (tmp_path / "results.md").read_text()
+
+
+def test_a_study_saved_before_a_new_setting_existed_still_resumes(tmp_path):
+    """TrainConfig grows settings over time; an older study.json lacks them and must still match."""
+    import dataclasses as dc
+    import json
+
+    from lstmlab.study import _same_plan
+    from lstmlab.train import TrainConfig
+
+    base = dc.asdict(TrainConfig(task="recall"))
+    plan = {"cells": ["lstm"], "seeds": 2, "base": base, "minutes_per_run": 1.0}
+    old = {**plan, "base": {k: v for k, v in base.items() if k != "zoneout"}}
+    (tmp_path / "study.json").write_text(json.dumps(old))
+    assert _same_plan(tmp_path / "study.json", plan)["cells"] == ["lstm"]
+    changed = {**plan, "base": {**base, "zoneout": 0.5}}        # a real change is still refused
+    with pytest.raises(ValueError, match="different study"):
+        _same_plan(tmp_path / "study.json", changed)

@@ -295,6 +295,11 @@ def _same_plan(path: Path, plan: dict) -> dict:
         path.write_text(json.dumps(plan, indent=1))
         return plan
     saved = json.loads(path.read_text())
+    if isinstance(plan.get("base"), dict) and isinstance(saved.get("base"), dict):
+        # Settings added to TrainConfig after the study began read as their defaults, so a
+        # newer lstmlab resumes an older study.
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        saved = {**saved, "base": {**{k: defaults.get(k) for k in plan["base"]}, **saved["base"]}}
     if changed := sorted(k for k in plan if k != "minutes_per_run" and plan[k] != saved.get(k)):
         raise ValueError(f"{path.parent} holds a different study (changed: {', '.join(changed)}); "
                          "resume it with the same settings, or give a new --out")

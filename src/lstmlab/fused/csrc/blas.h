@@ -50,4 +50,27 @@ inline void gemm_nt(int64_t M, int64_t N, int64_t K, const T* A, const T* W, T b
   else c.addmm_(a, w.t(), beta, 1);
 }
 
+// C (M, N) = beta * C + A (M, K) W, all row-major; W is (K, N) contiguous, e.g. a weight met
+// from the output side in a backward pass; A's rows are lda apart (lda = 0: K, contiguous).
+// (Column-major: C^T = W^T A^T.)
+template <typename T>
+inline void gemm_nn(int64_t M, int64_t N, int64_t K, const T* A, const T* W, T beta, T* C,
+                    int64_t lda = 0) {
+  if (M == 0 || N == 0) return;
+  if (lda == 0) lda = K;
+  if (have_blas<T>() && K > 0) {
+    const int m = static_cast<int>(N), n = static_cast<int>(M), k = static_cast<int>(K);
+    const int la = static_cast<int>(lda);
+    const T one = T(1);
+    blas_gemm("N", "N", &m, &n, &k, &one, W, &m, A, &la, &beta, C, &m);
+    return;
+  }
+  const auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  at::Tensor a = at::from_blob(const_cast<T*>(A), {M, K}, {lda, 1}, opts);
+  at::Tensor w = at::from_blob(const_cast<T*>(W), {K, N}, opts);
+  at::Tensor c = at::from_blob(C, {M, N}, opts);
+  if (beta == T(0)) at::mm_out(c, a, w);
+  else c.addmm_(a, w, beta, 1);
+}
+
 }  // namespace lstmlab

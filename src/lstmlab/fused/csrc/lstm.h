@@ -9,6 +9,7 @@
 // projection]; the weight gradients after the loop as a few large matmuls over all steps.
 #pragma once
 
+#include "blas.h"
 #include "common.h"
 
 namespace lstmlab {
@@ -112,17 +113,26 @@ void lstm_row_backward(const LSTMLayout& L, int64_t H, const T* z, const T* cp, 
     if (wco) for (int64_t j = 0; j < H; ++j) dcp[j] += dzo[j] * wco[j];
   }
   // Through c_t = f ⊙ c_{t-1} + i ⊙ g.
-  for (int64_t j = 0; j < H; ++j) {
-    const T dct = dcp[j];
-    const T i = ig ? ig[j] : T(1);
-    const T f = L.coupled ? T(1) - i : (fg ? fg[j] : T(1));
-    const T g = gg[j];
-    const T df = dct * cp[j];
-    dcp[j] = dct * f;
-    dzg[j] = L.input_activation ? dct * i * (T(1) - g * g) : dct * i;
-    if (dzi) dzi[j] = L.coupled ? dct * g - df : dct * g;  // CIFG: f = 1 - i
-    if (dzf) dzf[j] = df;
+  // (One loop per output, branches outside: a missing gate's conditional load kept this scalar.)
+  if (dzf) for (int64_t j = 0; j < H; ++j) dzf[j] = dcp[j] * cp[j];
+  if (dzi && L.coupled) {                                   // CIFG: f = 1 - i
+    for (int64_t j = 0; j < H; ++j) {
+      const T df = dcp[j] * cp[j];
+      dzi[j] = dcp[j] * gg[j] - df;
+    }
+  } else if (dzi) {
+    for (int64_t j = 0; j < H; ++j) dzi[j] = dcp[j] * gg[j];
   }
+  if (ig && L.input_activation)
+    for (int64_t j = 0; j < H; ++j) dzg[j] = dcp[j] * ig[j] * (T(1) - gg[j] * gg[j]);
+  else if (ig)
+    for (int64_t j = 0; j < H; ++j) dzg[j] = dcp[j] * ig[j];
+  else if (L.input_activation)
+    for (int64_t j = 0; j < H; ++j) dzg[j] = dcp[j] * (T(1) - gg[j] * gg[j]);
+  else
+    for (int64_t j = 0; j < H; ++j) dzg[j] = dcp[j];
+  if (L.coupled) for (int64_t j = 0; j < H; ++j) dcp[j] *= T(1) - ig[j];
+  else if (fg) for (int64_t j = 0; j < H; ++j) dcp[j] *= fg[j];
   if (dzi) {
     if (da) for (int64_t j = 0; j < H; ++j) dzi[j] += da[L.ai * H + j];
     for (int64_t j = 0; j < H; ++j) dzi[j] *= ig[j] * (T(1) - ig[j]);
@@ -169,23 +179,51 @@ inline std::vector<at::Tensor> lstm_forward(
   at::Tensor cz = zone_c ? at::zeros({T, B, H}, opts) : at::Tensor();
   if (fgr) as[0].copy_(a0);
   const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
-  const at::Tensor w_hh_t = w_hh.t(), w_gg_t = fgr ? w_gg.t() : at::Tensor();
+  // Raw pointers below: at B = 1 every per-step ATen op (indexing, matmul dispatch) costs more
+  // than the step's arithmetic. Weights are contiguous (usually no copy).
+  const at::Tensor whh = w_hh.contiguous(), whr = proj ? w_hr.contiguous() : at::Tensor();
+  const at::Tensor wgg = fgr ? w_gg.contiguous() : at::Tensor();
+  const at::Tensor mask = drop ? rec_mask.expand({B, P}).contiguous() : at::Tensor();
+  const at::Tensor kh_all = zone_h ? keep_h.expand({T, B, P}).contiguous() : at::Tensor();
+  const at::Tensor kc_all = zone_c ? keep_c.expand({T, B, H}).contiguous() : at::Tensor();
+  at::Tensor h_in = drop ? at::empty({B, P}, opts) : at::Tensor();   // h_{t-1} ⊙ mask
+  at::Tensor rec_buf = fgr ? at::empty({B, sH}, opts) : at::Tensor();  // a_{t-1} W_gg^T
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_forward", [&] {
     using T_ = scalar_t;
     const T_* wci = data_or_null<T_>(w_ci);
     const T_* wcf = data_or_null<T_>(w_cf);
     const T_* wco = data_or_null<T_>(w_co);
+    const T_* whh_p = whh.data_ptr<T_>();
+    const T_* whr_p = proj ? whr.data_ptr<T_>() : nullptr;
+    const T_* wgg_p = fgr ? wgg.data_ptr<T_>() : nullptr;
+    const T_* mk = drop ? mask.data_ptr<T_>() : nullptr;
+    T_* hin_p = drop ? h_in.data_ptr<T_>() : nullptr;
+    T_* recp = fgr ? rec_buf.data_ptr<T_>() : nullptr;
+    T_* acts_p = acts.data_ptr<T_>();
+    T_* hs_p = hs.data_ptr<T_>();
+    T_* cs_p = cs.data_ptr<T_>();
+    T_* ms_p = proj ? ms.data_ptr<T_>() : nullptr;
+    T_* as_p = fgr ? as.data_ptr<T_>() : nullptr;
+    T_* cz_p = zone_c ? cz.data_ptr<T_>() : nullptr;
+    const T_* kh_p = zone_h ? kh_all.data_ptr<T_>() : nullptr;
+    const T_* kc_p = zone_c ? kc_all.data_ptr<T_>() : nullptr;
     for (int64_t t = 0; t < T; ++t) {
-      at::Tensor z = acts[t], m = proj ? ms[t] : hs[t + 1];
-      z.addmm_(drop ? hs[t] * rec_mask : hs[t], w_hh_t);        // z_t += (h_{t-1} ⊙ mask) W_hh^T
-      at::Tensor rec = fgr ? at::mm(as[t], w_gg_t) : at::Tensor();  // (B, sH)
-      T_* zp = z.data_ptr<T_>();
-      const T_* cp = cs[t].data_ptr<T_>();
-      T_* cn = cs[t + 1].data_ptr<T_>();
-      T_* ct = zone_c ? cz[t].data_ptr<T_>() : cn;                // the step's own c_t
-      T_* mp = m.data_ptr<T_>();
-      const T_* recp = fgr ? rec.data_ptr<T_>() : nullptr;
-      T_* anew = fgr ? as[t + 1].data_ptr<T_>() : nullptr;
+      T_* zp = acts_p + t * B * nH;
+      T_* hp = hs_p + t * B * P;                                  // h_{t-1}
+      T_* hn = hp + B * P;                                        // h_t
+      const T_* cp = cs_p + t * B * H;
+      T_* cn = cs_p + (t + 1) * B * H;
+      T_* ct = zone_c ? cz_p + t * B * H : cn;                    // the step's own c_t
+      T_* mp = proj ? ms_p + t * B * H : hn;
+      const T_* ap = fgr ? as_p + t * B * sH : nullptr;
+      T_* anew = fgr ? as_p + (t + 1) * B * sH : nullptr;
+      const T_* hw = hp;
+      if (drop) {
+        for (int64_t j = 0; j < B * P; ++j) hin_p[j] = hp[j] * mk[j];
+        hw = hin_p;
+      }
+      gemm_nt<T_>(B, nH, P, hw, whh_p, T_(1), zp);               // z_t += (h_{t-1} ⊙ mask) W_hh^T
+      if (fgr) gemm_nt<T_>(B, sH, sH, ap, wgg_p, T_(0), recp);    // (B, sH)
       for_rows(B, 6 * H, [&](int64_t b) {
         if (!live(len, b, t)) return;
         LSTMRow<T_> r{zp + b * nH, cp + b * H, ct + b * H, mp + b * H};
@@ -194,15 +232,13 @@ inline std::vector<at::Tensor> lstm_forward(
       });
       if (proj) {
         zero_ended(mp, B, H, len, t);
-        at::Tensor h = hs[t + 1];
-        at::mm_out(h, m, w_hr.t());                              // h_t = W_hr m_t
+        gemm_nt<T_>(B, P, H, mp, whr_p, T_(0), hn);               // h_t = W_hr m_t
       }
-      T_* hn = hs[t + 1].data_ptr<T_>();
-      if (zone_h) zone_rows(hn, hs[t].data_ptr<T_>(), hn, keep_h[t].data_ptr<T_>(), B, P, len, t);
-      if (zone_c) zone_rows(cn, cp, ct, keep_c[t].data_ptr<T_>(), B, H, len, t);
-      hold_ended(hn, hs[t].data_ptr<T_>(), B, P, len, t);
+      if (zone_h) zone_rows(hn, hp, hn, kh_p + t * B * P, B, P, len, t);
+      if (zone_c) zone_rows(cn, cp, ct, kc_p + t * B * H, B, H, len, t);
+      hold_ended(hn, hp, B, P, len, t);
       hold_ended(cn, cp, B, H, len, t);
-      if (fgr) hold_ended(anew, as[t].data_ptr<T_>(), B, sH, len, t);
+      if (fgr) hold_ended(anew, ap, B, sH, len, t);
     }
   });
   at::Tensor none = at::empty({0}, opts);
@@ -230,58 +266,103 @@ inline std::vector<at::Tensor> lstm_backward(
   at::Tensor dZ = at::zeros({T, B, nH}, opts);
   at::Tensor dSig = fgr ? at::zeros({T, B, sH}, opts) : at::Tensor();
   at::Tensor dHs = proj ? at::empty({T, B, P}, opts) : at::Tensor();
+  // Per-step work on raw pointers into buffers made once (see lstm_forward).
   at::Tensor dh = at::zeros({B, P}, opts);                       // dL/dh_t from later steps
-  at::Tensor dc = grad_cn.clone();                               // dL/dc_t from later steps
-  at::Tensor da = fgr ? grad_an.clone() : at::Tensor();
+  at::Tensor dht = at::empty({B, P}, opts);                      // all of dL/dh_t
+  at::Tensor dm_buf = at::empty({B, std::max(P, H)}, opts);      // dL/dm_t (zoneout / projection)
+  at::Tensor dmz_buf = proj && zone_h ? at::empty({B, P}, opts) : at::Tensor();
+  at::Tensor dc = grad_cn.contiguous().clone();                  // dL/dc_t from later steps
+  at::Tensor dct_buf = zone_c ? at::empty({B, H}, opts) : at::Tensor();
+  at::Tensor da = fgr ? grad_an.contiguous().clone() : at::Tensor();
+  at::Tensor da_prev = fgr ? at::empty({B, sH}, opts) : at::Tensor();
   at::Tensor dcp = at::empty({B, H}, opts);
+  const at::Tensor whh = w_hh.contiguous(), whr = proj ? w_hr.contiguous() : at::Tensor();
+  const at::Tensor wgg = fgr ? w_gg.contiguous() : at::Tensor();
+  const at::Tensor mask = drop ? rec_mask.expand({B, P}).contiguous() : at::Tensor();
+  const at::Tensor kh_all = zone_h ? keep_h.expand({T, B, P}).contiguous() : at::Tensor();
+  const at::Tensor kc_all = zone_c ? keep_c.expand({T, B, H}).contiguous() : at::Tensor();
+  const at::Tensor ghs = grad_hs.contiguous(), acts_c = acts.contiguous();
+  const at::Tensor cs_c = cs.contiguous(), cz_c = zone_c ? cz.contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_backward", [&] {
     using T_ = scalar_t;
     const T_* wci = data_or_null<T_>(w_ci);
     const T_* wcf = data_or_null<T_>(w_cf);
     const T_* wco = data_or_null<T_>(w_co);
+    const T_* whh_p = whh.data_ptr<T_>();
+    const T_* whr_p = proj ? whr.data_ptr<T_>() : nullptr;
+    const T_* wgg_p = fgr ? wgg.data_ptr<T_>() : nullptr;
+    const T_* mk = drop ? mask.data_ptr<T_>() : nullptr;
+    const T_* kh_p = zone_h ? kh_all.data_ptr<T_>() : nullptr;
+    const T_* kc_p = zone_c ? kc_all.data_ptr<T_>() : nullptr;
+    const T_* g_p = ghs.data_ptr<T_>();
+    const T_* acts_p = acts_c.data_ptr<T_>();
+    const T_* cs_p = cs_c.data_ptr<T_>();
+    const T_* cz_p = zone_c ? cz_c.data_ptr<T_>() : nullptr;
+    T_* dZ_p = dZ.data_ptr<T_>();
+    T_* dSig_p = fgr ? dSig.data_ptr<T_>() : nullptr;
+    T_* dHs_p = proj ? dHs.data_ptr<T_>() : nullptr;
+    T_* dh_p = dh.data_ptr<T_>();
+    T_* dht_p = dht.data_ptr<T_>();
+    T_* dm_p = dm_buf.data_ptr<T_>();
+    T_* dmz_p = proj && zone_h ? dmz_buf.data_ptr<T_>() : nullptr;
+    T_* dct_p = zone_c ? dct_buf.data_ptr<T_>() : nullptr;
+    T_* dc_p = dc.data_ptr<T_>();
+    T_* dcp_p = dcp.data_ptr<T_>();
+    T_* da_p = fgr ? da.data_ptr<T_>() : nullptr;
+    T_* dap_p = fgr ? da_prev.data_ptr<T_>() : nullptr;
+    const int64_t BP = B * P, BH = B * H;
     for (int64_t t = T - 1; t >= 0; --t) {
-      at::Tensor dht = dh.add(grad_hs[t + 1]);                   // (B, P): all of dL/dh_t
+      const T_* g = g_p + (t + 1) * BP;
+      for (int64_t j = 0; j < BP; ++j) dht_p[j] = dh_p[j] + g[j];
+      const T_* kh = zone_h ? kh_p + t * BP : nullptr;
+      const T_* kc = zone_c ? kc_p + t * BH : nullptr;
       // Through zoneout: the step's own h_t and c_t get (1 - k) of the gradient, h_{t-1} and
       // c_{t-1} the rest, k (added below).
-      at::Tensor dm = zone_h ? dht * (1 - keep_h[t]) : dht;
-      at::Tensor dct = zone_c ? dc * (1 - keep_c[t]) : dc;
-      if (proj) {
-        dHs[t].copy_(dm);
-        dm = at::mm(dm, w_hr);                                   // (B, P) -> (B, H)
+      const T_* dm = dht_p;
+      if (zone_h) {
+        T_* out = proj ? dmz_p : dm_p;
+        for (int64_t j = 0; j < BP; ++j) out[j] = dht_p[j] * (T_(1) - kh[j]);
+        dm = out;
       }
-      const T_* z = acts[t].data_ptr<T_>();
-      const T_* cp = cs[t].data_ptr<T_>();
-      const T_* cn = zone_c ? cz[t].data_ptr<T_>() : cs[t + 1].data_ptr<T_>();
-      const T_* dmp = dm.data_ptr<T_>();
-      const T_* dcin = dc.data_ptr<T_>();
-      const T_* dctp = dct.data_ptr<T_>();
-      const T_* kc = zone_c ? keep_c[t].data_ptr<T_>() : nullptr;
-      const T_* dap = fgr ? da.data_ptr<T_>() : nullptr;
-      T_* dz = dZ[t].data_ptr<T_>();
-      T_* dcpp = dcp.data_ptr<T_>();
-      T_* dsig = fgr ? dSig[t].data_ptr<T_>() : nullptr;
+      const T_* dct = dc_p;
+      if (zone_c) {
+        for (int64_t j = 0; j < BH; ++j) dct_p[j] = dc_p[j] * (T_(1) - kc[j]);
+        dct = dct_p;
+      }
+      if (proj) {
+        std::memcpy(dHs_p + t * BP, dm, BP * sizeof(T_));
+        gemm_nn<T_>(B, H, P, dm, whr_p, T_(0), dm_p);            // (B, P) -> (B, H)
+        dm = dm_p;
+      }
+      const T_* z = acts_p + t * B * nH;
+      const T_* cp = cs_p + t * BH;
+      const T_* cn = zone_c ? cz_p + t * BH : cs_p + (t + 1) * BH;
+      const T_* dcin = dc_p;
+      T_* dz = dZ_p + t * B * nH;
+      T_* dsig = fgr ? dSig_p + t * B * sH : nullptr;
       for_rows(B, 8 * H, [&](int64_t b) {
         if (!live(len, b, t)) {                                  // an ended row passes through
-          std::memcpy(dcpp + b * H, dcin + b * H, H * sizeof(T_));
+          std::memcpy(dcp_p + b * H, dcin + b * H, H * sizeof(T_));
           return;
         }
-        lstm_row_backward<T_>(L, H, z + b * nH, cp + b * H, cn + b * H, dmp + b * H,
-                              dctp + b * H, dap ? dap + b * sH : nullptr, dz + b * nH,
-                              dcpp + b * H, dsig ? dsig + b * sH : nullptr, wci, wcf, wco);
+        lstm_row_backward<T_>(L, H, z + b * nH, cp + b * H, cn + b * H, dm + b * H,
+                              dct + b * H, da_p ? da_p + b * sH : nullptr, dz + b * nH,
+                              dcp_p + b * H, dsig ? dsig + b * sH : nullptr, wci, wcf, wco);
         if (kc)
-          for (int64_t j = b * H; j < (b + 1) * H; ++j) dcpp[j] += kc[j] * dcin[j];
+          for (int64_t j = b * H; j < (b + 1) * H; ++j) dcp_p[j] += kc[j] * dcin[j];
       });
-      at::Tensor dh_prev = at::mm(dZ[t], w_hh);                  // (B, nH) -> (B, P)
-      if (drop) dh_prev.mul_(rec_mask);
-      if (zone_h) dh_prev.addcmul_(keep_h[t], dht);
-      hold_ended(dh_prev.data_ptr<T_>(), dht.data_ptr<T_>(), B, P, len, t);
-      if (proj) zero_ended(dHs[t].data_ptr<T_>(), B, P, len, t);
-      dh = dh_prev;
+      gemm_nn<T_>(B, P, nH, dz, whh_p, T_(0), dh_p);              // dh_{t-1}: (B, nH) -> (B, P)
+      if (drop) for (int64_t j = 0; j < BP; ++j) dh_p[j] *= mk[j];
+      if (zone_h) for (int64_t j = 0; j < BP; ++j) dh_p[j] += kh[j] * dht_p[j];
+      hold_ended(dh_p, dht_p, B, P, len, t);
+      if (proj) zero_ended(dHs_p + t * BP, B, P, len, t);
       std::swap(dc, dcp);
+      std::swap(dc_p, dcp_p);
       if (fgr) {
-        at::Tensor da_prev = at::mm(dSig[t], w_gg);
-        hold_ended(da_prev.data_ptr<T_>(), dap, B, sH, len, t);
-        da = da_prev;
+        gemm_nn<T_>(B, sH, sH, dsig, wgg_p, T_(0), dap_p);
+        hold_ended(dap_p, da_p, B, sH, len, t);
+        std::swap(da, da_prev);
+        std::swap(da_p, dap_p);
       }
     }
   });
