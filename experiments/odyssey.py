@@ -64,10 +64,12 @@ for name, flags in tasks.items():
     print(f"\n=== {name}: {' '.join(flags)} -> {out}")
     study.main([*common, *flags, "--out", str(out)])
 
-# The post's claim, checked on the full run: the LSTM remembers across the gap, the RNN does not.
+# The post's claim, looked at on the full run: does the LSTM remember across the gap and the RNN
+# not? (On 2026-11-24, with 3000 steps at lr 2e-3, neither the LSTM nor the RNN had left chance,
+# while NIG, NFG, NOG and FGR had solved it: see experiments/odyssey.md. So this prints, it does
+# not assert.)
 if not args.tiny:
     table = RESULTS / "odyssey-recall" / "results.csv"
     rows = {r["cell"]: r for r in csv.DictReader(table.open())}
-    lstm, rnn = float(rows["lstm"]["accuracy_mean"]), float(rows["rnn"]["accuracy_mean"])
-    print(f"\nrecall at gap 30: lstm {100 * lstm:.1f} %, rnn {100 * rnn:.1f} %")
-    assert lstm > rnn + 0.2, "the LSTM should beat the vanilla RNN at gap 30"
+    for cell in rows:
+        print(f"recall at gap 30: {cell:9} {100 * float(rows[cell]['accuracy_mean']):5.1f} %")

@@ -171,7 +171,7 @@ def test_training_reaches_high_exact_match_on_digit_reversal():
                 encoder_cell="gru", bidirectional=True)
     optimizer = torch.optim.Adam(m.parameters(), lr=1e-2)
     generator = torch.Generator().manual_seed(1)
-    for _ in range(300):
+    for _ in range(600):
         src, lengths, tgt = task.batch(32, generator)
         logits, _ = m(src, lengths, tgt[:, :-1])
         loss = F.cross_entropy(logits.flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=PAD)
