@@ -94,7 +94,7 @@ def lstm_expected(input_gate=True, forget_gate=True, output_gate=True, coupled=F
 
 
 VARIANTS = {name: switches for name, (layer, switches, _) in REGISTRY.items()
-            if layer is lstmlab.LSTM}
+            if layer is lstmlab.LSTM and not switches.get("layer_norm")}   # LN: its own cell
 VARIANTS["proj"] = {"proj_size": 2}
 
 

@@ -28,6 +28,8 @@ VARIANTS: dict[str, tuple[type[nn.Module], dict, str]] = {
     "gru": (GRU, {}, "gated recurrent unit (torch.nn.GRU, reset after the matmul)"),
     "gru-v3": (GRU, {"reset_after": False}, "GRU of Cho et al. 2014 v3 (reset before the matmul)"),
     "rnn": (RNN, {}, "vanilla tanh RNN (torch.nn.RNN)"),
+    "ln-lstm": (LSTM, {"layer_norm": True}, "layer-normalised LSTM (Ba, Kiros & Hinton 2016)"),
+    "ln-gru": (GRU, {"layer_norm": True}, "layer-normalised GRU (Ba, Kiros & Hinton 2016)"),
     "grid": (GridLSTM, {}, "2-D Grid LSTM, LSTM cells along depth too (Kalchbrenner et al. 2015)"),
     "grid-tied": (GridLSTM, {"tied": True}, "2-D Grid LSTM, one block shared by all layers"),
     "clockwork": (ClockworkRNN, {}, "Clockwork RNN, modules at periods 1, 2, 4, ... "

@@ -33,6 +33,8 @@ CONST = object()        # a value computed from parameters and constants only
 _VIEWS = {"t", "transpose", "permute", "view", "reshape", "unsafe_view", "expand", "unsqueeze",
           "squeeze", "clone", "contiguous", "alias", "detach", "to_copy", "lift_fresh_copy",
           "numpy_T", "slice", "narrow", "select", "expand_as", "view_as"}
+# Short labels for the circles of other pointwise operations (the data-op attribute keeps the name).
+_SHORT = {"native_layer_norm": "LN", "layer_norm": "LN", "group_norm": "GN", "dropout": "drop"}
 _SPLITS = {"split", "split_with_sizes", "chunk", "unbind", "tensor_split", "unsafe_split"}
 _MATMULS = {"mm", "addmm", "matmul", "linear", "bmm", "mv", "baddbmm", "addmv"}
 _ACTIVATIONS = {"sigmoid": "σ", "tanh": "tanh", "relu": "relu", "gelu": "gelu", "silu": "silu",
@@ -211,7 +213,7 @@ class _Reader:
         if name in ("cat", "stack", "concat"):
             return self.add("concat", "", [(self.data(t), "id") for t in tensors
                                            if t is not CONST])
-        return self.op(name, name, tensors)
+        return self.op(_SHORT.get(name, name), name, tensors)
 
     def arith(self, name: str, args):
         a, b = (args + [None])[:2]
