@@ -24,24 +24,7 @@ from lstmlab.viz.diagram import cell_svg, draw_cell, draw_unrolled
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-class MGU(lstmlab.Cell):
-    """Zhou et al. 2016 -- the README's example of a user's own cell."""
-
-    def __init__(self, input_size: int, hidden_size: int):
-        super().__init__(input_size, hidden_size, state_sizes=(hidden_size,))
-        self.weight_ih = nn.Parameter(torch.empty(2 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(2 * hidden_size, hidden_size))
-        self.bias = nn.Parameter(torch.empty(2 * hidden_size))
-        self.reset_parameters()
-
-    def step(self, x, state):
-        (h,) = state
-        xf, xg = (x @ self.weight_ih.T + self.bias).chunk(2, -1)
-        uf, ug = self.weight_hh.chunk(2, 0)
-        f = torch.sigmoid(xf + h @ uf.T)
-        g = torch.tanh(xg + (f * h) @ ug.T)
-        h = (1 - f) * h + f * g
-        return h, (h,), {"forget": f, "candidate": g}
+from user_cells import MGU  # noqa: E402  (the shared user cell)
 
 
 class Diagram:

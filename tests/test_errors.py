@@ -35,24 +35,7 @@ def with_nan(*shape):
     return y
 
 
-class MGU(lstmlab.Cell):
-    """A user's cell (Zhou et al. 2016), to feed Stack and Recurrent."""
-
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__(input_size, hidden_size, state_sizes=(hidden_size,))
-        self.weight_ih = nn.Parameter(torch.empty(2 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(2 * hidden_size, hidden_size))
-        self.bias = nn.Parameter(torch.empty(2 * hidden_size))
-        self.reset_parameters()
-
-    def step(self, x, state):
-        (h,) = state
-        xf, xg = (x @ self.weight_ih.T + self.bias).chunk(2, -1)
-        uf, ug = self.weight_hh.chunk(2, 0)
-        f = torch.sigmoid(xf + h @ uf.T)
-        g = torch.tanh(xg + (f * h) @ ug.T)
-        h = (1 - f) * h + f * g
-        return h, (h,), {"forget": f, "candidate": g}
+from user_cells import MGU  # noqa: E402  (the shared user cell)
 
 
 def lstm(**kw):

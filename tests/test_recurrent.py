@@ -23,25 +23,7 @@ TIGHT = dict(rtol=1e-10, atol=1e-12)          # float64: only summation order ma
 # A user-defined cell: the minimal gated unit (Zhou et al. 2016), as in the Cell docstring.
 # --------------------------------------------------------------------------------------------
 
-class MGU(lstmlab.Cell):
-    """f = σ(W_f x + U_f h + b_f);  g = tanh(W_g x + U_g (f ⊙ h) + b_g);
-    h' = (1 - f) ⊙ h + f ⊙ g"""
-
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__(input_size, hidden_size, state_sizes=(hidden_size,))
-        self.weight_ih = nn.Parameter(torch.empty(2 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(2 * hidden_size, hidden_size))
-        self.bias = nn.Parameter(torch.empty(2 * hidden_size))
-        self.reset_parameters()
-
-    def step(self, x, state):
-        (h,) = state                                                    # (B, H)
-        xf, xg = (x @ self.weight_ih.T + self.bias).chunk(2, -1)        # (B, H) each
-        uf, ug = self.weight_hh.chunk(2, 0)                             # (H, H) each
-        f = torch.sigmoid(xf + h @ uf.T)
-        g = torch.tanh(xg + (f * h) @ ug.T)
-        h = (1 - f) * h + f * g
-        return h, (h,), {"forget": f, "candidate": g}
+from user_cells import MGU  # noqa: E402  (the shared user cell)
 
 
 # --------------------------------------------------------------------------------------------
