@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from common import (Budget, arguments, curve, measure, projection, report_projection, run,
-                    runs_dir, save)
+from common import (Budget, arguments, check_claims, curve, measure, projection,
+                    report_projection, run, runs_dir, save)
 
 from lstmlab.train import TrainConfig, evaluate_checkpoint
 
@@ -51,13 +51,11 @@ def main() -> None:
     if args.quick:
         report_projection(result, [r["projection"] for r in runs_.values()])
     elif all(r["status"]["done"] for r in runs_.values()):
-        result["claims"] = {
+        check_claims(result, {
             **{f"lstm T={n}: test MSE < 0.01": runs_[f"lstm-T{n}"]["test"]["mse"] < 0.01
                for n in LENGTHS},
             **{f"rnn T={n}: test MSE within 0.02 of 1/6":
-               abs(runs_[f"rnn-T{n}"]["test"]["mse"] - 1 / 6) < 0.02 for n in LENGTHS}}
-        for claim, ok in result["claims"].items():
-            print(f"{'PASS' if ok else 'FAIL'}  {claim}")
+               abs(runs_[f"rnn-T{n}"]["test"]["mse"] - 1 / 6) < 0.02 for n in LENGTHS}})
     else:
         print("not finished: run the script again to continue")
     save("adding", result, args.quick)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from lstmlab.checkpoint import load_checkpoint
-from lstmlab.train import TrainConfig, make_job, train
+from lstmlab.train import TrainConfig, evaluate_checkpoint, make_job, train
 from lstmlab.viz.plots import read_metrics
 
 HERE = Path(__file__).resolve().parent
@@ -182,3 +182,41 @@ def report_projection(result: dict, projections: list[dict]) -> None:
         result[f"projected_{key}"] = sum(p[key] for p in projections)
     print(f"projected full run: {result['projected_hours_idle']:.2f} h on this machine idle "
           f"({result['projected_hours_one_thread']:.2f} h on one thread)")
+
+
+def language_model(cfg: TrainConfig, budget: Budget, quick: bool, epoch: int,
+                   metric: str) -> dict:
+    """Train a text run (``--quick``: time it, train 3 steps, project the full cost), then score
+    the whole test split as the papers do; return the result entries: ``status``, ``test``,
+    ``valid_<metric>_by_epoch`` and, with ``quick``, ``projection`` and ``hours_per_epoch_idle``.
+    ``metric`` is ``"perplexity"`` or ``"bits_per_token"``; ``epoch`` is steps per epoch."""
+    full, result = cfg, {"steps_per_epoch": epoch}
+    if quick:
+        timing = measure(cfg, steps=3, evaluate=True)
+        cfg = replace(cfg, steps=3, eval_every=3)
+    result["status"] = run(cfg, budget)
+    if result["status"]["step"]:
+        start = time.perf_counter()
+        result["test"] = evaluate_checkpoint(f"{cfg.out}/checkpoint", "test")
+        test_seconds = time.perf_counter() - start
+        result[f"valid_{metric}_by_epoch"] = [(s / epoch, v) for s, v in
+                                              curve(cfg.out, f"valid_{metric}")]
+        print(f"step {result['status']['step']} (epoch {result['status']['step'] / epoch:.2f}): "
+              f"test {metric.replace('_', ' ')} {result['test'][metric]:.4g} over "
+              f"{result['test']['tokens']} tokens")
+    if quick:
+        evaluations = full.steps // full.eval_every
+        timing["test_wall_seconds"] = test_seconds
+        result["projection"] = projection(timing, full.steps, evaluations)
+        result["hours_per_epoch_idle"] = (timing["step_seconds_idle"] * epoch + timing[
+            "eval_seconds_idle"] * evaluations * epoch / full.steps) / 3600
+        print(f"{result['hours_per_epoch_idle']:.2f} h per epoch on this machine idle")
+        report_projection(result, [result["projection"]])
+    return result
+
+
+def check_claims(result: dict, claims: dict[str, bool]) -> None:
+    """Record each claim's outcome in ``result["claims"]`` and print PASS or FAIL for it."""
+    result["claims"] = claims
+    for claim, ok in claims.items():
+        print(f"{'PASS' if ok else 'FAIL'}  {claim}")

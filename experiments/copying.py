@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from common import (RESULTS, Budget, arguments, curve, measure, projection, report_projection,
-                    run, runs_dir, save)
+from common import (RESULTS, Budget, arguments, check_claims, curve, measure, projection,
+                    report_projection, run, runs_dir, save)
 
 from lstmlab.train import TrainConfig, evaluate_checkpoint
 
@@ -86,10 +86,8 @@ def main() -> None:
     if args.quick:
         report_projection(result, [r["projection"] for r in result["runs"].values()])
     elif all(r["status"]["done"] for r in result["runs"].values()):
-        result["claims"] = {"lstm: test cross-entropy below the baseline":
-                            result["runs"]["lstm"]["test"]["cross_entropy"] < BASELINE}
-        for claim, ok in result["claims"].items():
-            print(f"{'PASS' if ok else 'FAIL'}  {claim}")
+        check_claims(result, {"lstm: test cross-entropy below the baseline":
+                            result["runs"]["lstm"]["test"]["cross_entropy"] < BASELINE})
     RESULTS.mkdir(parents=True, exist_ok=True)
     figure = RESULTS / f"copying{'-quick' if args.quick else ''}.png"
     plot(result, figure)

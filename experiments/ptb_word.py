@@ -21,13 +21,10 @@ The test perplexity is computed as the paper does: the whole test split as one s
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import replace
 
-from common import Budget, arguments, curve, measure, projection, report_projection, run, \
-    runs_dir, save
+from common import Budget, arguments, check_claims, language_model, runs_dir, save
 
-from lstmlab.train import TrainConfig, evaluate_checkpoint
+from lstmlab.train import TrainConfig
 
 TOKENS, BATCH, BPTT, EPOCHS = 929_589, 20, 20, 13
 EPOCH = math.ceil((TOKENS // BATCH - 1) / BPTT)       # 2,324 chunks: steps per epoch
@@ -45,31 +42,11 @@ def config(runs) -> TrainConfig:
 def main() -> None:
     args = arguments(__doc__.splitlines()[0])
     budget, runs = Budget(args.minutes), runs_dir("ptb_word", args.quick)
-    cfg = config(runs)
-    result: dict = {"paper": {"valid_perplexity": 120.7, "test_perplexity": 114.5},
-                    "steps_per_epoch": EPOCH}
-    if args.quick:
-        timing = measure(cfg, evaluate=True)
-        cfg = replace(cfg, steps=3, eval_every=3)
-    result["status"] = run(cfg, budget)
-    if result["status"]["step"]:
-        start = time.perf_counter()
-        result["test"] = evaluate_checkpoint(f"{cfg.out}/checkpoint", "test")
-        test_seconds = time.perf_counter() - start
-        result["valid_perplexity_by_epoch"] = [(s / EPOCH, v) for s, v in
-                                               curve(cfg.out, "valid_perplexity")]
-        print(f"step {result['status']['step']} (epoch {result['status']['step'] / EPOCH:.2f}): "
-              f"test perplexity {result['test']['perplexity']:.1f} over "
-              f"{result['test']['tokens']} tokens (paper: 114.5)")
-    if args.quick:
-        timing |= {"test_wall_seconds": test_seconds}
-        result["projection"] = projection(timing, EPOCHS * EPOCH, EPOCHS)
-        report_projection(result, [result["projection"]])
-    elif result["status"]["done"]:
-        result["claims"] = {"test perplexity within 5 % of 114.5":
-                            abs(result["test"]["perplexity"] / 114.5 - 1) < 0.05}
-        for claim, ok in result["claims"].items():
-            print(f"{'PASS' if ok else 'FAIL'}  {claim}")
+    result = {"paper": {"valid_perplexity": 120.7, "test_perplexity": 114.5},
+              **language_model(config(runs), budget, args.quick, EPOCH, "perplexity")}
+    if result["status"]["done"] and not args.quick:
+        check_claims(result, {"test perplexity within 5 % of 114.5":
+                              abs(result["test"]["perplexity"] / 114.5 - 1) < 0.05})
     save("ptb_word", result, args.quick)
 
 

@@ -66,6 +66,43 @@ def test_resume_continues_exactly(tmp_path, corpus, task):
     assert_same_weights(tmp_path / "whole", tmp_path / "parts")
 
 
+@pytest.mark.parametrize("task", ["recall", "text"])
+def test_init_from_starts_from_the_saved_weights(tmp_path, corpus, task):
+    """A run with ``init_from`` begins at the saved weights (here a later stage of a recall
+    curriculum at another gap, or a text model that must keep its vocabulary), trains from there
+    with a fresh optimiser, and resumes like any run."""
+    common = dict(task=task, text=str(corpus), cell="lstm", hidden_size=16, embed_size=8,
+                  batch_size=4, bptt=12, eval_every=5, checkpoint_every=5)
+    train(TrainConfig(**common, gap=5, steps=5, out=str(tmp_path / "a")), progress=False)
+    # SGD with a vanishing step: after one update the weights are still A's
+    later = dict(common, gap=9, optimizer="sgd", lr=1e-12, init_from=str(tmp_path / "a/checkpoint"))
+    train(TrainConfig(**later, steps=1, out=str(tmp_path / "b")), progress=False)
+    wa, wb = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wb[k], wa[k], rtol=0, atol=1e-9, msg=k)
+    fresh = dict(later, init_from=None)
+    train(TrainConfig(**fresh, steps=1, out=str(tmp_path / "c")), progress=False)
+    assert any(not torch.allclose(weights(tmp_path / "c")[k], wa[k]) for k in wa)
+    # resuming B does not reload A over B's own progress
+    train(TrainConfig(**dict(later, lr=0.5), steps=3, out=str(tmp_path / "d")), progress=False)
+    train(TrainConfig(**dict(later, lr=0.5), steps=2, out=str(tmp_path / "e")), progress=False)
+    train(TrainConfig(**dict(later, lr=0.5), steps=3, out=str(tmp_path / "e")), resume=True,
+          progress=False)
+    assert_same_weights(tmp_path / "d", tmp_path / "e")
+
+
+def test_init_from_a_wrong_or_missing_checkpoint_is_a_clear_error(tmp_path):
+    common = dict(task="adding", length=10, cell="lstm", batch_size=4, steps=1, eval_every=1)
+    train(TrainConfig(**common, hidden_size=8, out=str(tmp_path / "a")), progress=False)
+    with pytest.raises(ValueError, match="model.safetensors"):
+        train(TrainConfig(**common, hidden_size=12, init_from=str(tmp_path / "a/checkpoint"),
+                          out=str(tmp_path / "b")), progress=False)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        train(TrainConfig(**common, hidden_size=8, init_from=str(tmp_path / "nowhere"),
+                          out=str(tmp_path / "c")), progress=False)
+
+
 def test_sigkill_loses_at_most_the_steps_since_the_last_checkpoint(tmp_path):
     """A real process killed with SIGKILL after a checkpoint resumes to the uninterrupted result."""
     args = ["--task", "adding", "--length", "20", "--hidden-size", "16", "--batch-size", "8",

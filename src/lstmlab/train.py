@@ -90,6 +90,9 @@ class TrainConfig:
     patience: int = _setting(0, "stop after this many evaluations without improvement (0: never)")
     minutes: float = _setting(0.0, "stop (with a checkpoint) after this much time (0: no limit)")
     seed: int = _setting(0, "random seed")
+    init_from: str | None = _setting(None, "start from the weights of this checkpoint (a run's "
+                                           "checkpoint/ folder), e.g. the previous stage of a "
+                                           "curriculum; the optimiser starts afresh")
     out: str = _setting("runs/run", "run folder: metrics.jsonl and checkpoint/")
 
     def __post_init__(self) -> None:
@@ -362,6 +365,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
                              "minutes": cfg.minutes, "out": cfg.out})
         saved_vocab = read_vocab(ckpt)
         vocab = Vocab.from_json(saved_vocab) if saved_vocab else None
+    elif cfg.init_from:
+        saved_vocab = read_vocab(cfg.init_from)   # token ids must mean what they meant there
+        vocab = Vocab.from_json(saved_vocab) if saved_vocab else None
     torch.manual_seed(cfg.seed)
     job = make_job(cfg, rank, world, vocab)
     model = job.model
@@ -370,6 +376,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
             nn.init.uniform_(p, -cfg.init_scale, cfg.init_scale)
     if cfg.forget_bias:
         init_forget_bias(model, cfg.forget_bias)
+    if cfg.init_from and not resume:               # a resumed run has its own weights already
+        load_checkpoint(cfg.init_from, model=model, restore_rng=False)
     trained = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)(
         model.parameters(), lr=cfg.lr)
