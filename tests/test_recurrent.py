@@ -351,6 +351,27 @@ def test_batch_with_lengths_equals_each_sequence_alone(problem, reverse):
 
 
 @SETTINGS
+@given(problem=problems(), reverse=st.booleans(), enforce_sorted=st.booleans())
+def test_recurrent_on_a_packed_sequence_equals_lengths(problem, reverse, enforce_sorted):
+    """A PackedSequence in, a PackedSequence out, holding what ``lengths=`` gives."""
+    cell, x, lengths, state = problem
+    rnn = lstmlab.Recurrent(cell, reverse=reverse)
+    if enforce_sorted:
+        lengths = sorted(lengths, reverse=True)
+    with torch.no_grad():
+        out, final = rnn(x, state, lengths)
+        packed = nn.utils.rnn.pack_padded_sequence(x, torch.tensor(lengths),
+                                                   enforce_sorted=enforce_sorted)
+        out_p, final_p = rnn(packed, state)
+    assert isinstance(out_p, nn.utils.rnn.PackedSequence)
+    padded, got = nn.utils.rnn.pad_packed_sequence(out_p, total_length=x.shape[0])
+    assert got.tolist() == list(lengths)
+    torch.testing.assert_close(padded, out, **TIGHT)
+    for a, b in zip(final_p, final, strict=True):
+        torch.testing.assert_close(a, b, **TIGHT)
+
+
+@SETTINGS
 @given(T=st.integers(1, 6), B=st.integers(1, 4), I=st.integers(1, 4), H=st.integers(1, 5),
        layers=st.integers(1, 2), bidirectional=st.booleans(),
        kind=st.sampled_from(["lstm", "gru", "rnn"]), data=st.data(), seed=st.integers(0, 2**16))

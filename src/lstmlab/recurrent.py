@@ -7,9 +7,11 @@ module (batch-first or not, unbatched input, state in and out, gates at every st
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ._checks import check_input, check_lengths, check_state, qualified, state_parts
 from .cells.base import Cell, Gates, State
@@ -89,8 +91,8 @@ class Recurrent(nn.Module):
         reverse: run each sequence backwards from its last valid step.
 
     ``forward(input, state=None, lengths=None, *, return_gates=False)``:
-        input: (T, B, input_size), or (B, T, input_size) if ``batch_first``, or unbatched
-            (T, input_size).
+        input: (T, B, input_size), or (B, T, input_size) if ``batch_first``, unbatched
+            (T, input_size), or a ``PackedSequence`` (the output is then packed alike).
         state: a tuple of parts (B, size) -- (size,) unbatched -- or a tensor for a one-part
             state; ``None`` for zeros.
         lengths: (B,) integers in [1, T], any order; steps past a length are padding.
@@ -113,13 +115,10 @@ class Recurrent(nn.Module):
         self.cell, self.batch_first, self.reverse = cell, batch_first, reverse
         self.input_size = cell.input_size
 
-    def forward(self, input: Tensor, state: State | Tensor | None = None,
+    def forward(self, input: Tensor | PackedSequence, state: State | Tensor | None = None,
                 lengths: Tensor | Sequence[int] | None = None, *, return_gates: bool = False):
-        batched = check_input(input, self, rank=3, check_nan=True)
-        x = input if batched else input.unsqueeze(1)                    # (T, B, I) or (B, T, I)
-        if self.batch_first and batched:
-            x = x.transpose(0, 1)                                       # (B, T, I) -> (T, B, I)
-        steps, batch = x.shape[0], x.shape[1]
+        x, layout = time_major(self, input, lengths, self.batch_first)  # (T, B, I)
+        batch, batched = x.shape[1], layout.batched
         if state is None:
             state = self.cell.initial_state(batch, dtype=x.dtype, device=x.device)
         else:
@@ -127,15 +126,9 @@ class Recurrent(nn.Module):
             state = check_state(parts, self.cell.state_sizes, batch, batched, x, name="state")
             if not batched:
                 state = tuple(s.unsqueeze(0) for s in state)
-        if lengths is not None:
-            if not batched:
-                raise ValueError("lengths applies to batched input only; unbatched input is one "
-                                 "sequence of its full length")
-            lengths = check_lengths(lengths, batch, steps, x.device)
-        out, state, gates = run(self.cell, x, state, lengths, reverse=self.reverse,
+        out, state, gates = run(self.cell, x, state, layout.lengths, reverse=self.reverse,
                                 keep_gates=return_gates)
-        out, gates = _layout(out, batched, self.batch_first), \
-            {k: _layout(g, batched, self.batch_first) for k, g in gates.items()}
+        out, gates = layout(out), {k: layout(g) for k, g in gates.items()}
         if not batched:
             state = tuple(s.squeeze(0) for s in state)
         return (out, state, gates) if return_gates else (out, state)
@@ -149,3 +142,62 @@ def _layout(y: Tensor, batched: bool, batch_first: bool) -> Tensor:
     if not batched:
         return y.squeeze(1)
     return y.transpose(0, 1) if batch_first else y
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a layer's caller laid out its input, so outputs go back in the same form.
+
+    ``lengths`` are the checked valid steps per sequence ((B,), or ``None``: all full).
+    Calling it turns a time-major (T, B, ·) tensor into the caller's form: (B, T, ·) if
+    batch-first, (T, ·) if unbatched, or a ``PackedSequence`` like the input.
+    """
+
+    batched: bool
+    batch_first: bool
+    lengths: Tensor | None
+    packed: PackedSequence | None
+
+    def __call__(self, y: Tensor) -> Tensor | PackedSequence:
+        if self.packed is None:
+            return _layout(y, self.batched, self.batch_first)
+        return _repack(y, self.lengths, self.packed)
+
+
+def time_major(module: nn.Module, input: Tensor | PackedSequence,
+               lengths: Tensor | Sequence[int] | None, batch_first: bool
+               ) -> tuple[Tensor, Layout]:
+    """A layer's input, checked, as (T, B, I) (unbatched: (T, 1, I)), and its :class:`Layout`.
+
+    ``input`` is (T, B, I), (B, T, I) with ``batch_first``, (T, I) unbatched, or a
+    ``PackedSequence`` (which carries its own lengths: giving ``lengths`` too is a
+    ``ValueError``, as are lengths with unbatched input or out of range).
+    """
+    packed = input if isinstance(input, PackedSequence) else None
+    if packed is not None:
+        if lengths is not None:
+            raise ValueError("lengths must not be given with a PackedSequence, which "
+                             "carries its own")
+        x, lengths = pad_packed_sequence(packed)                        # (T, B, I), (B,)
+        check_input(x, module, rank=3, check_nan=True)
+        batched = True
+    else:
+        batched = check_input(input, module, rank=3, check_nan=True)
+        x = input if batched else input.unsqueeze(1)
+        if batch_first and batched:
+            x = x.transpose(0, 1)                                       # (B, T, I) -> (T, B, I)
+    if lengths is not None:
+        if not batched:
+            raise ValueError("lengths applies to batched input only; unbatched input is one "
+                             "sequence of its full length")
+        lengths = check_lengths(lengths, x.shape[1], x.shape[0], x.device)
+    return x, Layout(batched, batch_first, lengths, packed)
+
+
+def _repack(y: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:
+    """A padded (T, B, ·) tensor as a PackedSequence with ``like``'s batch sizes and order."""
+    order = like.sorted_indices
+    if order is not None:
+        y, lengths = y.index_select(1, order), lengths.index_select(0, order.to(lengths.device))
+    data = pack_padded_sequence(y, lengths.cpu(), enforce_sorted=True).data
+    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)

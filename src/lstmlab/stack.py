@@ -17,13 +17,13 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
 
 from ._checks import (check_input, check_lengths, check_positive_int, check_state, qualified,
                       state_parts)
 from .cells.base import Cell, Gates
 from . import fused
-from .recurrent import _layout, run
+from .recurrent import run, time_major
 from .regularizers import check_probability, recurrent_dropout_mask, zoneout_keep
 
 
@@ -148,26 +148,10 @@ class Stack(nn.Module):
     def forward(self, input: Tensor | PackedSequence, hx: Tensor | tuple[Tensor, ...] | None = None,
                 *, lengths: Tensor | Sequence[int] | None = None, return_gates: bool = False):
         cells = self._cells()
-        packed = input if isinstance(input, PackedSequence) else None
-        if packed is not None:
-            if lengths is not None:
-                raise ValueError("lengths must not be given with a PackedSequence, which "
-                                 "carries its own")
-            x, lengths = pad_packed_sequence(packed)                    # (T, B, I), (B,)
-            check_input(x, self, rank=3, check_nan=True)
-            batched = True
-        else:
-            batched = check_input(input, self, rank=3, check_nan=True)
-            x = input if batched else input.unsqueeze(1)
-            if self.batch_first and batched:
-                x = x.transpose(0, 1)                                   # (B, T, I) -> (T, B, I)
-        steps, batch = x.shape[0], x.shape[1]
-        if lengths is not None:
-            if not batched:
-                raise ValueError("lengths applies to batched input only")
-            lengths = check_lengths(lengths, batch, steps, x.device)
-            if bool((lengths == steps).all()):
-                lengths = None            # nothing is padded: skip the masking
+        x, layout = time_major(self, input, lengths, self.batch_first)  # (T, B, I)
+        steps, batch, batched, lengths = x.shape[0], x.shape[1], layout.batched, layout.lengths
+        if lengths is not None and bool((lengths == steps).all()):
+            lengths = None                # nothing is padded: skip the masking
         parts = self._initial_state(hx, cells[0], batch, batched, x)   # each (L*D, B, size)
         regularized = self.zoneout > 0 or (self.recurrent_dropout > 0 and self.training)
         whole = None if return_gates or regularized else self._whole_stack(x, parts, lengths)
@@ -179,13 +163,7 @@ class Stack(nn.Module):
         if not batched:
             h_n = tuple(s.squeeze(1) for s in h_n)
         h_n = h_n[0] if len(h_n) == 1 else h_n
-        if packed is not None:
-            output = _repack(x, lengths, packed)
-            gates_out = [{k: _repack(g, lengths, packed) for k, g in gs.items()} for gs in all_gates]
-        else:
-            output = _layout(x, batched, self.batch_first)
-            gates_out = [{k: _layout(g, batched, self.batch_first) for k, g in gs.items()}
-                         for gs in all_gates]
+        output, gates_out = layout(x), [{k: layout(g) for k, g in gs.items()} for gs in all_gates]
         return (output, h_n, gates_out) if return_gates else (output, h_n)
 
     def _initial_state(self, hx, cell: Cell, batch: int, batched: bool,
@@ -249,11 +227,3 @@ class Stack(nn.Module):
                 f"dropout={self.dropout}, bidirectional={self.bidirectional}"
                 + "".join(f", {k}={v}" for k, v in regularizers.items() if v))
 
-
-def _repack(y: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:
-    """A padded (T, B, ·) tensor as a PackedSequence with ``like``'s batch sizes and order."""
-    order = like.sorted_indices
-    if order is not None:
-        y, lengths = y.index_select(1, order), lengths.index_select(0, order.to(lengths.device))
-    data = pack_padded_sequence(y, lengths.cpu(), enforce_sorted=True).data
-    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
 
 from .._checks import check_input, check_lengths, check_positive_int, check_state, state_parts
-from ..recurrent import _layout, run
+from ..recurrent import run, time_major
 from .base import Cell, Gates, State
 
 DIMENSIONS = ("time", "depth")     # the 2-D grid's dimensions, in the block's order
@@ -190,23 +190,8 @@ class GridLSTM(nn.Module):
     def forward(self, input: Tensor | PackedSequence, hx: tuple[Tensor, Tensor] | None = None,
                 *, lengths: Tensor | Sequence[int] | None = None, return_gates: bool = False
                 ) -> tuple:
-        packed = input if isinstance(input, PackedSequence) else None
-        if packed is not None:
-            if lengths is not None:
-                raise ValueError("lengths must not be given with a PackedSequence, which "
-                                 "carries its own")
-            x, lengths = pad_packed_sequence(packed)                    # (T, B, I), (B,)
-            batched = check_input(x, self, rank=3, check_nan=True)
-        else:
-            batched = check_input(input, self, rank=3, check_nan=True)
-            x = input if batched else input.unsqueeze(1)
-            if self.batch_first and batched:
-                x = x.transpose(0, 1)                                   # (B, T, I) -> (T, B, I)
-        steps, batch = x.shape[0], x.shape[1]
-        if lengths is not None:
-            if not batched:
-                raise ValueError("lengths applies to batched input only")
-            lengths = check_lengths(lengths, batch, steps, x.device)
+        x, layout = time_major(self, input, lengths, self.batch_first)  # (T, B, I)
+        batch, batched = x.shape[1], layout.batched
         if hx is None:
             state = self.cell.initial_state(batch, dtype=x.dtype, device=x.device)
         else:
@@ -215,18 +200,11 @@ class GridLSTM(nn.Module):
             # (L, B, H) -> (B, L·H): the column cell's state, layer l in columns [l·H, (l+1)·H)
             state = tuple((p if batched else p.unsqueeze(1)).transpose(0, 1).flatten(1)
                           for p in parts)
-        out, state, gates = run(self.cell, x, state, lengths, keep_gates=return_gates)
+        out, state, gates = run(self.cell, x, state, layout.lengths, keep_gates=return_gates)
         h_n, c_n = (s.unflatten(-1, (self.num_layers, -1)).transpose(0, 1).contiguous()
                     for s in state)                                     # (B, L·H) -> (L, B, H)
         if not batched:
             h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
-
-        def layout(y: Tensor) -> Tensor | PackedSequence:      # (T, B, ·) -> the caller's form
-            if packed is None:
-                return _layout(y, batched, self.batch_first)
-            from ..stack import _repack           # imported here: the stack builds on the cells
-            return _repack(y, lengths, packed)
-
         if not return_gates:
             return layout(out), (h_n, c_n)
         per_layer = [{f"{dim}_{k}": layout(g[:, :, l, j])      # (T, B, L, 2, H) -> (T, B, H)
