@@ -16,8 +16,9 @@ import torch
 
 from lstmlab import study as study_module
 from lstmlab.models import build_model
-from lstmlab.study import (Study, betainc, match_hidden_size, parameter_count, parse_budget,
-                           run_study, t_two_sided_p, train_run, welch_t_test)
+from lstmlab.stats import betainc, t_two_sided_p, welch_t_test
+from lstmlab.study import Study, match_hidden_size, parameter_count, parse_budget, run_study, \
+    train_run
 from lstmlab.train import TrainConfig, evaluate_checkpoint, load_trained, make_job, train
 from lstmlab.viz.plots import read_metrics
 
