@@ -12,12 +12,12 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from .._checks import check_positive_int
 from ..stack import Stack
 from .base import Cell, Gates, State
-from .rnn import _NONLINEARITIES
+from .rnn import add_elman_parameters, check_nonlinearity
 
 
 def default_periods(hidden_size: int) -> tuple[int, ...]:
@@ -95,20 +95,13 @@ class ClockworkRNNCell(Cell):
 
     def __init__(self, input_size: int, hidden_size: int, periods: Sequence[int] | None = None,
                  bias: bool = True, nonlinearity: str = "tanh", device=None, dtype=None) -> None:
-        if nonlinearity not in _NONLINEARITIES:
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        check_nonlinearity(nonlinearity)
         periods = default_periods(hidden_size) if periods is None \
             else check_periods(periods, hidden_size)
         super().__init__(input_size, hidden_size, state_sizes=(hidden_size, 1))
         self.periods, self.module_size = periods, hidden_size // len(periods)
         self.cycle = math.lcm(*periods)
-        self.bias, self.nonlinearity = bias, nonlinearity
-        self.phi = _NONLINEARITIES[nonlinearity]
-        kw = dict(device=device, dtype=dtype)
-        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size, **kw))
-        self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size, **kw))
-        self.bias_ih = nn.Parameter(torch.empty(hidden_size, **kw)) if bias else None
-        self.bias_hh = nn.Parameter(torch.empty(hidden_size, **kw)) if bias else None
+        add_elman_parameters(self, bias, nonlinearity, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -27,16 +27,9 @@ class RNNCell(Cell):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", device=None, dtype=None) -> None:
-        if nonlinearity not in _NONLINEARITIES:
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        check_nonlinearity(nonlinearity)
         super().__init__(input_size, hidden_size, state_sizes=(hidden_size,))
-        self.bias, self.nonlinearity = bias, nonlinearity
-        self.phi = _NONLINEARITIES[nonlinearity]
-        kw = dict(device=device, dtype=dtype)
-        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size, **kw))
-        self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size, **kw))
-        self.bias_ih = nn.Parameter(torch.empty(hidden_size, **kw)) if bias else None
-        self.bias_hh = nn.Parameter(torch.empty(hidden_size, **kw)) if bias else None
+        add_elman_parameters(self, bias, nonlinearity, device, dtype)
         self.reset_parameters()
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State, Gates]:
@@ -48,3 +41,21 @@ class RNNCell(Cell):
         extra = "" if self.bias else ", bias=False"
         extra += "" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity!r}"
         return f"{self.input_size}, {self.hidden_size}{extra}"
+
+
+def check_nonlinearity(nonlinearity: str) -> None:
+    if nonlinearity not in _NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+
+
+def add_elman_parameters(cell: Cell, bias: bool, nonlinearity: str, device=None,
+                         dtype=None) -> None:
+    """Give ``cell`` an Elman layer's parameters under ``torch.nn.RNNCell``'s names -- weight_ih
+    (H, I), weight_hh (H, H), bias_ih and bias_hh (H,) or None -- uninitialised, and ``phi``, its
+    nonlinearity (shared by :class:`RNNCell` and the clockwork RNN)."""
+    H, kw = cell.hidden_size, dict(device=device, dtype=dtype)
+    cell.bias, cell.nonlinearity, cell.phi = bias, nonlinearity, _NONLINEARITIES[nonlinearity]
+    cell.weight_ih = nn.Parameter(torch.empty(H, cell.input_size, **kw))
+    cell.weight_hh = nn.Parameter(torch.empty(H, H, **kw))
+    cell.bias_ih = nn.Parameter(torch.empty(H, **kw)) if bias else None
+    cell.bias_hh = nn.Parameter(torch.empty(H, **kw)) if bias else None
