@@ -193,3 +193,26 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "unknown settings hiden_size" in capsys.readouterr().err
     assert cli(["train", "--cell", "lstn", "--task", "adding", "--out", str(tmp_path / "x")]) == 2
     assert "unknown cell 'lstn'" in capsys.readouterr().err
+
+
+def test_a_fresh_run_never_replaces_another_runs_checkpoint(tmp_path, capsys):
+    """Progress is never lost by accident: training afresh into a folder that holds a run is a
+    one-line error that leaves the run untouched; ``--overwrite`` starts afresh with a new log."""
+    out = tmp_path / "run"
+    args = ["train", "--task", "adding", "--length", "8", "--hidden-size", "8", "--batch-size",
+            "4", "--steps", "6", "--eval-every", "3", "--out", str(out)]
+    assert cli(args) == 0
+    before = weights(out)
+    log_before = (out / "metrics.jsonl").read_text()
+    capsys.readouterr()
+    assert cli(args + ["--seed", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--overwrite" in err and len(err.splitlines()) == 1
+    assert (out / "metrics.jsonl").read_text() == log_before
+    for k, v in weights(out).items():
+        assert torch.equal(v, before[k]), k
+    assert cli(args + ["--seed", "1", "--overwrite"]) == 0
+    steps = [r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+             if "loss" in r]
+    assert steps == list(range(1, 7))                      # one run's log, not two
+    assert any(not torch.equal(v, before[k]) for k, v in weights(out).items())

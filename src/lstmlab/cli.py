@@ -49,7 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
     cfg = train_config(args)
-    metrics = train(cfg, resume=args.resume)
+    metrics = train(cfg, resume=args.resume, overwrite=args.overwrite)
     print(f"done: {cfg.out}/checkpoint  " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     return 0
 
@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on a task or a corpus (BPTT / truncated BPTT)")
     _add_train_settings(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an --out that already holds a run, replacing it")
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("sample", help="generate text from a trained language model")

@@ -3,7 +3,8 @@
 1. A character-level LSTM learns the Python standard library's own source for a few minutes,
    printing samples as it learns.
 2. A vanilla RNN and an LSTM are trained on ``recall`` ("I grew up in France ... I speak fluent
-   *French*") at growing gaps: the RNN forgets, the LSTM remembers.
+   *French*") at growing gaps, each gap starting from the weights of the one before (a
+   curriculum): the RNN forgets, the LSTM remembers.
 3. A look inside: the vanishing gradient measured (at initialisation and after training), the
    trained model's forget gates over held-out code, the gate explorer, a diagram of every cell.
 4. A report folder, ``index.html`` with relative links only: PNGs, SVGs, the explorer page,
@@ -66,7 +67,7 @@ def run_demo(out: Path, minutes: float = 3.5, *, gaps: tuple[int, ...] = RECALL_
                      batch_size=32, bptt=100, lr=3e-3, steps=max(1, int(900 * minutes)),
                      minutes=minutes, eval_every=250, checkpoint_every=500, max_chars=max_chars,
                      out=str(runs / "char-lstm"))
-    final = train(lm, on_eval=lambda step, metrics, job: show_sample(step, metrics, job.model,
+    final = train(lm, overwrite=True, on_eval=lambda step, metrics, job: show_sample(step, metrics, job.model,
                                                                       job.vocab))
     trained = load_trained(runs / "char-lstm" / "checkpoint")     # (model, vocab, TrainConfig)
     last_step = read_metrics(runs / "char-lstm" / "metrics.jsonl")[-1]["step"]
@@ -75,13 +76,15 @@ def run_demo(out: Path, minutes: float = 3.5, *, gaps: tuple[int, ...] = RECALL_
 
     print(f"\n2/3  remembering across a gap: {' against '.join(cells)} on 'recall'")
     accuracy: dict[str, dict[int, float]] = {cell: {} for cell in cells}
-    for gap in gaps:
-        for cell in cells:
+    for cell in cells:
+        previous = None           # a curriculum: each gap starts from the last gap's weights
+        for gap in sorted(gaps):
             cfg = TrainConfig(task="recall", gap=gap, cell=cell, hidden_size=64, embed_size=16,
                               batch_size=32, lr=3e-3, steps=3000, minutes=recall_minutes,
                               eval_every=200, checkpoint_every=1500, patience=0,
-                              out=str(runs / f"recall-{cell}-{gap}"))
-            metrics = train(cfg, progress=False)
+                              init_from=previous, out=str(runs / f"recall-{cell}-{gap}"))
+            metrics = train(cfg, overwrite=True, progress=False)
+            previous = f"{cfg.out}/checkpoint"
             accuracy[cell][gap] = metrics["accuracy"]
             print(f"  gap {gap:3d}  {cell:5}  accuracy {100 * metrics['accuracy']:5.1f} %")
 
@@ -202,7 +205,9 @@ time; samples are drawn from the model as it learns (temperature 0.7).</p>
 <p>All samples: <a href="samples.txt">samples.txt</a>.</p>
 <h2 id="recall">2. Remembering across a gap</h2>
 <p>"I grew up in France &hellip; I speak fluent <em>French</em>": after a fact sentence and a
-gap of filler words, the model must name the language. The vanilla RNN's gradient vanishes
+gap of filler words, the model must name the language. Each cell is trained at the gaps in
+turn, each run starting from the weights of the previous gap (a curriculum: from scratch, a long
+gap gives too weak a signal to learn from in a short run). The vanilla RNN's gradient vanishes
 across the gap; the LSTM's cell state carries the fact.</p>
 <img src="recall-by-gap.png" alt="accuracy by gap">
 <table><tr><th>gap</th>{"".join(f"<th>{c}</th>" for c in accuracy)}</tr>{rows}</table>

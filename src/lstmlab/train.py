@@ -346,12 +346,14 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
-          on_eval=None) -> dict[str, float]:
+def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
+          progress: bool = True, on_eval=None) -> dict[str, float]:
     """Train as ``cfg`` says; return the last validation metrics.
 
     With ``resume``, continue the run in ``cfg.out`` from its checkpoint exactly as if it had
-    never stopped (weights, optimiser, schedule, RNG, data position, carried state). A NaN or
+    never stopped (weights, optimiser, schedule, RNG, data position, carried state). Without it
+    the run starts afresh, with a new ``metrics.jsonl``; a ``cfg.out`` that already holds a
+    checkpoint is a ``ValueError`` (its progress would be lost) unless ``overwrite``. A NaN or
     infinite loss raises :class:`TrainingError` naming the step, before any update is applied.
     ``on_eval(step, metrics, job)`` is called after every evaluation (e.g. to print samples).
     """
@@ -359,6 +361,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     out = Path(cfg.out)
     ckpt = out / "checkpoint"
     vocab = None
+    if not resume:
+        _start_afresh(out, overwrite, rank)
     if resume:
         # The run is rebuilt from its checkpoint; only the step and time budgets are the caller's.
         cfg = TrainConfig(**{**read_config(ckpt)["train"], "steps": cfg.steps,
@@ -458,6 +462,18 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
             break
     bar.close()
     return metrics
+
+
+def _start_afresh(out: Path, overwrite: bool, rank: int) -> None:
+    """Make ``out`` ready for a new run: refuse to replace another run's checkpoint unless
+    ``overwrite``; a fresh run starts its own metrics log."""
+    ckpt = out / "checkpoint"
+    if not overwrite and (ckpt.exists() or ckpt.with_name(ckpt.name + ".old").exists()):
+        raise ValueError(f"{out} already holds a run (a checkpoint, which a new run would "
+                         f"replace): resume it (--resume), choose another --out, or pass "
+                         f"--overwrite to start afresh")
+    if rank == 0:
+        (out / "metrics.jsonl").unlink(missing_ok=True)
 
 
 class StepDecay:
