@@ -200,6 +200,22 @@ def test_chunks_keep_the_phase():
     assert not torch.allclose(restart, second)
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_zoneout_holds_h_back_but_never_the_clock(training):
+    """Zoneout acts on h only (``zoned_state_parts = 1``): the clock still counts every step."""
+    torch.manual_seed(7)
+    layer = lstmlab.ClockworkRNN(I, H, 2, periods=(1, 2, 4, 8), batch_first=True, dtype=DT,
+                                 zoneout=0.5, recurrent_dropout=0.3 if training else 0.0)
+    plain = lstmlab.ClockworkRNN(I, H, 2, periods=(1, 2, 4, 8), batch_first=True, dtype=DT)
+    plain.load_state_dict(layer.state_dict())
+    layer.train(training)
+    x = torch.randn(B, 11, I, dtype=DT)
+    out, (h_n, t_n) = layer(x)
+    ref, (_, t_ref) = plain(x)
+    assert t_n.flatten().tolist() == t_ref.flatten().tolist() == [11 % 8] * 2 * B
+    assert not torch.allclose(out, ref)                              # zoneout did act on h
+
+
 def matmul_flops(cell: lstmlab.ClockworkRNNCell, t: Tensor) -> int:
     x, h = torch.randn(B, cell.input_size), torch.randn(B, cell.hidden_size)
     with FlopCounterMode(display=False) as counter:

@@ -41,9 +41,10 @@ class Stack(nn.Module):
         recurrent_dropout: variational dropout on h_{t-1} where it meets the recurrent weights
             (Gal & Ghahramani 2016): one mask per sequence, layer and direction, the same at
             every step; while training only. In [0, 1).
-        zoneout: each unit of h (and c, the second state part, for LSTM cells) keeps its previous
-            value with this probability at each step while training (Krueger et al. 2016); in
-            evaluation h_t = z h_{t-1} + (1 - z) h_t, the expectation. In [0, 1).
+        zoneout: each unit of h (and c, for LSTM cells: the first ``cell.zoned_state_parts``
+            state parts) keeps its previous value with this probability at each step while
+            training (Krueger et al. 2016); in evaluation h_t = z h_{t-1} + (1 - z) h_t, the
+            expectation. In [0, 1).
 
     Both regularisers keep the fused kernels (standard LSTM included: it leaves torch's kernel
     for lstmlab's). Masks come from torch's global generator, once per call, in the Stack, so
@@ -212,7 +213,8 @@ class Stack(nn.Module):
             masks["recurrent_mask"] = recurrent_dropout_mask(self.recurrent_dropout, batch,
                                                              cell.state_sizes[0], x)
         if self.zoneout > 0:
-            masks["zoneout"] = zoneout_keep(self.zoneout, steps, batch, cell.state_sizes[:2], x,
+            masks["zoneout"] = zoneout_keep(self.zoneout, steps, batch,
+                                            cell.state_sizes[:cell.zoned_state_parts], x,
                                             self.training)
         return masks
 

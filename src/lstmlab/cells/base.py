@@ -36,6 +36,12 @@ class Cell(nn.Module):
         output_size: features of ``h`` (``hidden_size`` unless projected).
         state_sizes: the trailing size of each state part, e.g. ``(hidden_size, hidden_size)``.
 
+    Class attribute:
+        zoned_state_parts: how many leading state parts are recurrent vectors that zoneout
+            (``Stack(zoneout=p)``) may hold at their previous values: 2 (``h`` and ``c``) by
+            default, at most the number of parts. A cell whose state carries something else
+            after ``h`` -- a step counter, as the clockwork RNN does -- sets 1.
+
     Example -- a minimal gated unit (Zhou et al. 2016) in a dozen lines::
 
         class MGU(lstmlab.Cell):
@@ -55,6 +61,8 @@ class Cell(nn.Module):
                 h = (1 - f) * h + f * g
                 return h, (h,), {"forget": f, "candidate": g}
     """
+
+    zoned_state_parts: int = 2
 
     def __init__(
         self,

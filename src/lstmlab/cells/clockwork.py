@@ -93,6 +93,8 @@ class ClockworkRNNCell(Cell):
         [1.0, 1.0, 1.0]
     """
 
+    zoned_state_parts = 1          # (h, t): zoneout must not hold the step counter back
+
     def __init__(self, input_size: int, hidden_size: int, periods: Sequence[int] | None = None,
                  bias: bool = True, nonlinearity: str = "tanh", device=None, dtype=None) -> None:
         check_nonlinearity(nonlinearity)
@@ -149,7 +151,9 @@ class ClockworkRNNCell(Cell):
 class ClockworkRNN(Stack):
     """Layers of :class:`ClockworkRNNCell`, called like ``torch.nn.RNN``.
 
-    Arguments as ``torch.nn.RNN`` plus ``periods`` (shared by every layer and direction).
+    Arguments as ``torch.nn.RNN`` plus ``periods`` (shared by every layer and direction) and
+    :class:`~lstmlab.Stack`'s ``recurrent_dropout`` and ``zoneout`` (on h; the clock is never
+    held back).
     Parameters ``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``, ...
     (``_reverse`` for the backward direction), shaped as torch's. The state is two parts, so
     ``forward`` returns ``(output, (h_n, t_n))``: ``t_n`` (num_layers * D, B, 1) is each layer's
@@ -166,11 +170,12 @@ class ClockworkRNN(Stack):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
                  periods: Sequence[int] | None = None, bias: bool = True,
                  nonlinearity: str = "tanh", batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, device=None, dtype=None) -> None:
+                 bidirectional: bool = False, device=None, dtype=None,
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0) -> None:
         periods = default_periods(hidden_size) if periods is None \
             else check_periods(periods, hidden_size)       # one clear error before any layer
         super().__init__(
             lambda n: ClockworkRNNCell(n, hidden_size, periods, bias, nonlinearity, device, dtype),
             input_size, num_layers, batch_first=batch_first, dropout=dropout,
-            bidirectional=bidirectional)
+            bidirectional=bidirectional, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
         self.periods, self.bias, self.nonlinearity = periods, bias, nonlinearity
