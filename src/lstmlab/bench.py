@@ -86,8 +86,6 @@ def bench_generation(repeats: int = 3000) -> list[tuple]:
 
     Interleaved blocks of 100 calls, best block per cell: the minimum is what the step costs
     when the machine is not busy with something else."""
-    import lstmlab
-
     torch.manual_seed(0)
     x = torch.randn(1, 64)
     cells = {"torch.nn.LSTMCell": torch.nn.LSTMCell(64, 64),

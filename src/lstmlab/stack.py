@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ._checks import (check_input, check_lengths, check_positive_int, check_state, qualified,
-                      state_parts)
+from ._checks import check_positive_int, check_state, qualified, state_parts
 from .cells.base import Cell, Gates
 from . import fused
 from .recurrent import run, time_major

@@ -98,7 +98,8 @@ class Study:
         self.cells = list(self.cells)
         if not self.cells or (unknown := [c for c in self.cells if c not in VARIANTS]):
             raise ValueError(f"cells must be names of `lstmlab cells` ({', '.join(VARIANTS)}); "
-                             f"got {', '.join(self.cells) or 'none'}")
+                             f"got {', '.join(self.cells) or 'none'}"
+                             + (f" (unknown: {', '.join(unknown)})" if self.cells else ""))
         if len(set(self.cells)) != len(self.cells):
             raise ValueError(f"cells must not repeat; got {', '.join(self.cells)}")
         for name in ("seeds", "workers"):

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..cells.base import Cell
-from .layout import (BOX, BUS, SLOT, TOP, X0, Drawing, Router, Shape, box_size, clip, levels,
+from .layout import (BOX, SLOT, TOP, X0, Drawing, Router, Shape, box_size, clip, levels,
                      place)
 from .trace import CellGraph, Node, trace_cell
 
