@@ -20,13 +20,16 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import replace
+from pathlib import Path
 
-from common import (Budget, arguments, curve, measure, projection, report_projection, run,
-                    runs_dir, save)
+from common import (RESULTS, Budget, arguments, curve, measure, projection, report_projection,
+                    run, runs_dir, save)
 
 from lstmlab.train import TrainConfig, evaluate_checkpoint
+from lstmlab.viz.plots import read_metrics
 
 MODES, STEPS_PER_EPOCH = ("pixel", "permuted"), 500     # 50,000 images / batch 100
+PUBLISHED = {"pixel": 0.982, "permuted": 0.88}          # the issue's targets (Arjovsky et al. 2016)
 
 
 def config(mode: str, epochs: int, runs) -> TrainConfig:
@@ -56,6 +59,7 @@ def main() -> None:
             entry["test"] = evaluate_checkpoint(f"{cfg.out}/checkpoint", "test")   # all 10,000
             entry["valid_curve"] = curve(cfg.out, "valid_accuracy")
             entry["epochs_done"] = entry["status"]["step"] / STEPS_PER_EPOCH
+            entry["minutes_per_epoch_measured"] = minutes_per_epoch(cfg)
         result["runs"][mode] = entry
         print(f"{mode:8}  epoch {entry.get('epochs_done', 0):6.2f}  test accuracy "
               f"{100 * entry.get('test', {}).get('accuracy', math.nan):5.2f} % (10,000 images)")
@@ -63,7 +67,44 @@ def main() -> None:
             print(f"          {entry['hours_per_epoch_idle']:.2f} h per epoch on this machine idle")
     if args.quick:
         report_projection(result, [r["projection"] for r in result["runs"].values()])
+    if any(r.get("valid_curve") for r in result["runs"].values()):
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        figure = RESULTS / f"smnist{'-quick' if args.quick else ''}.png"
+        plot(result, figure)
+        result["figure"] = figure.name
     save("smnist", result, args.quick)
+
+
+def minutes_per_epoch(cfg) -> float:
+    """Minutes per epoch, from the throughput the run logged last (images/s over its latest
+    process's training so far, the half-epoch validations included)."""
+    rates = [r["items_per_s"] for r in read_metrics(Path(cfg.out) / "metrics.jsonl")
+             if "items_per_s" in r]
+    return STEPS_PER_EPOCH * cfg.batch_size / rates[-1] / 60 if rates else math.nan
+
+
+def plot(result: dict, path) -> None:
+    """Validation accuracy against epochs, each mode beside its published test accuracy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for mode, entry in result["runs"].items():
+        if entry.get("valid_curve"):
+            steps, accuracy = zip(*entry["valid_curve"])
+            line, = ax.plot([s / STEPS_PER_EPOCH for s in steps], [100 * a for a in accuracy],
+                            "o-", markersize=3, label=f"LSTM, {mode} (validation)")
+            ax.axhline(100 * PUBLISHED[mode], color=line.get_color(), linestyle="--",
+                       label=f"published {mode} (test)")
+    ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Sequential MNIST, LSTM 128",
+           ylim=(0, 100))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
