@@ -2,7 +2,8 @@
 
 The extension is compiled with ``torch.utils.cpp_extension.load`` on first use and cached under
 ``$LSTMLAB_BUILD_DIR`` (default ``~/.cache/lstmlab``) in a folder named after a hash of the
-sources, the torch version and the CPU, so a changed source or another machine gets its own
+sources (and their location), the torch version and the CPU, so a changed source, another
+checkout or another machine gets its own
 build. If no compiler is available the layers fall back to the readable loop, with one warning.
 """
 
@@ -40,6 +41,9 @@ def _build_dir() -> Path:
         digest.update(path.name.encode() + path.read_bytes())
     digest.update(torch.__version__.encode() + _cpu_signature().encode())
     digest.update(" ".join(_CFLAGS).encode())
+    # The build commands name the sources' absolute path, so two checkouts sharing one folder
+    # would make ninja rebuild at every switch: each checkout gets its own.
+    digest.update(str(_SOURCES.resolve()).encode())
     root = Path(os.environ.get("LSTMLAB_BUILD_DIR", Path.home() / ".cache" / "lstmlab"))
     path = root / f"fused-{digest.hexdigest()[:16]}"
     path.mkdir(parents=True, exist_ok=True)
