@@ -3,7 +3,8 @@
 The extension is compiled with ``torch.utils.cpp_extension.load`` on first use and cached under
 ``$LSTMLAB_BUILD_DIR`` (default ``~/.cache/lstmlab``) in a folder named after a hash of the
 sources (and their location), the torch version and the CPU, so a changed source, another
-checkout or another machine gets its own build. If no compiler is available the layers fall back to the readable loop, with one warning.
+checkout or another machine gets its own build. If no compiler is available the layers fall
+back to the readable loop, with one warning.
 """
 
 from __future__ import annotations
