@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from common import (Budget, arguments, check_claims, curve, measure, projection,
+from common import (RESULTS, Budget, arguments, check_claims, curve, measure, projection,
                     report_projection, run, runs_dir, save)
 
 from lstmlab.train import TrainConfig, evaluate_checkpoint
@@ -58,7 +58,36 @@ def main() -> None:
                abs(runs_[f"rnn-T{n}"]["test"]["mse"] - 1 / 6) < 0.02 for n in LENGTHS}})
     else:
         print("not finished: run the script again to continue")
+    if any(r.get("valid_curve") for r in runs_.values()):
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        figure = RESULTS / f"adding{'-quick' if args.quick else ''}.png"
+        plot(result, figure)
+        result["figure"] = figure.name
     save("adding", result, args.quick)
+
+
+def plot(result: dict, path) -> None:
+    """Validation MSE against training steps (log scale), every run, with the 1/6 baseline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, entry in result["runs"].items():
+        if entry.get("valid_curve"):
+            steps, mse = zip(*entry["valid_curve"])
+            ax.plot(steps, mse, "o-" if name.startswith("lstm") else "s--", markersize=3,
+                    label=name.replace("-", ", "))
+    ax.axhline(1 / 6, color="gray", linestyle=":", label="predict the mean (1/6)")
+    ax.axhline(0.01, color="black", linestyle=":", linewidth=0.8, label="0.01 (solved)")
+    ax.set(xlabel="training step", ylabel="validation MSE", yscale="log",
+           title="The adding problem: LSTM vs vanilla RNN")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
