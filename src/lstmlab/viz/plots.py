@@ -51,14 +51,17 @@ def plot_accuracy_by_gap(results: Mapping[str, Mapping[int, float]], out: str | 
     """Accuracy on ``recall`` against the gap, one line per cell: the post's claim, measured."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    for cell, by_gap in results.items():
+    styles = ("o-", "s--", "^:", "D-.")
+    for k, (cell, by_gap) in enumerate(results.items()):
         gaps = sorted(by_gap)
-        ax.plot(gaps, [100 * by_gap[g] for g in gaps], "o-", label=cell)
+        # shrinking markers and line styles keep coinciding lines (two cells at 100 %) visible
+        ax.plot(gaps, [100 * by_gap[g] for g in gaps], styles[k % len(styles)], label=cell,
+                markersize=max(9 - 2 * k, 3), linewidth=max(2.5 - 0.5 * k, 1))
     if chance is not None:
         ax.axhline(100 * chance, color="gray", linestyle="--", label="chance")
     ax.set_xlabel("gap (filler words between 'I grew up in France' and 'I speak fluent ...')")
     ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 102)
+    ax.set_ylim(0, 105)
     return _finish(plt, fig, ax, out)
 
 
