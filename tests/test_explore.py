@@ -210,6 +210,19 @@ def test_explorer_page_in_chromium(tmp_path, browser):
         got = tuple(int(n) for n in re.findall(r"\d+", bg))
         assert max(abs(a - b) for a, b in zip(got, colour(v, s))) <= 1, (t, v, bg)
 
+    # centred on the unit's mean: v - m on the scale of the largest |v - m|
+    tab.check("#centre")
+    m = float(values.double().mean())
+    s_centred = float((values.double() - m).abs().max())
+    backgrounds = tab.evaluate("[...document.querySelectorAll('#text .tok')]"
+                               ".map(s => getComputedStyle(s).backgroundColor)")
+    for t, (v, bg) in enumerate(zip(values.tolist(), backgrounds, strict=True)):
+        got = tuple(int(n) for n in re.findall(r"\d+", bg))
+        assert max(abs(a - b) for a, b in zip(got, colour(v - m, s_centred))) <= 1, (t, v, bg)
+    assert abs(float(tab.text_content("#lo")) - (m - s_centred)) <= 1e-3
+    assert abs(float(tab.text_content("#hi")) - (m + s_centred)) <= 1e-3
+    tab.uncheck("#centre")
+
     # hovering a token shows every quantity of the chosen unit there
     t = TEXT.index("<script>") + 3
     tab.hover(f'#text .tok[data-i="{t}"]')

@@ -7,7 +7,9 @@ The data (see :func:`lstmlab.viz.explore.write_explorer`)::
 
 Colours: a value v of a unit whose largest |v| over the text is s is drawn as white mixed with
 red (v > 0) or blue (v < 0) in proportion |v| / s -- ``colour()`` below, which the browser test
-recomputes from the model.
+recomputes from the model. With "centre on the unit's mean" ticked, v - m is drawn instead, m
+the unit's mean over the text and s the largest |v - m|: a unit with a large constant offset
+(a forget gate near 1 everywhere) shows where it moves.
 """
 
 PAGE = r"""<!DOCTYPE html>
@@ -91,6 +93,8 @@ PAGE = r"""<!DOCTYPE html>
     <button id="prev" title="previous unit">&#9664;</button>
     <button id="next" title="next unit">&#9654;</button>
     <span class="sub" id="unit-count"></span></label>
+  <label title="colour v minus the unit's mean over the text"><input id="centre"
+    type="checkbox"> centre on the unit's mean</label>
   <div id="legend"><span id="lo"></span><span class="bar"></span><span id="hi"></span></div>
 </div>
 <main>
@@ -138,9 +142,15 @@ function value(q, t, j) {            // the value of unit j of quantity q at tok
   const Q = DATA.layers[layer][q];
   return j < Q.units ? Q.values[t * Q.units + j] / 1000 : null;
 }
-function scale(q, j) {               // the unit's largest |value| over the text
+function centre(q, j) {              // what the colours are relative to: 0, or the unit's mean
+  if (!$("centre").checked) return 0;
+  let m = 0;
+  for (let t = 0; t < T; t++) m += value(q, t, j);
+  return m / T;
+}
+function scale(q, j, m = 0) {        // the unit's largest |value - m| over the text
   let s = 0;
-  for (let t = 0; t < T; t++) s = Math.max(s, Math.abs(value(q, t, j)));
+  for (let t = 0; t < T; t++) s = Math.max(s, Math.abs(value(q, t, j) - m));
   return s;
 }
 function colour(v, s) {
@@ -174,6 +184,7 @@ function buildControls() {
   $("unit").oninput = () => { if ($("unit").value !== "") setUnit(+$("unit").value); };
   $("prev").onclick = () => setUnit(unit - 1);
   $("next").onclick = () => setUnit(unit + 1);
+  $("centre").onchange = () => update();
   fillQuantities();
 }
 function fillQuantities() {
@@ -194,13 +205,14 @@ function setUnit(j, redraw = true) {
 }
 
 function paint() {
-  const s = scale(quantity, unit);
+  const m = value(quantity, 0, unit) === null ? 0 : centre(quantity, unit);
+  const s = scale(quantity, unit, m);
   for (let t = 0; t < T; t++) {
     const v = value(quantity, t, unit);
-    spans[t].style.backgroundColor = v === null ? "" : colour(v, s);
+    spans[t].style.backgroundColor = v === null ? "" : colour(v - m, s);
   }
-  $("lo").textContent = (-s).toFixed(3);
-  $("hi").textContent = "+" + s.toFixed(3);
+  $("lo").textContent = (m - s).toFixed(3);
+  $("hi").textContent = (m + s >= 0 ? "+" : "") + (m + s).toFixed(3);
 }
 
 function showToken(t) {
