@@ -11,12 +11,10 @@ T = 100 and 200 the LSTM goes below 0.01 MSE while the vanilla (tanh) RNN stays 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from common import (Budget, arguments, check_claims, curve, figure, report_projection, runs_dir,
+                    save, task_run)
 
-from common import (RESULTS, Budget, arguments, check_claims, curve, measure, projection,
-                    report_projection, run, runs_dir, save)
-
-from lstmlab.train import TrainConfig, evaluate_checkpoint
+from lstmlab.train import TrainConfig
 
 LENGTHS, CELLS = (100, 200), ("lstm", "rnn")
 
@@ -34,15 +32,8 @@ def main() -> None:
     for length in LENGTHS:
         for cell in CELLS:
             cfg = config(cell, length, runs)
-            if args.quick:
-                entry = {"projection": projection(measure(cfg, evaluate=True), cfg.steps,
-                                                  cfg.steps // cfg.eval_every)}
-                cfg = replace(cfg, steps=3, eval_every=3)
-            else:
-                entry = {}
-            entry["status"] = run(cfg, budget)
+            entry = task_run(cfg, budget, args.quick)
             if entry["status"]["step"]:
-                entry["test"] = evaluate_checkpoint(f"{cfg.out}/checkpoint", "test")
                 entry["valid_curve"] = curve(cfg.out, "valid_mse")
             result["runs"][f"{cell}-T{length}"] = entry
             mse = entry.get("test", {}).get("mse", float("nan"))
@@ -59,35 +50,22 @@ def main() -> None:
     else:
         print("not finished: run the script again to continue")
     if any(r.get("valid_curve") for r in runs_.values()):
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        figure = RESULTS / f"adding{'-quick' if args.quick else ''}.png"
-        plot(result, figure)
-        result["figure"] = figure.name
+        plot(result, args.quick)
     save("adding", result, args.quick)
 
 
-def plot(result: dict, path) -> None:
+def plot(result: dict, quick: bool) -> None:
     """Validation MSE against training steps (log scale), every run, with the 1/6 baseline."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, entry in result["runs"].items():
-        if entry.get("valid_curve"):
-            steps, mse = zip(*entry["valid_curve"])
-            ax.plot(steps, mse, "o-" if name.startswith("lstm") else "s--", markersize=3,
-                    label=name.replace("-", ", "))
-    ax.axhline(1 / 6, color="gray", linestyle=":", label="predict the mean (1/6)")
-    ax.axhline(0.01, color="black", linestyle=":", linewidth=0.8, label="0.01 (solved)")
-    ax.set(xlabel="training step", ylabel="validation MSE", yscale="log",
-           title="The adding problem: LSTM vs vanilla RNN")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with figure("adding", quick, result) as ax:
+        for name, entry in result["runs"].items():
+            if entry.get("valid_curve"):
+                steps, mse = zip(*entry["valid_curve"])
+                ax.plot(steps, mse, "o-" if name.startswith("lstm") else "s--", markersize=3,
+                        label=name.replace("-", ", "))
+        ax.axhline(1 / 6, color="gray", linestyle=":", label="predict the mean (1/6)")
+        ax.axhline(0.01, color="black", linestyle=":", linewidth=0.8, label="0.01 (solved)")
+        ax.set(xlabel="training step", ylabel="validation MSE", yscale="log",
+               title="The adding problem: LSTM vs vanilla RNN")
 
 
 if __name__ == "__main__":

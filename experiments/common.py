@@ -15,6 +15,7 @@ import os
 import shutil
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -220,3 +221,41 @@ def check_claims(result: dict, claims: dict[str, bool]) -> None:
     result["claims"] = claims
     for claim, ok in claims.items():
         print(f"{'PASS' if ok else 'FAIL'}  {claim}")
+
+
+def task_run(cfg: TrainConfig, budget: Budget, quick: bool) -> dict:
+    """One run of a task script: trained (resumably) to its end -- with ``quick``, timed and
+    trained 3 steps -- then tested. Returns ``{"status", "test" (once trained), "projection"
+    (quick)}``."""
+    entry: dict = {}
+    if quick:
+        entry["projection"] = projection(measure(cfg, evaluate=True), cfg.steps,
+                                         cfg.steps // cfg.eval_every)
+        cfg = replace(cfg, steps=3, eval_every=3)
+    entry["status"] = run(cfg, budget)
+    if entry["status"]["step"]:
+        entry["test"] = evaluate_checkpoint(f"{cfg.out}/checkpoint", "test")
+    return entry
+
+
+@contextmanager
+def figure(name: str, quick: bool, result: dict):
+    """``with figure("adding", quick, result) as ax:`` -- a 7x4 in. plot, saved on leaving the
+    block as ``results/<name>[-quick].png`` (with a grid and a legend), named in ``result``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}{'-quick' if quick else ''}.png"
+    fig, ax = plt.subplots(figsize=(7, 4))
+    try:
+        yield ax
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path)
+        result["figure"] = path.name
+    finally:
+        plt.close(fig)

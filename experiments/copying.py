@@ -16,12 +16,11 @@ Differences from the paper: Adam (lr 1e-3) instead of RMSProp, 128 units for bot
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
-from common import (RESULTS, Budget, arguments, check_claims, curve, measure, projection,
-                    report_projection, run, runs_dir, save)
+from common import (Budget, arguments, check_claims, curve, figure, report_projection, runs_dir,
+                    save, task_run)
 
-from lstmlab.train import TrainConfig, evaluate_checkpoint
+from lstmlab.train import TrainConfig
 
 T, CELLS = 100, ("lstm", "rnn")
 BASELINE = 10 * math.log(8) / (T + 20)
@@ -33,31 +32,21 @@ def config(cell: str, runs) -> TrainConfig:
                        eval_batches=16, checkpoint_every=1000, seed=0, out=str(runs / cell))
 
 
-def plot(result: dict, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for cell, entry in result["runs"].items():
-        if entry.get("train_curve"):
-            steps, losses = zip(*entry["train_curve"])
-            ax.plot(steps, losses, label=f"{cell} (training batches)", alpha=0.6)
-        if entry.get("valid_curve"):
-            steps, losses = zip(*entry["valid_curve"])
-            ax.plot(steps, losses, "o-", markersize=2, label=f"{cell} (validation)")
-    ax.axhline(BASELINE, color="gray", linestyle="--", label="memoryless baseline")
-    ax.set(xlabel="training step", ylabel="cross-entropy (nats per step)",
-           title=f"Copying problem, T = {T}")
-    values = [v for e in result["runs"].values() for _, v in e.get("valid_curve", [])]
-    if any(v < 3 * BASELINE for v in values):        # zoom on the baseline, as in Fig. 1
-        ax.set_ylim(0, 3 * BASELINE)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+def plot(result: dict, quick: bool) -> None:
+    with figure("copying", quick, result) as ax:
+        for cell, entry in result["runs"].items():
+            if entry.get("train_curve"):
+                steps, losses = zip(*entry["train_curve"])
+                ax.plot(steps, losses, label=f"{cell} (training batches)", alpha=0.6)
+            if entry.get("valid_curve"):
+                steps, losses = zip(*entry["valid_curve"])
+                ax.plot(steps, losses, "o-", markersize=2, label=f"{cell} (validation)")
+        ax.axhline(BASELINE, color="gray", linestyle="--", label="memoryless baseline")
+        ax.set(xlabel="training step", ylabel="cross-entropy (nats per step)",
+               title=f"Copying problem, T = {T}")
+        values = [v for e in result["runs"].values() for _, v in e.get("valid_curve", [])]
+        if any(v < 3 * BASELINE for v in values):        # zoom on the baseline, as in Fig. 1
+            ax.set_ylim(0, 3 * BASELINE)
 
 
 def main() -> None:
@@ -66,14 +55,8 @@ def main() -> None:
     result: dict = {"T": T, "baseline": BASELINE, "runs": {}}
     for cell in CELLS:
         cfg = config(cell, runs)
-        entry = {}
-        if args.quick:
-            entry["projection"] = projection(measure(cfg, evaluate=True), cfg.steps,
-                                             cfg.steps // cfg.eval_every)
-            cfg = replace(cfg, steps=3, eval_every=3)
-        entry["status"] = run(cfg, budget)
+        entry = task_run(cfg, budget, args.quick)
         if entry["status"]["step"]:
-            entry["test"] = evaluate_checkpoint(f"{cfg.out}/checkpoint", "test")
             entry["valid_curve"] = curve(cfg.out, "valid_cross_entropy")
             train = curve(cfg.out, "loss")
             entry["train_curve"] = [(s, sum(v for _, v in train[k:k + 50]) / len(train[k:k + 50]))
@@ -88,10 +71,7 @@ def main() -> None:
     elif all(r["status"]["done"] for r in result["runs"].values()):
         check_claims(result, {"lstm: test cross-entropy below the baseline":
                             result["runs"]["lstm"]["test"]["cross_entropy"] < BASELINE})
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    figure = RESULTS / f"copying{'-quick' if args.quick else ''}.png"
-    plot(result, figure)
-    result["figure"] = figure.name
+    plot(result, args.quick)
     save("copying", result, args.quick)
 
 

@@ -19,10 +19,9 @@ signal under 50+ filler words); grown gradually, the gated cells keep it at ever
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
-from common import (RESULTS, Budget, arguments, check_claims, measure, projection,
-                    report_projection, run, runs_dir, save)
+from common import (RESULTS, Budget, arguments, check_claims, report_projection, run, runs_dir,
+                    save, task_run)
 
 from lstmlab.train import TrainConfig, evaluate_checkpoint
 from lstmlab.viz.plots import plot_accuracy_by_gap
@@ -62,15 +61,8 @@ def main() -> None:
     accuracy: dict[str, dict[int, float]] = {cell: {} for cell in CELLS}
     for gap in GAPS:
         for cell in CELLS:
-            cfg = config(cell, gap, runs)
-            entry = {}
-            if args.quick:
-                entry["projection"] = projection(measure(cfg, evaluate=True), cfg.steps,
-                                                 cfg.steps // cfg.eval_every)
-                cfg = replace(cfg, steps=3, eval_every=3)
-            entry["status"] = run(cfg, budget)
+            entry = task_run(config(cell, gap, runs), budget, args.quick)
             if entry["status"]["step"]:
-                entry["test"] = evaluate_checkpoint(f"{cfg.out}/checkpoint", "test")
                 accuracy[cell][gap] = entry["test"]["accuracy"]
             result["runs"][f"{cell}-gap{gap}"] = entry
             print(f"gap {gap:3d}  {cell:4}  step {entry['status']['step']:5d}  test accuracy "

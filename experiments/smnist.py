@@ -22,7 +22,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-from common import (RESULTS, Budget, arguments, curve, measure, projection, report_projection,
+from common import (Budget, arguments, curve, figure, measure, projection, report_projection,
                     run, runs_dir, save)
 
 from lstmlab.train import TrainConfig, evaluate_checkpoint
@@ -68,10 +68,7 @@ def main() -> None:
     if args.quick:
         report_projection(result, [r["projection"] for r in result["runs"].values()])
     if any(r.get("valid_curve") for r in result["runs"].values()):
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        figure = RESULTS / f"smnist{'-quick' if args.quick else ''}.png"
-        plot(result, figure)
-        result["figure"] = figure.name
+        plot(result, args.quick)
     save("smnist", result, args.quick)
 
 
@@ -83,28 +80,19 @@ def minutes_per_epoch(cfg) -> float:
     return STEPS_PER_EPOCH * cfg.batch_size / rates[-1] / 60 if rates else math.nan
 
 
-def plot(result: dict, path) -> None:
+def plot(result: dict, quick: bool) -> None:
     """Validation accuracy against epochs, each mode beside its published test accuracy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for mode, entry in result["runs"].items():
-        if entry.get("valid_curve"):
-            steps, accuracy = zip(*entry["valid_curve"])
-            line, = ax.plot([s / STEPS_PER_EPOCH for s in steps], [100 * a for a in accuracy],
-                            "o-", markersize=3, label=f"LSTM, {mode} (validation)")
-            ax.axhline(100 * PUBLISHED[mode], color=line.get_color(), linestyle="--",
-                       label=f"published {mode} (test)")
-    ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Sequential MNIST, LSTM 128",
-           ylim=(0, 100))
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with figure("smnist", quick, result) as ax:
+        for mode, entry in result["runs"].items():
+            if entry.get("valid_curve"):
+                steps, accuracy = zip(*entry["valid_curve"])
+                line, = ax.plot([s / STEPS_PER_EPOCH for s in steps],
+                                [100 * a for a in accuracy], "o-", markersize=3,
+                                label=f"LSTM, {mode} (validation)")
+                ax.axhline(100 * PUBLISHED[mode], color=line.get_color(), linestyle="--",
+                           label=f"published {mode} (test)")
+        ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Sequential MNIST, LSTM 128",
+               ylim=(0, 100))
 
 
 if __name__ == "__main__":
