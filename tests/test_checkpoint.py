@@ -271,6 +271,22 @@ def saved(tmp_path):
                            config={"hidden": 8})
 
 
+def test_a_run_folder_stands_for_its_checkpoint(tmp_path):
+    """``RUN`` reads ``RUN/checkpoint`` (as the trainer lays runs out), for every reader."""
+    model, opt, sched = make_run()
+    train(model, opt, sched, 2)
+    save_checkpoint(tmp_path / "run" / "checkpoint", model=model, optimizer=opt,
+                    config={"h": 8}, step=3)
+    fresh, _, _ = make_run()
+    assert load_checkpoint(tmp_path / "run", model=fresh).step == 3
+    for name, w in model.state_dict().items():
+        assert torch.equal(w, fresh.state_dict()[name])
+    assert read_config(tmp_path / "run") == {"h": 8}
+    (tmp_path / "empty").mkdir()                   # a folder with neither: the usual error
+    assert str(tmp_path / "empty" / "checkpoint.json") in one_line_error(
+        FileNotFoundError, tmp_path / "empty")
+
+
 def test_missing(tmp_path, saved):
     assert str(tmp_path / "nope" / "checkpoint.json") in one_line_error(
         FileNotFoundError, tmp_path / "nope")

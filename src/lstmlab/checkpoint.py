@@ -192,6 +192,8 @@ def read_vocab(path: str | os.PathLike) -> dict | None:
 
 def _read_meta(path: str | os.PathLike) -> tuple[Path, dict]:
     root = Path(path)
+    if root.is_dir() and not (root / META).exists() and (root / "checkpoint" / META).exists():
+        root = root / "checkpoint"      # a run folder given for its checkpoint
     if not root.exists() and (old := root.with_name(root.name + ".old")).is_dir():
         root = old      # a save was killed between its two renames; this is the previous one
     if root.is_file():

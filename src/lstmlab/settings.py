@@ -60,9 +60,9 @@ class TrainConfig:
     patience: int = _setting(0, "stop after this many evaluations without improvement (0: never)")
     minutes: float = _setting(0.0, "stop (with a checkpoint) after this much time (0: no limit)")
     seed: int = _setting(0, "random seed")
-    init_from: str | None = _setting(None, "start from the weights of this checkpoint (a run's "
-                                           "checkpoint/ folder), e.g. the previous stage of a "
-                                           "curriculum; the optimiser starts afresh")
+    init_from: str | None = _setting(None, "start from the weights of this checkpoint (a run "
+                                           "folder or its checkpoint/), e.g. the previous stage "
+                                           "of a curriculum; the optimiser starts afresh")
     out: str = _setting("runs/run", "run folder: metrics.jsonl and checkpoint/")
 
     def __post_init__(self) -> None:
