@@ -42,3 +42,24 @@ def test_bad_options_fail_before_any_training(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         run_demo(tmp_path / "report", **kwargs)
     assert not (tmp_path / "report").exists()
+
+
+def test_demo_recall_is_a_curriculum_and_the_demo_runs_again(tmp_path):
+    """Each gap starts from the weights of the gap before; a second demo into the same folder
+    starts every run afresh (one metrics log per run, not two appended)."""
+    from lstmlab.checkpoint import read_config
+
+    out = tmp_path / "report"
+    kwargs = dict(minutes=0.01, gaps=(3, 2), cells=("lstm",), recall_minutes=0.01,
+                  hidden_size=16, max_chars=60_000)
+    assert run_demo(out, **kwargs) == 0
+    runs = out / "runs"
+    assert read_config(runs / "recall-lstm-2")["train"]["init_from"] is None
+    assert read_config(runs / "recall-lstm-3")["train"]["init_from"] == \
+        str(runs / "recall-lstm-2" / "checkpoint")
+    assert run_demo(out, **kwargs) == 0
+    for run in ("char-lstm", "recall-lstm-2", "recall-lstm-3"):
+        steps = [line for line in (runs / run / "metrics.jsonl").read_text().splitlines()
+                 if '"loss"' in line and '"valid_' not in line]
+        numbers = [int(re.search(r'"step": (\d+)', line).group(1)) for line in steps]
+        assert numbers == list(range(1, len(numbers) + 1)), run
