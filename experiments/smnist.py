@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from common import (Budget, arguments, curve, figure, measure, projection, report_projection,
-                    run, runs_dir, save)
+                    reported, run, runs_dir, save)
 
 from lstmlab.train import TrainConfig, evaluate_checkpoint
 from lstmlab.viz.plots import read_metrics
@@ -56,7 +56,7 @@ def main() -> None:
             cfg = replace(cfg, steps=2, eval_every=2, eval_batches=1)
         entry["status"] = run(cfg, budget)
         if entry["status"]["step"]:
-            entry["test"] = evaluate_checkpoint(f"{cfg.out}/checkpoint", "test")   # all 10,000
+            entry["test"] = evaluate_checkpoint(reported(cfg.out), "test")   # all 10,000
             entry["valid_curve"] = curve(cfg.out, "valid_accuracy")
             entry["epochs_done"] = entry["status"]["step"] / STEPS_PER_EPOCH
             entry["minutes_per_epoch_measured"] = minutes_per_epoch(cfg)

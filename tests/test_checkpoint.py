@@ -17,7 +17,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-import lstmlab.checkpoint as ckpt_module
+import lstmlab.checkpoint._files as ckpt_files
 from lstmlab.checkpoint import load_checkpoint, read_config, save_checkpoint
 
 
@@ -151,7 +151,7 @@ def assert_intact(path, step: int) -> None:
 def test_crash_mid_save_keeps_previous(tmp_path, monkeypatch, crash_at):
     path = tmp_path / "ckpt"
     save_marked(path, 1.0, step=1)
-    write, rename, renames = ckpt_module._write, os.rename, []
+    write, rename, renames = ckpt_files._write, os.rename, []
 
     def crashing_write(file, data):
         if file.name == crash_at:
@@ -165,7 +165,7 @@ def test_crash_mid_save_keeps_previous(tmp_path, monkeypatch, crash_at):
             raise OSError("simulated crash")
         rename(src, dst)
 
-    monkeypatch.setattr(ckpt_module, "_write", crashing_write)
+    monkeypatch.setattr(ckpt_files, "_write", crashing_write)
     monkeypatch.setattr(os, "rename", crashing_rename)
     with pytest.raises(OSError, match="simulated crash"):
         save_marked(path, 2.0, step=2)

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from lstmlab.data.text import Vocab
+from lstmlab.data.vocab import Vocab
 from lstmlab.generate import sample
 from lstmlab.models import LanguageModel
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from lstmlab.data import (TokenStream, Vocab, split_documents, stdlib_corpus, text_corpus,
                           tokenize)
-from lstmlab.data.text import _stdlib_files
+from lstmlab.data.corpus import _stdlib_files
 
 # ---- tokenize and Vocab --------------------------------------------------------------------
 

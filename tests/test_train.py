@@ -215,4 +215,25 @@ def test_a_fresh_run_never_replaces_another_runs_checkpoint(tmp_path, capsys):
     steps = [r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
              if "loss" in r]
     assert steps == list(range(1, 7))                      # one run's log, not two
+    valid = [r["valid_loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text()
+                                               .splitlines()) if "valid_loss" in r]
+    assert load_checkpoint(out / "best", restore_rng=False).extra["valid_loss"] == min(valid)
     assert any(not torch.equal(v, before[k]) for k, v in weights(out).items())
+
+
+def test_best_holds_the_weights_of_the_lowest_validation_loss(tmp_path):
+    """``out/best`` is what early stopping reports: the evaluation with the lowest validation
+    loss, whose weights score exactly that loss again -- not the last step's weights."""
+    out = tmp_path / "run"
+    cfg = TrainConfig(task="adding", length=8, hidden_size=8, batch_size=16, lr=0.3, steps=60,
+                      eval_every=5, checkpoint_every=60, seed=3, out=str(out))
+    train(cfg, progress=False)
+    evals = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+             if "valid_loss" in r]
+    lowest = min(evals, key=lambda r: r["valid_loss"])
+    assert lowest is not evals[-1], "the test needs a run whose last evaluation is not its best"
+    best = load_checkpoint(out / "best", restore_rng=False)
+    assert best.step == lowest["step"] and best.extra["valid_loss"] == lowest["valid_loss"]
+    again = evaluate_checkpoint(out / "best")
+    assert again["loss"] == pytest.approx(lowest["valid_loss"], rel=1e-6)
+    assert evaluate_checkpoint(out / "checkpoint")["loss"] != pytest.approx(again["loss"])

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
-from .data.text import EOS, Vocab
+from .data.vocab import EOS, Vocab
 from .models import LanguageModel, StateLike
 
 
@@ -38,7 +38,7 @@ def sample(model: LanguageModel, vocab: Vocab, prompt: str = "", length: int = 2
 
     Each yielded piece is one token as text, so ``"".join(pieces)`` is the continuation at
     either level: a character as it is; a word with a space before it (none after a line end),
-    ``"<eos>"`` as ``"\n"`` (:func:`~lstmlab.data.text.tokenize` made ``"<eos>"`` of newlines).
+    ``"<eos>"`` as ``"\n"`` (:func:`~lstmlab.data.vocab.tokenize` made ``"<eos>"`` of newlines).
 
     The model runs in eval mode under ``torch.no_grad()``, switched on around each step and
     restored before each token is yielded: while the caller holds the iterator, its grad mode

@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._checks import check_lengths, check_positive_int
+from ._model_common import _check_tokens
 from .attention import AdditiveAttention
-from .models import _check_tokens
 from .registry import make_layer
 from .stack import Stack
 

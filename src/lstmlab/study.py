@@ -54,7 +54,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import _read_meta
+from .checkpoint._read import _read_meta
 from .registry import VARIANTS
 from .stats import welch_t_test
 from .train import TrainConfig, TrainingError, evaluate_checkpoint, make_job, train

@@ -23,6 +23,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -31,6 +32,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .checkpoint import load_checkpoint, read_config, read_vocab, save_checkpoint
+from .checkpoint._read import META
 from .data import Vocab
 from .jobs import TaskJob, TextJob, evaluate_split, make_job
 from .models import init_forget_bias
@@ -64,6 +66,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     the run starts afresh, with a new ``metrics.jsonl``; a ``cfg.out`` that already holds a
     checkpoint is a ``ValueError`` (its progress would be lost) unless ``overwrite``. A NaN or
     infinite loss raises :class:`TrainingError` naming the step, before any update is applied.
+    ``cfg.out/checkpoint`` holds the latest state (to resume); ``cfg.out/best`` the weights of
+    the lowest validation loss so far (what early stopping reports; a checkpoint without
+    optimiser state, for ``lstmlab eval``/``sample``/``explore``).
     ``on_eval(step, metrics, job)`` is called after every evaluation (e.g. to print samples).
     """
     rank, world = _distributed()
@@ -144,6 +149,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
             model.train()
             improved = metrics["loss"] < best
             best, stale = (metrics["loss"], 0) if improved else (best, stale + 1)
+            if improved and rank == 0:         # early stopping keeps these weights, not the last
+                save_checkpoint(out / "best", model=model, config=config, vocab=vocab_json,
+                                step=done, extra={f"valid_{k}": v for k, v in metrics.items()},
+                                tensors=job.state())      # e.g. permuted MNIST's pixel order
             if log is not None:
                 log.write({"step": done, **{f"valid_{k}": v for k, v in metrics.items()}})
                 bar.note(f"step {done}: " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
@@ -175,7 +184,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
 
 def _start_afresh(out: Path, overwrite: bool, rank: int) -> None:
     """Make ``out`` ready for a new run: refuse to replace another run's checkpoint unless
-    ``overwrite``; a fresh run starts its own metrics log."""
+    ``overwrite``; a fresh run starts its own metrics log and best weights."""
     ckpt = out / "checkpoint"
     if not overwrite and (ckpt.exists() or ckpt.with_name(ckpt.name + ".old").exists()):
         raise ValueError(f"{out} already holds a run (a checkpoint, which a new run would "
@@ -183,6 +192,8 @@ def _start_afresh(out: Path, overwrite: bool, rank: int) -> None:
                          f"--overwrite to start afresh")
     if rank == 0:
         (out / "metrics.jsonl").unlink(missing_ok=True)
+        if (out / "best" / META).is_file():      # the replaced run's best weights go with it
+            shutil.rmtree(out / "best")
 
 
 class StepDecay:

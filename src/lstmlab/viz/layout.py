@@ -127,19 +127,26 @@ def place(g: CellGraph, level: dict[str, int]) -> dict[str, int]:
     (up to 3 columns) while it would sit on a line or its input lines would cross a node."""
     slot: dict[str, int] = {}
     last: dict[int, int] = defaultdict(lambda: -1)
+    top_source = g.states[g.top].source if g.top is not None else None
     lines: set[tuple[int, int]] = set()
 
     def taken() -> set[tuple[int, int]]:         # nodes and the gaps over them
         return {(slot[m], 2 * level[m] - d) for m in slot for d in (0, 1)}
 
     def routes(nid: str, s: int) -> list[set]:
-        """For each placed input, the places of its cheaper route to column s."""
+        """For each input, the places of its cheaper route to column s (lines from the cell's
+        inputs run as diagram.py draws them: from the bus straight up at column s; x_t into an
+        operation up the left side, then across)."""
         out, busy = [], taken()
         for p, _ in g.nodes[nid].inputs:
             if p in slot:
                 options = line_cells(slot[p], level[p], s, level[nid],
                                      g.nodes[nid].kind == "layer")
                 out.append(min(options, key=lambda c: 2 * len(c & busy) + len(c & lines)))
+            elif p == g.x and g.nodes[nid].kind != "layer":    # x_t: up the left, across
+                out.append({(k, 2 * level[nid]) for k in range(s)})
+            elif g.nodes[p].kind == "input" and p != top_source:   # along the bus, up
+                out.append(line_cells(s, BUS, s, level[nid], False)[0])
         return out
 
     def cost(nid: str, s: int) -> int:

@@ -29,6 +29,9 @@ from torch.utils import _pytree as pytree
 from ..cells.base import Cell
 
 CONST = object()        # a value computed from parameters and constants only
+ZERO = object()         # a tensor of zeros shaped like data: no data flows through it
+
+_ZEROS = {"zeros_like", "new_zeros"}
 
 _VIEWS = {"t", "transpose", "permute", "view", "reshape", "unsafe_view", "expand", "unsqueeze",
           "squeeze", "clone", "contiguous", "alias", "detach", "to_copy", "lift_fresh_copy",
@@ -150,7 +153,7 @@ class _Reader:
             return self.boxes[id(v)]
         if isinstance(v, _Parts):
             return self.data(v.whole)
-        return None if v is CONST else v
+        return None if v is CONST or v is ZERO else v
 
     def op(self, label: str, op: str, values) -> str:
         return self.add("op", label, [(d, "id") for v in values if (d := self.data(v))], op=op)
@@ -193,14 +196,16 @@ class _Reader:
         name = getattr(target, "__name__", str(target)).lstrip("_")
         tensors = [env[a] for a in pytree.tree_leaves((node.args, node.kwargs))
                    if isinstance(a, fx.Node)]
-        if all(t is CONST for t in tensors):
+        if name in _ZEROS:              # e.g. the grid LSTM's empty depth memory: zero, not data
+            return ZERO
+        if all(t is CONST or t is ZERO for t in tensors):
             return CONST
         if name in _VIEWS:
             return args[0]
         if name in _SPLITS:
             return _Parts(args[0])
         if name in _MATMULS:
-            data = [t for t in tensors if t is not CONST]
+            data = [t for t in tensors if t is not CONST and t is not ZERO]
             if len(data) == 1:
                 return _Affine(((self.data(data[0]), "W"),))
             return self.op("·", "matmul", data)
@@ -211,12 +216,13 @@ class _Reader:
                 return self.add("layer", _ACTIVATIONS[name], args[0].terms, activation=name)
             return self.op(_ACTIVATIONS[name], name, args[:1])
         if name in ("cat", "stack", "concat"):
-            return self.add("concat", "", [(self.data(t), "id") for t in tensors
-                                           if t is not CONST])
+            return self.add("concat", "", [(d, "id") for t in tensors if (d := self.data(t))])
         return self.op(_SHORT.get(name, name), name, tensors)
 
     def arith(self, name: str, args):
         a, b = (args + [None])[:2]
+        if a is ZERO or b is ZERO:
+            return _with_zero(name, a, b, self.arith)
         num = [v for v in (a, b) if isinstance(v, (int, float))]
         x = next(v for v in (a, b) if not isinstance(v, (int, float)) and v is not CONST)
         if name == "neg":
@@ -253,6 +259,21 @@ class _Reader:
                 keep.add(nid)
                 todo.extend(s for s, _ in self.nodes[nid].inputs)
         return {k: v for k, v in self.nodes.items() if k in keep or v.kind == "input"}
+
+
+def _with_zero(name: str, a, b, arith):
+    """``a <name> b`` where ``a`` or ``b`` is :data:`ZERO`: ``0·x = 0``, ``x + 0 = x``, so
+    ``f ⊙ 0 + i ⊙ g`` draws as ``i ⊙ g`` alone (``rsub(a, b)`` is ``b − a``)."""
+    other = b if a is ZERO else a
+    if name in ("mul", "neg") or (name == "div" and a is ZERO) or other is ZERO:
+        return ZERO
+    if isinstance(other, (int, float)) or other is CONST:
+        return CONST
+    if name == "add" or (name == "sub" and b is ZERO) or (name == "rsub" and a is ZERO):
+        return other
+    if name in ("sub", "rsub"):                           # 0 − x
+        return arith("neg", [other])
+    raise ValueError(f"cannot draw {name} with a tensor of zeros")      # x ÷ 0
 
 
 def _with_roles(name: str, nodes: dict[str, Node], sources: list[str], h: str,
