@@ -6,8 +6,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import random
+import signal
 import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import mpmath
 import pytest
@@ -269,3 +275,47 @@ def test_a_study_saved_before_a_new_setting_existed_still_resumes(tmp_path):
     changed = {**plan, "base": {**base, "zoneout": 0.5}}        # a real change is still refused
     with pytest.raises(ValueError, match="different study"):
         _same_plan(tmp_path / "study.json", changed)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie nobody reaped has stopped: it counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the worker processes")
+def test_killing_a_study_stops_its_workers(tmp_path):
+    """SIGKILL leaves the process pool no chance to stop its workers: each watches its parent
+    and exits when it is gone, rather than train on (and race a restarted study)."""
+    out = tmp_path / "study"
+    args = ["--cells", "lstm,gru", "--seeds", "1", "--workers", "2", "--out", str(out),
+            *CLI_TINY[:-6], "--steps", "1000000", "--eval-every", "1000000",
+            "--checkpoint-every", "10"]
+    study = subprocess.Popen([sys.executable, "-c", "import sys; from lstmlab.study import main; "
+                              "sys.exit(main(sys.argv[1:]))", *args],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    logs = [out / "runs" / f"{cell}-s0" / "metrics.jsonl" for cell in ("lstm", "gru")]
+    deadline = time.monotonic() + 120
+    while not all(log.exists() for log in logs):               # both workers are training
+        assert study.poll() is None and time.monotonic() < deadline, "the study did not start"
+        time.sleep(0.2)
+    children = Path(f"/proc/{study.pid}/task/{study.pid}/children").read_text().split()
+    workers = [int(c) for c in children
+               if "spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes().decode()]
+    assert len(workers) == 2
+    study.kill()
+    study.wait()
+    try:
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in workers), "the workers outlived the study"
+        sizes = [log.stat().st_size for log in logs]
+        time.sleep(1)
+        assert [log.stat().st_size for log in logs] == sizes   # and nothing trains any more
+    finally:
+        for pid in filter(_alive, workers):                    # a failed test leaves none
+            os.kill(pid, signal.SIGKILL)

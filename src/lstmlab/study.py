@@ -47,6 +47,7 @@ import random
 import re
 import shutil
 import statistics
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -246,8 +247,8 @@ def _execute(runs: list[Run], study: Study, minutes: float, out: Path,
         threads = max(1, _cores() // study.workers)         # workers * threads <= cores
         with futures.ProcessPoolExecutor(min(study.workers, len(todo)),
                                          multiprocessing.get_context("spawn"),
-                                         initializer=torch.set_num_threads,
-                                         initargs=(threads,)) as pool:
+                                         initializer=_worker_start,
+                                         initargs=(threads, os.getpid())) as pool:
             pending = [pool.submit(train_run, cfg, info) for cfg, info in todo]
             try:
                 for future in futures.as_completed(pending):
@@ -256,6 +257,20 @@ def _execute(runs: list[Run], study: Study, minutes: float, out: Path,
                 pool.shutdown(cancel_futures=True)
                 raise
     return [json.loads((Path(cfg.out) / "result.json").read_text()) for cfg, _ in jobs]
+
+
+def _worker_start(threads: int, parent: int) -> None:
+    """A worker's setup: its share of the cores, and a watchdog that ends it when the study's
+    process is gone (killed with SIGKILL, the pool cannot stop its workers; they would train
+    on, and a restarted study would write the same run's checkpoint from two processes)."""
+    torch.set_num_threads(threads)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="lstmlab-study-watchdog").start()
 
 
 def _cores() -> int:
