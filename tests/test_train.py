@@ -237,3 +237,49 @@ def test_best_holds_the_weights_of_the_lowest_validation_loss(tmp_path):
     again = evaluate_checkpoint(out / "best")
     assert again["loss"] == pytest.approx(lowest["valid_loss"], rel=1e-6)
     assert evaluate_checkpoint(out / "checkpoint")["loss"] != pytest.approx(again["loss"])
+
+
+@pytest.mark.parametrize("decay_start", [10, 0])       # LambdaLR (StepDecay) and StepLR runs
+def test_a_rescheduled_run_equals_one_that_had_the_schedule_from_the_start(tmp_path,
+                                                                          decay_start):
+    """Resuming with ``reschedule`` moves the decay of a run that has not reached it yet: the
+    result is bit for bit the run configured so from the start, and a later plain resume keeps
+    the new schedule."""
+    common = dict(task="adding", length=8, hidden_size=8, batch_size=4, lr=1e-2, lr_decay=0.5,
+                  eval_every=7, checkpoint_every=4, seed=2)
+    planned = TrainConfig(**common, decay_every=10, decay_start=decay_start, steps=20,
+                          out=str(tmp_path / "planned"))
+    train(planned, progress=False)
+    late = TrainConfig(**common, decay_every=100, decay_start=decay_start and 100, steps=8,
+                       out=str(tmp_path / "late"))
+    train(late, progress=False)                  # 8 steps: no decay yet in either schedule
+    moved = TrainConfig(**{**common, "decay_every": 10, "decay_start": decay_start},
+                        steps=14, out=late.out)
+    train(moved, resume=True, reschedule=True, progress=False)
+    train(TrainConfig(**common, steps=20, out=late.out), resume=True, progress=False)
+    assert_same_weights(tmp_path / "planned", tmp_path / "late")
+    lrs = [{r["step"]: r["lr"] for r in map(json.loads, (tmp_path / run / "metrics.jsonl")
+                                            .read_text().splitlines()) if "loss" in r}
+           for run in ("planned", "late")]
+    assert lrs[0] == lrs[1] and lrs[0][20] == pytest.approx(0.25e-2)
+    log = (tmp_path / "late" / "metrics.jsonl").read_text()
+    assert '"rescheduled"' in log
+    with pytest.raises(ValueError, match="resume"):
+        train(moved, reschedule=True, progress=False)
+
+
+def test_cli_resume_with_a_schedule_flag_keeps_the_runs_other_settings(tmp_path):
+    out = tmp_path / "run"
+    base = ["train", "--task", "adding", "--length", "8", "--hidden-size", "8", "--batch-size",
+            "4", "--lr-decay", "0.5", "--decay-every", "3", "--decay-start", "50",
+            "--eval-every", "4", "--out", str(out)]
+    assert cli(base + ["--steps", "4"]) == 0
+    assert cli(["train", "--resume", "--out", str(out), "--steps", "8", "--decay-start", "6"]) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    (change,) = [r for r in records if "rescheduled" in r]
+    assert change["step"] == 4
+    assert change["rescheduled"] == {"lr_decay": 0.5, "decay_every": 3, "decay_start": 6}
+    lr = {r["step"]: r["lr"] for r in records if "loss" in r}
+    assert lr[5] == lr[1] and lr[6] == pytest.approx(lr[1] / 2)   # the rate after step s
+    assert load_checkpoint(out / "checkpoint", restore_rng=False).config["train"][
+        "decay_start"] == 6

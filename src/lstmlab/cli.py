@@ -46,10 +46,19 @@ def train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .checkpoint import read_config
+    from .settings import SCHEDULE
     from .train import train
 
     cfg = train_config(args)
-    metrics = train(cfg, resume=args.resume, overwrite=args.overwrite)
+    # On --resume, schedule flags given change the run's schedule from here on; the others
+    # keep the run's own values (not the defaults).
+    given = {k: getattr(args, k) for k in SCHEDULE if getattr(args, k) is not None}
+    if args.resume and given:
+        stored = read_config(Path(cfg.out) / "checkpoint")["train"]
+        cfg = dataclasses.replace(cfg, **{**{k: stored[k] for k in SCHEDULE}, **given})
+    metrics = train(cfg, resume=args.resume, overwrite=args.overwrite,
+                    reschedule=bool(args.resume and given))
     print(f"done: {cfg.out}/checkpoint  " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     return 0
 
@@ -127,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model on a task or a corpus (BPTT / truncated BPTT)")
     _add_train_settings(p)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (its settings; --steps, --minutes and the "
+                        "schedule flags --lr-decay/--decay-every/--decay-start may change)")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in an --out that already holds a run, replacing it")
     p.set_defaults(run=cmd_train)

@@ -11,6 +11,10 @@ def _setting(default, help: str):
     return field(default=default, metadata={"help": help})
 
 
+# The learning-rate schedule: what ``train(..., resume=True, reschedule=True)`` may change.
+SCHEDULE = ("lr_decay", "decay_every", "decay_start")
+
+
 @dataclass
 class TrainConfig:
     """Everything a run needs; stored in every checkpoint, so ``--resume`` rebuilds the run.

@@ -36,7 +36,7 @@ from .checkpoint._read import META
 from .data import Vocab
 from .jobs import TaskJob, TextJob, evaluate_split, make_job
 from .models import init_forget_bias
-from .settings import TrainConfig, layer_options
+from .settings import SCHEDULE, TrainConfig, layer_options
 
 # TrainConfig, the jobs and evaluate_split live in settings.py and jobs.py; importing them from
 # here keeps working.
@@ -58,7 +58,7 @@ def _distributed() -> tuple[int, int]:
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
-          progress: bool = True, on_eval=None) -> dict[str, float]:
+          reschedule: bool = False, progress: bool = True, on_eval=None) -> dict[str, float]:
     """Train as ``cfg`` says; return the last validation metrics.
 
     With ``resume``, continue the run in ``cfg.out`` from its checkpoint exactly as if it had
@@ -70,7 +70,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     the lowest validation loss so far (what early stopping reports; a checkpoint without
     optimiser state, for ``lstmlab eval``/``sample``/``explore``).
     ``on_eval(step, metrics, job)`` is called after every evaluation (e.g. to print samples).
+    ``reschedule`` (with ``resume``): the learning-rate schedule of ``cfg`` (``lr_decay``,
+    ``decay_every``, ``decay_start``) replaces the run's from its current step on -- a run
+    extended with more steps can move its decay too; the steps already taken are unchanged, and
+    the change is logged in ``metrics.jsonl``.
     """
+    if reschedule and not resume:
+        raise ValueError("reschedule changes a resumed run's schedule: pass resume=True too")
     rank, world = _distributed()
     out = Path(cfg.out)
     ckpt = out / "checkpoint"
@@ -78,9 +84,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     if not resume:
         _start_afresh(out, overwrite, rank)
     if resume:
-        # The run is rebuilt from its checkpoint; only the step and time budgets are the caller's.
-        cfg = TrainConfig(**{**read_config(ckpt)["train"], "steps": cfg.steps,
-                             "minutes": cfg.minutes, "out": cfg.out})
+        # The run is rebuilt from its checkpoint; only the step and time budgets (and, asked to
+        # reschedule, the schedule) are the caller's.
+        stored = TrainConfig(**{**read_config(ckpt)["train"], **{
+            k: getattr(cfg, k) for k in ("steps", "minutes", "out")}})
+        if reschedule:                   # a plain decay in the form that can start mid-run
+            cfg = dataclasses.replace(stored, **{k: getattr(cfg, k) for k in SCHEDULE})
+            cfg = dataclasses.replace(cfg, decay_start=cfg.decay_start or cfg.decay_every)
+        else:
+            cfg = stored
         saved_vocab = read_vocab(ckpt)
         vocab = Vocab.from_json(saved_vocab) if saved_vocab else None
     elif cfg.init_from:
@@ -99,15 +111,18 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     trained = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)(
         model.parameters(), lr=cfg.lr)
-    schedule = torch.optim.lr_scheduler.StepLR(optimizer, cfg.decay_every, gamma=cfg.lr_decay) \
-        if not cfg.decay_start else torch.optim.lr_scheduler.LambdaLR(
-            optimizer, StepDecay(cfg.lr_decay, cfg.decay_every, cfg.decay_start))
+    schedule = _schedule(stored if resume else cfg, optimizer)     # the one the run saved
     start, best, stale, metrics = 0, math.inf, 0, {}
     if resume:
         loaded = load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=schedule)
         start, best, stale = loaded.step, loaded.extra["best"], loaded.extra["stale"]
         job.load_state(loaded.tensors)
+        if reschedule:                  # the new schedule as if it had held from the start
+            schedule = _schedule(cfg, optimizer, done=start)
     log = MetricsLog(out / "metrics.jsonl") if rank == 0 else None
+    if reschedule and log is not None:
+        log.write({"step": start, "rescheduled": {k: getattr(cfg, k) for k in SCHEDULE},
+                   "lr": schedule.get_last_lr()[0]})
     config = {"train": dataclasses.asdict(cfg), "model": model.config()}
     vocab_json = job.vocab.to_json() if job.vocab is not None else None
 
@@ -180,6 +195,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
             break
     bar.close()
     return metrics
+
+
+def _schedule(cfg: TrainConfig, optimizer: torch.optim.Optimizer, done: int = 0):
+    """The learning-rate schedule of ``cfg``; ``done > 0``: a LambdaLR already ``done`` steps in
+    (it needs the optimiser's ``initial_lr``, which a first schedule set, and a ``decay_start``;
+    a StepLR would keep the current rate rather than compute it)."""
+    if not cfg.decay_start:
+        return torch.optim.lr_scheduler.StepLR(optimizer, cfg.decay_every, gamma=cfg.lr_decay)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, StepDecay(cfg.lr_decay, cfg.decay_every, cfg.decay_start), last_epoch=done - 1)
 
 
 def _start_afresh(out: Path, overwrite: bool, rank: int) -> None:
