@@ -73,11 +73,13 @@ class Budget:
 
 def run(cfg: TrainConfig, budget: Budget) -> dict:
     """Train ``cfg`` to its last step, resuming from its checkpoint if it has one; return
-    ``{"step": reached, "done": bool}``."""
+    ``{"step": reached, "done": bool}``. The script's steps and learning-rate schedule hold for
+    a resumed run too (a changed schedule applies from the current step; see train's
+    ``reschedule``)."""
     ckpt = Path(cfg.out) / "checkpoint"
     start = step_of(ckpt)
     if start < cfg.steps and not budget.spent():
-        train(replace(cfg, minutes=budget.left()), resume=start > 0)
+        train(replace(cfg, minutes=budget.left()), resume=start > 0, reschedule=start > 0)
     step = step_of(ckpt)
     return {"step": step, "done": step >= cfg.steps}
 

@@ -263,7 +263,11 @@ def test_a_rescheduled_run_equals_one_that_had_the_schedule_from_the_start(tmp_p
            for run in ("planned", "late")]
     assert lrs[0] == lrs[1] and lrs[0][20] == pytest.approx(0.25e-2)
     log = (tmp_path / "late" / "metrics.jsonl").read_text()
-    assert '"rescheduled"' in log
+    assert log.count('"rescheduled"') == 1
+    train(TrainConfig(**{**common, "decay_every": 10, "decay_start": decay_start}, steps=22,
+                      out=late.out), resume=True, reschedule=True, progress=False)
+    log = (tmp_path / "late" / "metrics.jsonl").read_text()
+    assert log.count('"rescheduled"') == 1                 # the same schedule: a plain resume
     with pytest.raises(ValueError, match="resume"):
         train(moved, reschedule=True, progress=False)
 

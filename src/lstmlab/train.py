@@ -88,6 +88,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         # reschedule, the schedule) are the caller's.
         stored = TrainConfig(**{**read_config(ckpt)["train"], **{
             k: getattr(cfg, k) for k in ("steps", "minutes", "out")}})
+        # The same schedule again is a plain resume (nothing to change, nothing logged).
+        reschedule = reschedule and _plan(cfg) != _plan(stored)
         if reschedule:                   # a plain decay in the form that can start mid-run
             cfg = dataclasses.replace(stored, **{k: getattr(cfg, k) for k in SCHEDULE})
             cfg = dataclasses.replace(cfg, decay_start=cfg.decay_start or cfg.decay_every)
@@ -195,6 +197,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
             break
     bar.close()
     return metrics
+
+
+def _plan(cfg: TrainConfig) -> tuple[float, int, int]:
+    """The schedule of ``cfg``, with a plain step decay's start made explicit (``decay_start`` 0
+    means ``decay_every``)."""
+    return cfg.lr_decay, cfg.decay_every, cfg.decay_start or cfg.decay_every
 
 
 def _schedule(cfg: TrainConfig, optimizer: torch.optim.Optimizer, done: int = 0):
