@@ -241,13 +241,7 @@ def _boxes(root) -> dict[str, tuple[float, float, float, float]]:
     return out
 
 
-# Known layout defects (a line drawn through an operation it does not feed); strict, so a fix
-# that mends one shows here and the name comes off the list.
-CROSSED = {"clockwork", "fgr", "grid", "grid-tied", "ln-gru", "ln-lstm"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    strict=True, reason="known layout defect")) if n in CROSSED else n for n in sorted(REGISTRY)])
+@pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_no_line_runs_through_a_node_it_does_not_join(name, tmp_path):
     from lstmlab.cli import main
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..cells.base import Cell
-from .layout import (BOX, SLOT, TOP, X0, Drawing, Router, Shape, box_size, clip, levels,
-                     place)
+from .layout import (BOX, CROSS_NODE, SLOT, TOP, X0, Drawing, Router, Shape, box_size, clip,
+                     levels, place)
 from .trace import CellGraph, Node, trace_cell
 
 
@@ -40,10 +40,12 @@ def layout_cell(g: CellGraph, t: int = 0) -> tuple[Drawing, float, float]:
     y_extra = y_bus + 32
     pos = {n: (X0 + slot[n] * SLOT, ys[level[n]]) for n in slot}
     extra = any(p.role == "extra" for p in g.states)
-    rect_l, rect_r, rect_b = X0 - 0.95 * SLOT, X0 + (last + 1.0) * SLOT, \
+    wide = _overhang(g, pos, X0 + (last + 0.5) * SLOT)     # the exit lines pass the last column
+    rect_l, rect_r, rect_b = X0 - 0.95 * SLOT, X0 + (last + 1.0) * SLOT + wide, \
         (y_extra if extra else y_bus) + 16
     XL, XR, x_drop, x_in = rect_l - 30, rect_r + 30, X0 - 0.72 * SLOT, X0 - 0.42 * SLOT
-    x_out, x_extra, y_x = X0 + (last + 0.5) * SLOT, X0 + (last + 0.75) * SLOT, rect_b + 34
+    x_out, x_extra, y_x = X0 + (last + 0.5) * SLOT + wide, X0 + (last + 0.75) * SLOT + wide, \
+        rect_b + 34
     top = g.states[g.top] if g.top is not None else None
     by_source = {p.source: p for p in g.states}
     cell = next((p for p in g.states if p.role == "cell"), None)
@@ -98,21 +100,45 @@ def layout_cell(g: CellGraph, t: int = 0) -> tuple[Drawing, float, float]:
             pts = from_source(src, n.id, how) if src not in pos else routes[(src, n.id)]
             edge(pts, src, n.id, cls, (by_source[src].name if src in by_source else
                                          "x" if src == g.x else src, n.id))
+
+    def exit_xs(src: str, x: float) -> list[float]:
+        """Where a line out of the cell may turn up or down: at x, else a column further left
+        (back to its source's), where a node right of the source on its row sits on the line."""
+        return [x - k * SLOT for k in range(last - slot.get(src, last) + 1)]
+
     for p in g.states:                       # each state part leaves along its own line
         ys_, r = line_y(p), p.result
         xr, yr = pos.get(r, (XL, ys_))
         xv = x_extra if p.role == "extra" else x_out
-        pts = [(xr, yr), (XR, ys_)] if yr == ys_ else [(xr, yr), (xv, yr), (xv, ys_), (XR, ys_)]
+        pts = [(xr, yr), (XR, ys_)] if yr == ys_ else _clear(
+            router, r, lambda x: [(xr, yr), (x, yr), (x, ys_), (XR, ys_)], exit_xs(r, xv))
         edge(pts, r, "", [f"{p.role}-state"], (r, f"{p.name}_out"))
         for x, anchor, k in ((XL - 6, "end", t - 1), (XR + 6, "start", t)):
             shapes.append(_text(x, ys_, p.name, _sub(k), anchor, {"state": p.name,
                                                                  "role": p.role}))
     xo, yo = pos.get(g.output, (XL, y0))
-    edge([(xo, yo), (x_out, yo), (x_out, 22)], g.output, "", ["output"], (g.output, "h_up"))
-    shapes.append(_text(x_out, 14, "h", _sub(t), "middle", {"role": "output"}))
+    pts = _clear(router, g.output, lambda x: [(xo, yo), (x, yo), (x, 22)],
+                 exit_xs(g.output, x_out))
+    edge(pts, g.output, "", ["output"], (g.output, "h_up"))
+    shapes.append(_text(pts[-1][0], 14, "h", _sub(t), "middle", {"role": "output"}))
     shapes.append(_text(x_in, y_x + 4, "x", _sub(t), "middle", {"role": "input"}))
     shapes += [_node_shape(n, *pos[n.id]) for n in g.nodes.values() if n.id in pos]
     return Drawing(shapes, XR + 50, y_x + 14), XL, XR
+
+
+def _overhang(g: CellGraph, pos: dict[str, tuple[float, float]], x: float) -> float:
+    """How far right of ``x`` the nodes reach, with room beside them for a line: a node wider
+    than half a column would stand on the lines leaving the cell."""
+    right = max((xn + box_size(g.nodes[n])[0] + 12 for n, (xn, _) in pos.items()), default=x)
+    return max(0.0, right - x)
+
+
+def _clear(router: Router, src: str, line, xs: list[float]) -> list[tuple[float, float]]:
+    """``line(x)`` for the first x whose line runs through no node, else for the first x."""
+    for x in xs:
+        if router.blocked(line(x), {src}) < CROSS_NODE:
+            return line(x)
+    return line(xs[0])
 
 
 def _text(x, y, base, sub, anchor, data=None) -> Shape:

@@ -16,6 +16,7 @@ from .trace import CellGraph, Node
 
 SLOT, X0, CIRCLE_R, BOX_H, GAP = 84.0, 150.0, 15.0, 30.0, 11.0
 TOP, MID_HI, MID_LO, BOX, BUS = range(5)
+CROSS_STUB, CROSS_NODE = 4, 8      # a line crossing another line's start, or a node
 
 
 @dataclass
@@ -196,16 +197,19 @@ class Router:
         pts = self.clipped(src, dst, pts)
         self.segments += [(src, a, b) for a, b in zip(pts, pts[1:])]
 
-    def blocked(self, pts, ends: set[str]) -> bool:
-        """Does the line cross a node, or the stub over a node where its output leaves?"""
+    def blocked(self, pts, ends: set[str]) -> int:
+        """How badly the line crosses the stub over a node where its output leaves, or a node:
+        a line through a node reads as joining it, a crossing of two lines does not."""
+        worst = 0
         for (x1, y1), (x2, y2) in zip(pts, pts[1:]):
             for nid, (x, y) in self.pos.items():
                 hw, hh = box_size(self.g.nodes[nid])
-                for w, top in ((hw + 3, y - hh - 3), (6, y - hh - GAP - 2)):   # node, stub
+                for w, top, cost in ((hw + 3, y - hh - 3, CROSS_NODE),
+                                     (6, y - hh - GAP - 2, CROSS_STUB)):
                     if nid not in ends and min(x1, x2) < x + w and max(x1, x2) > x - w \
                             and min(y1, y2) < y + hh + 3 and max(y1, y2) > top:
-                        return True
-        return False
+                        worst = max(worst, cost)
+        return worst
 
     def enters(self, src: str, dst: str, pts) -> None:
         self.ins.add((dst, _side(pts[-1], pts[-2])))
@@ -213,7 +217,7 @@ class Router:
 
     def badness(self, src: str, dst: str, pts) -> int:
         end, start = (dst, _side(pts[-1], pts[-2])), (src, _side(pts[0], pts[1]))
-        return 4 * self.blocked(pts, {src, dst}) + 2 * (end in self.ins | self.outs) + \
+        return self.blocked(pts, {src, dst}) + 2 * (end in self.ins | self.outs) + \
             (start in self.ins) + 2 * self.overlaps(src, self.clipped(src, dst, pts))
 
     def route_all(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], list]:
@@ -237,12 +241,15 @@ class Router:
 
     def options(self, src: str, dst: str) -> list[list[tuple[float, float]]]:
         (xp, yp), (xn, yn) = self.pos[src], self.pos[dst]
-        hp, hw = box_size(self.g.nodes[src])[1], box_size(self.g.nodes[dst])[0]
-        below, above = yp + hp + GAP, yp - hp - GAP      # the gaps under and over the source
+        # the gaps under and over the source's row (a dot's too: a line there would graze the
+        # circles beside it)
+        hp, hw = max(box_size(self.g.nodes[src])[1], CIRCLE_R), box_size(self.g.nodes[dst])[0]
+        below, above = yp + hp + GAP, yp - hp - GAP
         xc = xn - hw - 14 if xp < xn else xn + hw + 14    # just beside the target
         if self.g.nodes[dst].kind == "layer" and yp < yn:   # into a layer from above: its side
             options = [[(xp, yp), (xc, yp), (xc, yn), (xn, yn)],
-                       [(xp, yp), (xp, below), (xc, below), (xc, yn), (xn, yn)]]
+                       [(xp, yp), (xp, below), (xc, below), (xc, yn), (xn, yn)],
+                       [(xp, yp), (xp, above), (xc, above), (xc, yn), (xn, yn)]]
         elif yp > yn:                                       # up
             options = [[(xp, yp), (xp, yn), (xn, yn)],
                        [(xp, yp), (xp, above), (xn, above), (xn, yn)],
@@ -255,7 +262,8 @@ class Router:
             options = [[(xp, yp), (xn, yn)],
                        [(xp, yp), (xp, below), (xc, below), (xc, yn), (xn, yn)],
                        [(xp, yp), (xp, above), (xc, above), (xc, yn), (xn, yn)],
-                       [(xp, yp), (xp, below), (xn, below), (xn, yn)]]
+                       [(xp, yp), (xp, below), (xn, below), (xn, yn)],
+                       [(xp, yp), (xp, above), (xn, above), (xn, yn)]]
         return [[p for i, p in enumerate(o) if i == 0 or p != o[i - 1]] for o in options]
 
 
