@@ -196,24 +196,31 @@ def report_projection(result: dict, projections: list[dict]) -> None:
 
 def language_model(cfg: TrainConfig, budget: Budget, quick: bool, epoch: int,
                    metric: str) -> dict:
-    """Train a text run (``--quick``: time it, train 3 steps, project the full cost), then score
-    the whole test split as the papers do; return the result entries: ``status``, ``test``,
-    ``valid_<metric>_by_epoch`` and, with ``quick``, ``projection`` and ``hours_per_epoch_idle``.
-    ``metric`` is ``"perplexity"`` or ``"bits_per_token"``; ``epoch`` is steps per epoch."""
+    """Train a text run (``--quick``: time it, train 3 steps, project the full cost), then, once
+    it has run its course, score the whole test split as the papers do (once, at the end: a run
+    that stops for its time budget reports its validation curve only); return the result
+    entries: ``status``, ``test`` (when done), ``valid_<metric>_by_epoch`` and, with ``quick``,
+    ``projection`` and ``hours_per_epoch_idle``. ``metric`` is ``"perplexity"`` or
+    ``"bits_per_token"``; ``epoch`` is steps per epoch."""
     full, result = cfg, {"steps_per_epoch": epoch}
     if quick:
         timing = measure(cfg, steps=3, evaluate=True)
         cfg = replace(cfg, steps=3, eval_every=3)
     result["status"] = run(cfg, budget)
-    if result["status"]["step"]:
+    step, test_seconds = result["status"]["step"], math.nan
+    if step:
+        result[f"valid_{metric}_by_epoch"] = [(s / epoch, v) for s, v in
+                                              curve(cfg.out, f"valid_{metric}")]
+        if result[f"valid_{metric}_by_epoch"]:
+            e, v = result[f"valid_{metric}_by_epoch"][-1]
+            print(f"step {step} (epoch {step / epoch:.2f}): valid "
+                  f"{metric.replace('_', ' ')} {v:.4g} at epoch {e:.2f}")
+    if result["status"]["done"]:
         start = time.perf_counter()
         result["test"] = evaluate_checkpoint(reported(cfg.out), "test")
         test_seconds = time.perf_counter() - start
-        result[f"valid_{metric}_by_epoch"] = [(s / epoch, v) for s, v in
-                                              curve(cfg.out, f"valid_{metric}")]
-        print(f"step {result['status']['step']} (epoch {result['status']['step'] / epoch:.2f}): "
-              f"test {metric.replace('_', ' ')} {result['test'][metric]:.4g} over "
-              f"{result['test']['tokens']} tokens")
+        print(f"test {metric.replace('_', ' ')} {result['test'][metric]:.4g} over "
+              f"{result['test']['tokens']} tokens ({reported(cfg.out)})")
     if quick:
         evaluations = full.steps // full.eval_every
         timing["test_wall_seconds"] = test_seconds

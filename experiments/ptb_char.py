@@ -9,6 +9,8 @@ bits per character for a plain LSTM: about 1.36-1.41 (Cooijmans et al. 2016: 1.3
 measures it), 12 epochs about 7 hours, over several sittings: ``--epochs``
 and ``--hidden-size`` trade the result for time.
 
+The test split is scored once, when the 12 epochs are done, with the weights of the best
+validation evaluation (``best/``); until then each sitting prints the validation curve.
 Bits per character are computed as the papers do: the whole test split as one stream, batch 1,
 the state carried throughout, every character after the first scored (442,422 of 442,423).
 The vocabulary holds the 50 symbols plus lstmlab's reserved ``<unk>`` at id 0, which no
