@@ -137,13 +137,6 @@ class Recurrent(nn.Module):
         return f"batch_first={self.batch_first}, reverse={self.reverse}"
 
 
-def _layout(y: Tensor, batched: bool, batch_first: bool) -> Tensor:
-    """(T, B, ·) back to the caller's layout: (B, T, ·) if batch-first, (T, ·) if unbatched."""
-    if not batched:
-        return y.squeeze(1)
-    return y.transpose(0, 1) if batch_first else y
-
-
 @dataclass(frozen=True)
 class Layout:
     """How a layer's caller laid out its input, so outputs go back in the same form.
@@ -159,9 +152,11 @@ class Layout:
     packed: PackedSequence | None
 
     def __call__(self, y: Tensor) -> Tensor | PackedSequence:
-        if self.packed is None:
-            return _layout(y, self.batched, self.batch_first)
-        return _repack(y, self.lengths, self.packed)
+        if self.packed is not None:
+            return _repack(y, self.lengths, self.packed)
+        if not self.batched:
+            return y.squeeze(1)                                         # (T, 1, ·) -> (T, ·)
+        return y.transpose(0, 1) if self.batch_first else y            # -> (B, T, ·)
 
 
 def time_major(module: nn.Module, input: Tensor | PackedSequence,
