@@ -216,6 +216,21 @@ def test_zoneout_holds_h_back_but_never_the_clock(training):
     assert not torch.allclose(out, ref)                              # zoneout did act on h
 
 
+def test_recurrent_dropout_leaves_idle_modules_whole():
+    """Gal & Ghahramani's mask is on h where W_H sees it; a module that holds its state keeps
+    h_{t-1} itself, not h_{t-1} ⊙ mask (whose entries are 0 or 1/(1-p), never 1)."""
+    torch.manual_seed(3)
+    layer = lstmlab.ClockworkRNN(I, H, periods=(1, 4), recurrent_dropout=0.5, dtype=DT)
+    x = torch.randn(4, B, I, dtype=DT)
+    for fused in (True, False):
+        with (lstmlab.fused.disabled() if not fused else torch.enable_grad()):
+            out, _ = layer(x)                                        # (4, B, H)
+        slow = out[:, :, H // 2:]                                    # period 4: runs at t = 0
+        for t in (1, 2, 3):
+            assert torch.equal(slow[t], slow[0]), (fused, t)
+        assert not torch.equal(out[1, :, :H // 2], out[0, :, :H // 2])   # the fast one ran
+
+
 def matmul_flops(cell: lstmlab.ClockworkRNNCell, t: Tensor) -> int:
     x, h = torch.randn(B, cell.input_size), torch.randn(B, cell.hidden_size)
     with FlopCounterMode(display=False) as counter:

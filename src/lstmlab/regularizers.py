@@ -21,11 +21,6 @@ import torch
 from torch import Tensor
 
 from .cells.base import Cell, Gates, State
-from .cells.gru import GRUCell
-from .cells.layer_norm import LayerNormGRUCell
-
-# Cells that carry h_{t-1} itself into h_t through their update gate: h_t = (1-z) n + z h_{t-1}.
-_CARRIES_H = (GRUCell, LayerNormGRUCell)
 
 
 def check_probability(name: str, p: object) -> float:
@@ -54,13 +49,15 @@ def dropped_step(cell: Cell, x: Tensor, state: State, mask: Tensor) -> tuple[Ten
 
     The step reads state part 0 (h) dropped; an LSTM or an RNN reads h only through W_hh, so this
     is exactly Gal & Ghahramani's recurrent dropout. A GRU also carries h_{t-1} unweighted into
-    ``h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}``; Gal & Ghahramani drop the weight products only, so the
-    carry gets back what the mask took from it.
+    ``h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}``, a clockwork RNN's idle modules keep it whole
+    (:meth:`Cell.carry`); Gal & Ghahramani drop the weight products only, so the carry gets back
+    what the mask took from it.
     """
     h_prev = state[0]
     h, new_state, gates = cell.step(x, (h_prev * mask, *state[1:]))
-    if isinstance(cell, _CARRIES_H):
-        h = h + gates["update"] * (h_prev - h_prev * mask)   # z ⊙ (m ⊙ h_{t-1}) -> z ⊙ h_{t-1}
+    carry = cell.carry(gates)
+    if carry is not None:
+        h = h + carry * (h_prev - h_prev * mask)       # c ⊙ (m ⊙ h_{t-1}) -> c ⊙ h_{t-1}
         new_state = (h, *new_state[1:])
     return h, new_state, gates
 

@@ -98,6 +98,15 @@ class Cell(nn.Module):
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
+    def carry(self, gates: Gates) -> Tensor | None:
+        """How much of ``h_{t-1}`` itself -- not through a weight -- this step passed into
+        ``h_t``, from the step's gates: ``None`` (nothing; an LSTM or RNN reads h only through
+        W_hh), or a weight (B, H): a GRU's update gate (``h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}``), 1
+        for a clockwork module that held its state. Recurrent dropout masks h where weights see
+        it, and gives such a carry back what the mask took (Gal & Ghahramani drop the weight
+        products only). A cell of your own that carries h overrides this."""
+        return None
+
     def forward(self, input: Tensor, hx: Tensor | State | None = None) -> Tensor | State:
         """Like ``torch.nn.LSTMCell/GRUCell/RNNCell``: one step, state in torch's form.
 

@@ -121,6 +121,9 @@ class ClockworkRNNCell(Cell):
         return torch.where(slower[:, None, :, None], w[:rows].view(a, m, G, m), 0.0) \
             .reshape(rows, G * m)
 
+    def carry(self, gates: Gates) -> Tensor:
+        return 1 - gates["active"]                      # an idle module keeps h_{t-1} whole
+
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State, Gates]:
         h, clock = state                                    # (B, H), (B, 1): this step's t
         m, phases = self.module_size, clock.flatten().tolist()

@@ -43,6 +43,9 @@ class GRUCell(Cell):
         self.bias_hh = nn.Parameter(torch.empty(3 * hidden_size, **kw)) if bias else None
         self.reset_parameters()
 
+    def carry(self, gates: Gates) -> Tensor:
+        return gates["update"]                          # h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
+
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State, Gates]:
         (h,) = state                                                    # (B, H)
         xr, xz, xn = F.linear(x, self.weight_ih, self.bias_ih).chunk(3, dim=-1)

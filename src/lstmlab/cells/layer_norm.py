@@ -141,6 +141,9 @@ class LayerNormGRUCell(_CellWithNorms):
         self.ln_hh = nn.LayerNorm(3 * H, eps=EPS, bias=False, **kw)
         self.reset_parameters()
 
+    def carry(self, gates: Gates) -> Tensor:
+        return gates["update"]                          # h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
+
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State, Gates]:
         (h,) = state                                                    # (B, H)
         a = self.ln_ih(F.linear(x, self.weight_ih))                     # (B, 3H)
