@@ -7,12 +7,12 @@ import random
 import pytest
 import torch
 
-from lstmlab import GRU, LSTM, RNN, LSTMCell, Stack, fused
+from lstmlab import GRU, LSTM, RNN, ClockworkRNN, LSTMCell, Stack, fused
 from lstmlab.registry import VARIANTS, make_layer
 
 PROJECTABLE = [name for name, (cls, _, _) in VARIANTS.items() if cls is LSTM]
 # The variants with a fused path (the families of csrc/); the other cells run the readable loop.
-FUSED = [name for name, (cls, _, _) in VARIANTS.items() if cls in (LSTM, GRU, RNN)]
+FUSED = [name for name, (cls, _, _) in VARIANTS.items() if cls in (LSTM, GRU, RNN, ClockworkRNN)]
 
 
 def outputs_and_grads(layer, x, hx, lengths, seed=5):
@@ -50,6 +50,8 @@ def random_case(name: str, seed: int, dtype: torch.dtype):
         cell = layer.cells[0]
         parts = [torch.randn(kw["num_layers"] * layer.num_directions, B, n, dtype=dtype,
                              requires_grad=True) for n in cell.state_sizes]
+        if isinstance(layer, ClockworkRNN):          # the clock: whole steps, rows at any phase
+            parts[1] = torch.randint(0, 9, parts[1].shape).to(dtype).requires_grad_()
         hx = parts[0] if len(parts) == 1 else tuple(parts)
     return layer, x, hx, lengths
 
@@ -66,7 +68,8 @@ def test_float32_matches_readable_loop(name, seed):
     check_against_readable(*random_case(name, 100 + seed, torch.float32), atol=2e-5)
 
 
-@pytest.mark.parametrize("name", ["peephole", "coupled", "fgr", "gru", "gru-v3", "rnn", "nig"])
+@pytest.mark.parametrize("name", ["peephole", "coupled", "fgr", "gru", "gru-v3", "rnn", "nig",
+                                  "clockwork"])
 def test_gradcheck_through_fused_path(name):
     torch.manual_seed(0)
     layer = make_layer(name, 2, 3, bidirectional=True).double()

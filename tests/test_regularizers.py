@@ -26,7 +26,7 @@ from lstmlab.registry import make_layer
 DT = torch.float64
 TOL = dict(atol=1e-12, rtol=0)
 sigma, tanh = torch.sigmoid, torch.tanh
-FUSED_FAMILIES = ["lstm", "peephole", "fgr", "gru", "gru-v3", "rnn"]
+FUSED_FAMILIES = ["lstm", "peephole", "fgr", "gru", "gru-v3", "rnn", "clockwork"]
 
 
 @pytest.fixture
@@ -201,6 +201,8 @@ def test_fused_matches_readable_with_the_same_masks(name, seed, monkeypatch):
     lengths = torch.tensor([T, 1, rng.randint(1, T)])
     parts = [torch.randn(kw["num_layers"] * layer.num_directions, B, n, dtype=DT,
                          requires_grad=True) for n in layer.cells[0].state_sizes]
+    if name == "clockwork":                            # its clock: whole steps, any phase
+        parts[1] = torch.randint(0, 9, parts[1].shape).to(DT).requires_grad_()
     hx = parts[0] if len(parts) == 1 else tuple(parts)
     calls = []
     for cell_type, op in list(fused._OPS.items()):
@@ -219,7 +221,7 @@ def test_fused_matches_readable_with_the_same_masks(name, seed, monkeypatch):
     assert (plain(x, hx, lengths=lengths)[0] - fast[0]).abs().max() > 1e-6  # masks did act
 
 
-@pytest.mark.parametrize("name", ["lstm", "peephole", "gru", "gru-v3", "rnn"])
+@pytest.mark.parametrize("name", ["lstm", "peephole", "gru", "gru-v3", "rnn", "clockwork"])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_sequence_op_matches_run_given_masks(name, reverse):
     """The kernels and the reference, handed the same masks from a seeded generator."""
@@ -229,10 +231,12 @@ def test_sequence_op_matches_run_given_masks(name, reverse):
     T, B = 5, 3
     x = torch.randn(T, B, 3, dtype=DT, generator=g)
     state = tuple(torch.randn(B, n, dtype=DT, generator=g) for n in cell.state_sizes)
+    if name == "clockwork":                            # rows at three phases of the clock
+        state = (state[0], torch.tensor([[0.0], [1.0], [3.0]], dtype=DT))
     lengths = torch.tensor([5, 2, 4])
     mask = torch.bernoulli(torch.full((B, 4), 0.6, dtype=DT), generator=g) / 0.6
     keep = tuple(torch.bernoulli(torch.full((T, B, n), 0.3, dtype=DT), generator=g)
-                 for n in cell.state_sizes[:2])
+                 for n in cell.state_sizes[:cell.zoned_state_parts])
     op = fused.sequence_op(cell, x)
     assert op is not None
     out, final = op(cell, x, state, lengths, reverse, recurrent_mask=mask, zoneout=keep)
@@ -243,7 +247,7 @@ def test_sequence_op_matches_run_given_masks(name, reverse):
         torch.testing.assert_close(a, b, **TOL)
 
 
-@pytest.mark.parametrize("name", ["lstm", "peephole", "gru", "gru-v3", "rnn"])
+@pytest.mark.parametrize("name", ["lstm", "peephole", "gru", "gru-v3", "rnn", "clockwork"])
 @pytest.mark.parametrize("path", ["fused", "readable"])
 def test_gradcheck_with_masks(name, path):
     torch.manual_seed(0)

@@ -36,16 +36,29 @@ def rnn_sequence(cell: RNNCell, x: Tensor, state: tuple[Tensor, ...], lengths: T
                  zoneout: Sequence[Tensor] = ()) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run an RNN cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run`, with its
     recurrent dropout mask (B, H) and zoneout keep weights for h (T, B, H)."""
+    out, h_n = elman_sequence(cell, cell.weight_hh, x, state[0], lengths, reverse,
+                              recurrent_mask=recurrent_mask, keep=zoneout[0] if zoneout else None)
+    return out, (h_n,)
+
+
+def elman_sequence(cell: torch.nn.Module, weight_hh: Tensor, x: Tensor, h0: Tensor,
+                   lengths: Tensor | None, reverse: bool, *, recurrent_mask: Tensor | None,
+                   keep: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The Elman recurrence of ``cell`` (its ``weight_ih``, biases and nonlinearity) with the
+    recurrent weight ``weight_hh`` over ``x`` (T, B, I): ``h_t = keep_t ⊙ h_{t-1} + (1 - keep_t)
+    ⊙ φ(...)``, ``keep`` (T, B, H) in the order of time (``None``: 0). Returns the output
+    (T, B, H) and h_n (B, H)."""
     x = zero_padding(x, lengths)
     if reverse:
         x = reverse_padded(x, lengths)
     none = empty(x)
-    rec_mask, (keep_h,) = regularizers(recurrent_mask, zoneout, 1, lengths, reverse, none)
+    rec_mask, (keep_h,) = regularizers(recurrent_mask, () if keep is None else (keep,), 1,
+                                       lengths, reverse, none)
     bias = none if cell.bias_ih is None else cell.bias_ih + cell.bias_hh
-    hs = _RNNSequence.apply(x.contiguous(), cell.weight_ih, bias, cell.weight_hh,
-                            state[0].contiguous(), none.long() if lengths is None else lengths,
+    hs = _RNNSequence.apply(x.contiguous(), cell.weight_ih, bias, weight_hh.contiguous(),
+                            h0.contiguous(), none.long() if lengths is None else lengths,
                             cell.nonlinearity == "relu", rec_mask, keep_h)
     out = zero_padding(hs[1:], lengths)
     if reverse:
         out = reverse_padded(out, lengths)
-    return out, (hs[-1],)
+    return out, hs[-1]
