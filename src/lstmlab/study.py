@@ -36,34 +36,28 @@ the same folder is refused.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as futures
-import csv
 import dataclasses
 import json
 import math
-import multiprocessing
-import os
 import random
 import re
-import shutil
-import statistics
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from .checkpoint._read import _read_meta
 from .registry import VARIANTS
-from .stats import welch_t_test
-from .train import TrainConfig, TrainingError, evaluate_checkpoint, make_job, train
+from .study_params import match_hidden_size, parameter_count
+from .study_runs import PER_RUN, Run, _execute, train_run
+from .study_table import write_results
+from .train import TrainConfig, make_job
+
+# The public names of the study, wherever they live (study_params, study_runs, study_table).
+__all__ = ["GREFF_CELLS", "Study", "Run", "parameter_count", "match_hidden_size",
+           "learning_rates", "run_study", "train_run", "write_results", "parse_budget",
+           "add_arguments", "run", "main"]
 
 GREFF_CELLS = ("lstm", "peephole", "coupled", "nig", "nfg", "nog", "niaf", "noaf", "fgr", "gru",
                "rnn")
-PER_RUN = ("cell", "seed", "out", "minutes")     # TrainConfig fields the study sets for each run
-HIGHER_IS_BETTER = {"accuracy"}
 
 
 @dataclass
@@ -120,51 +114,6 @@ class Study:
         if self.base.tie_weights:
             raise ValueError("tie_weights fixes hidden_size = embed_size, so hidden sizes cannot "
                              "be matched to a parameter budget; run the study without it")
-
-
-@dataclass(frozen=True)
-class Run:
-    """One training run of a study: a cell, a seed, a learning rate, a matched hidden size."""
-    cell: str
-    seed: int
-    lr: float
-    hidden_size: int
-    params: int
-    lr_in_name: bool = False                     # a search study names runs by their rate
-
-    @property
-    def name(self) -> str:
-        return f"{self.cell}-s{self.seed}" + (f"-lr{self.lr:.3g}" if self.lr_in_name else "")
-
-
-def parameter_count(model_config: dict, cell: str, hidden_size: int) -> int:
-    """``sum(p.numel())`` of the model ``model_config`` describes with this cell and hidden size.
-    Built on the meta device: shapes only, no memory, no initialisation cost."""
-    from .models import build_model
-
-    with torch.device("meta"):
-        model = build_model({**model_config, "cell": cell, "hidden_size": hidden_size})
-    return sum(p.numel() for p in model.parameters())
-
-
-def match_hidden_size(model_config: dict, cell: str, target: int) -> tuple[int, int]:
-    """The hidden size whose model has the parameter count closest to ``target``, and that count.
-
-    The count grows with the hidden size, so doubling brackets the target and bisection finds
-    the smallest size reaching it; that size or the one below is the closest.
-    """
-    def count(h: int) -> int:
-        return parameter_count(model_config, cell, h)
-
-    high = 1
-    while count(high) < target:
-        high *= 2
-    low = high // 2                              # count(low) < target, or low = 0
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (low, middle) if count(middle) >= target else (middle, high)
-    best = min((h for h in (high - 1, high) if h >= 1), key=lambda h: abs(count(h) - target))
-    return best, count(best)
 
 
 def learning_rates(study: Study) -> list[float]:
@@ -230,173 +179,6 @@ def _same_plan(path: Path, plan: dict) -> dict:
         raise ValueError(f"{path.parent} holds a different study (changed: {', '.join(changed)}); "
                          "resume it with the same settings, or give a new --out")
     return saved      # the time per run stays what it was, whatever --workers says now
-
-
-def _execute(runs: list[Run], study: Study, minutes: float, out: Path,
-             on_result: Callable[[dict], None] | None) -> list[dict]:
-    """Train the runs not yet finished, ``study.workers`` at a time; all the runs' results."""
-    jobs = [(dataclasses.replace(study.base, cell=r.cell, seed=r.seed, lr=r.lr, minutes=minutes,
-                                 hidden_size=r.hidden_size, out=str(out / "runs" / r.name)),
-             {**dataclasses.asdict(r), "name": r.name}) for r in runs]
-    todo = [job for job in jobs if not (Path(job[0].out) / "result.json").exists()]
-    report = on_result or (lambda result: None)
-    if study.workers == 1 or len(todo) <= 1:
-        for cfg, info in todo:
-            report(train_run(cfg, info))
-    else:
-        threads = max(1, _cores() // study.workers)         # workers * threads <= cores
-        with futures.ProcessPoolExecutor(min(study.workers, len(todo)),
-                                         multiprocessing.get_context("spawn"),
-                                         initializer=_worker_start,
-                                         initargs=(threads, os.getpid())) as pool:
-            pending = [pool.submit(train_run, cfg, info) for cfg, info in todo]
-            try:
-                for future in futures.as_completed(pending):
-                    report(future.result())
-            except BaseException:
-                pool.shutdown(cancel_futures=True)
-                raise
-    return [json.loads((Path(cfg.out) / "result.json").read_text()) for cfg, _ in jobs]
-
-
-def _worker_start(threads: int, parent: int) -> None:
-    """A worker's setup: its share of the cores, and a watchdog that ends it when the study's
-    process is gone (killed with SIGKILL, the pool cannot stop its workers; they would train
-    on, and a restarted study would write the same run's checkpoint from two processes)."""
-    torch.set_num_threads(threads)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="lstmlab-study-watchdog").start()
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def train_run(cfg: TrainConfig, info: dict) -> dict:
-    """Train one run to the end -- from its last checkpoint if it has one -- then write
-    ``result.json`` (``info``, the steps done, seconds, the final validation metrics).
-
-    A run whose loss became NaN or infinite (:class:`~lstmlab.train.TrainingError`, e.g. a
-    search's largest learning rate) is finished too: ``"diverged": true``, validation loss
-    ``inf``, its other metrics missing (NaN in the table), never picked by the search."""
-    folder = Path(cfg.out)
-    try:
-        step = _read_meta(folder / "checkpoint")[1]["step"]
-    except (ValueError, FileNotFoundError):
-        step = None
-    if step is None and folder.exists():
-        shutil.rmtree(folder)                    # killed before its first checkpoint: start over
-    if step is not None:                         # drop what was logged after the checkpoint
-        log = folder / "metrics.jsonl"
-        records = [line for line in log.read_text().splitlines()
-                   if json.loads(line)["step"] <= step] if log.exists() else []
-        log.write_text("".join(line + "\n" for line in records))
-    start = time.perf_counter()
-    # A run killed after its last checkpoint but before result.json has nothing left to train:
-    # its final metrics are those of the checkpoint.
-    try:
-        metrics = train(cfg, resume=step is not None, progress=False) \
-            or evaluate_checkpoint(folder / "checkpoint")
-        diverged = False
-    except TrainingError:
-        metrics, diverged = {"loss": math.inf}, True
-    try:
-        steps = _read_meta(folder / "checkpoint")[1]["step"]
-    except (ValueError, FileNotFoundError):    # diverged before its first checkpoint
-        steps = 0
-    result = {**info, "steps": steps, "seconds": time.perf_counter() - start,
-              "resumed": step is not None, "diverged": diverged, "valid": metrics}
-    (folder / "result.json.tmp").write_text(json.dumps(result, indent=1))
-    os.replace(folder / "result.json.tmp", folder / "result.json")     # the run is finished
-    return result
-
-
-# --- the results ---
-
-def write_results(results: list[dict], study: Study, target: int, out: Path) -> list[dict]:
-    """``results.csv``, ``results.md`` and ``boxplot.png`` from the runs' ``result.json``."""
-    by_cell = {c: sorted((r for r in results if r["cell"] == c), key=lambda r: r["seed"])
-               for c in study.cells}
-    names = list(dict.fromkeys(k for r in results for k in r["valid"]))   # in the task's order
-    metric = study.metric or ("accuracy" if "accuracy" in names else "loss")
-    if metric not in names:
-        raise ValueError(f"metric {metric!r} is not reported by this task; it reports "
-                         f"{', '.join(names)}")
-    baseline = "lstm" if "lstm" in by_cell else study.cells[0]
-    rows = []
-    for cell, runs in by_cell.items():
-        row = {"cell": cell, "hidden_size": runs[0]["hidden_size"], "params": runs[0]["params"],
-               "params_vs_target": runs[0]["params"] / target - 1, "lr": runs[0]["lr"],
-               "runs": len(runs), "diverged": sum(r.get("diverged", False) for r in runs),
-               "steps": statistics.fmean(r["steps"] for r in runs),
-               "seconds": statistics.fmean(r["seconds"] for r in runs)}
-        for name in [metric] + [n for n in names if n != metric]:
-            values = [r["valid"].get(name, math.nan) for r in runs]
-            finite = all(math.isfinite(v) for v in values)     # a diverged seed: no mean
-            row[f"{name}_mean"] = statistics.fmean(values) if finite else math.nan
-            row[f"{name}_std"] = statistics.stdev(values) if finite and len(values) > 1 \
-                else math.nan
-        mine, theirs = ([r["valid"].get(metric, math.nan) for r in x]
-                        for x in (runs, by_cell[baseline]))
-        row["values"] = ";".join(f"{v:.6g}" for v in mine)
-        testable = cell != baseline and min(len(mine), len(theirs)) > 1 \
-            and all(math.isfinite(v) for v in mine + theirs)
-        row["t"], row["df"], row["p"] = welch_t_test(mine, theirs) if testable else (math.nan,) * 3
-        rows.append(row)
-    with (out / "results.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "results.md").write_text(_markdown(rows, study, target, metric, names, baseline))
-    from .viz.study_plots import plot_study
-
-    finals = {c: [r["valid"].get(metric, math.nan) for r in runs] for c, runs in by_cell.items()}
-    try:                                          # the tables must not be lost to a missing plot
-        plot_study({c: [v for v in values if math.isfinite(v)] for c, values in finals.items()},
-                   out / "boxplot.png", ylabel=f"final validation {metric}",
-                   title=f"{study.base.task}: {len(by_cell)} cells, {target} parameters")
-    except ImportError as e:
-        print(f"no box plot: {e}")
-    return rows
-
-
-def _markdown(rows: list[dict], study: Study, target: int, metric: str, names: list[str],
-              baseline: str) -> str:
-    defaults = dataclasses.asdict(type(study.base)())
-    settings = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(study.base).items()
-                         if k not in (*PER_RUN, "task", "hidden_size") and v != defaults[k])
-    better = max if metric in HIGHER_IS_BETTER else min
-    finite = [r for r in rows if math.isfinite(r[f"{metric}_mean"])]
-    best = better(finite, key=lambda r: r[f"{metric}_mean"])["cell"] if finite else None
-    others = [n for n in names if n != metric]
-    lines = [f"# Study: task {study.base.task}", "",
-             f"Settings: {settings or 'defaults'}; {study.seeds} seeds; "
-             f"about {target} parameters per model; "
-             + (f"learning rate: best of {study.lr_search} log-uniform draws in "
-                f"[{study.lr_range[0]:g}, {study.lr_range[1]:g}] on seed 0 (lowest validation "
-                "loss)" if study.lr_search else f"learning rate {study.base.lr:g}")
-             + f". Final validation metrics, mean ± std over seeds; t, p: Welch's t-test of "
-             f"{metric} against {baseline}.", "",
-             f"| cell | hidden | params | vs target | lr | runs | steps | **{metric}** | "
-             + " | ".join(others) + (" | " if others else "") + "t | p |",
-             "|---" * (10 + len(others)) + "|"]
-    for r in rows:
-        cells = [f"{r[f'{n}_mean']:.4g}" + ("" if math.isnan(r[f"{n}_std"]) else
-                                             f" ± {r[f'{n}_std']:.2g}") for n in [metric] + others]
-        if r["cell"] == best:
-            cells[0] = f"**{cells[0]}**"
-        test = ["", ""] if math.isnan(r["p"]) else [f"{r['t']:.2f}", f"{r['p']:.3g}"]
-        lines.append("| " + " | ".join(
-            [r["cell"], str(r["hidden_size"]), str(r["params"]),
-             f"{100 * r['params_vs_target']:+.1f} %", f"{r['lr']:.3g}",
-             f"{r['runs']}" + (f" ({r['diverged']} diverged)" if r["diverged"] else ""),
-             f"{r['steps']:.0f}", *cells, *test]) + " |")
-    return "\n".join(lines) + "\n"
 
 
 # --- the command line ---
