@@ -3,7 +3,8 @@
 Each built-in cell family has one (``lstm.py``, ``gru.py``, ``rnn.py``; ``clockwork.py`` runs on
 the Elman kernel); a :class:`~lstmlab.Stack` uses it whenever the cell is exactly a built-in
 class (a user's subclass that changes ``step`` keeps the readable loop), the tensors are
-float32/float64 on the CPU, and gates are not asked for. Every fused operation is tested against :func:`lstmlab.recurrent.run`.
+float32/float64 on the CPU, and gates are not asked for. Every fused operation is tested
+against :func:`lstmlab.recurrent.run`.
 
 ``with lstmlab.fused.disabled(): ...`` runs everything through the readable loop (for tests,
 debugging and benchmarks).
