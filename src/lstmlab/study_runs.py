@@ -23,7 +23,7 @@ import torch
 from .checkpoint._read import _read_meta
 from .train import TrainConfig, TrainingError, evaluate_checkpoint, train
 
-if TYPE_CHECKING:                                # study.py imports this module: no cycle at run time
+if TYPE_CHECKING:                    # study.py imports this module: no cycle at run time
     from .study import Study
 
 PER_RUN = ("cell", "seed", "out", "minutes")     # TrainConfig fields the study sets for each run

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from .stats import welch_t_test
 from .study_runs import PER_RUN
 
-if TYPE_CHECKING:                                # study.py imports this module: no cycle at run time
+if TYPE_CHECKING:                    # study.py imports this module: no cycle at run time
     from .study import Study
 
 HIGHER_IS_BETTER = {"accuracy"}

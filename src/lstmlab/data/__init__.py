@@ -8,6 +8,6 @@ from .stream import Chunk, TokenStream
 from .tasks import TASKS, AddingTask, CopyTask, RecallTask, Task, make_task
 from .vocab import Vocab, tokenize
 
-__all__ = ["Task", "AddingTask", "CopyTask", "RecallTask", "TASKS", "make_task", "Vocab", "tokenize",
-           "stdlib_corpus", "text_corpus", "split_documents", "TokenStream", "Chunk",
+__all__ = ["Task", "AddingTask", "CopyTask", "RecallTask", "TASKS", "make_task", "Vocab",
+           "tokenize", "stdlib_corpus", "text_corpus", "split_documents", "TokenStream", "Chunk",
            "DateTask", "ReverseTask", "Seq2SeqTask", "exact_match"]
