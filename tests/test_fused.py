@@ -69,7 +69,7 @@ def test_float32_matches_readable_loop(name, seed):
 
 
 @pytest.mark.parametrize("name", ["peephole", "coupled", "fgr", "gru", "gru-v3", "rnn", "nig",
-                                  "clockwork"])
+                                  "ln-lstm", "clockwork"])
 def test_gradcheck_through_fused_path(name):
     torch.manual_seed(0)
     layer = make_layer(name, 2, 3, bidirectional=True).double()
@@ -130,7 +130,8 @@ def test_bench_runs_and_prints_ratios(capsys):
 
     assert bench.main(["--shapes", "2x5x8", "--cells", "peephole,gru", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
-    for row in ["torch.nn.LSTM", "torch.nn.GRU", "peephole", "gru", "torch.nn.LSTMCell", "lstmlab lstm"]:
+    for row in ["torch.nn.LSTM", "torch.nn.GRU", "peephole", "gru", "torch.nn.LSTMCell",
+                "lstmlab lstm"]:
         assert row in out
     line = next(ln for ln in out.splitlines() if ln.strip().startswith("torch.nn.LSTM "))
     assert float(line.split()[2]) == 1.0          # the ratio column is relative to nn.LSTM

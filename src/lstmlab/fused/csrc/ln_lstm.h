@@ -1,0 +1,182 @@
+// The layer-normalised LSTM (lstmlab.LayerNormLSTMCell, Ba, Kiros & Hinton 2016) as a fused
+// sequence operation with a hand-written backward; tests/test_fused.py holds it to the readable
+// loop. The input half of the pre-activations, a_t = LN(W_ih x_t; γ_ih) + b, does not depend on
+// the recurrence: the caller computes it for all steps (with autograd) and the kernel returns
+// its gradient. Per step:
+//   u = h_{t-1} W_hh^T;  z = a_t + γ_hh ⊙ n(u);  i, f, o = σ(z_i, z_f, z_o), g = tanh(z_g)
+//   c_t = f ⊙ c_{t-1} + i ⊙ g;  h_t = o ⊙ tanh(γ_c ⊙ n(c_t) + β_c)
+// with n(v) = (v - mean v) / sqrt(var v + eps) over the features of a row. No projection and no
+// regularisers here: the Python side runs those through the readable loop.
+#pragma once
+
+#include "blas.h"
+#include "common.h"
+
+namespace lstmlab {
+
+// n = (v - mean v) * rs with rs = 1 / sqrt(var v + eps), over one row of width W; returns rs.
+template <typename T>
+LSTMLAB_INLINE T normalise_row(const T* v, T* n, int64_t W, double eps) {
+  T mean = 0;
+  for (int64_t j = 0; j < W; ++j) mean += v[j];
+  mean /= T(W);
+  T var = 0;
+  for (int64_t j = 0; j < W; ++j) var += (v[j] - mean) * (v[j] - mean);
+  const T rs = T(1) / std::sqrt(var / T(W) + T(eps));
+  for (int64_t j = 0; j < W; ++j) n[j] = (v[j] - mean) * rs;
+  return rs;
+}
+
+// The gradient through n = normalise(v): dv = rs * (dn - mean(dn) - n * mean(dn * n)).
+template <typename T>
+LSTMLAB_INLINE void normalise_row_backward(const T* n, const T* dn, T rs, T* dv, int64_t W) {
+  T m1 = 0, m2 = 0;
+  for (int64_t j = 0; j < W; ++j) {
+    m1 += dn[j];
+    m2 += dn[j] * n[j];
+  }
+  m1 /= T(W);
+  m2 /= T(W);
+  for (int64_t j = 0; j < W; ++j) dv[j] = rs * (dn[j] - m1 - n[j] * m2);
+}
+
+// a (T, B, 4H) rows i, f, g, o; w_hh (4H, H); g_hh (4H,); g_c, b_c (H,) (b_c may be empty).
+// Returns hs, cs (T+1, B, H); acts (T, B, 4H) the gate activations; n_hh (T, B, 4H) and rs_hh
+// (T, B) of the recurrent half; n_c (T, B, H) and rs_c (T, B) of the cell state.
+inline std::vector<at::Tensor> ln_lstm_forward(const at::Tensor& a, const at::Tensor& w_hh,
+                                               const at::Tensor& g_hh, const at::Tensor& g_c,
+                                               const at::Tensor& b_c, const at::Tensor& h0,
+                                               const at::Tensor& c0, const at::Tensor& lengths,
+                                               double eps) {
+  const int64_t T = a.size(0), B = a.size(1), H = w_hh.size(1), G = 4 * H;
+  auto opts = a.options();
+  at::Tensor hs = at::empty({T + 1, B, H}, opts), cs = at::empty({T + 1, B, H}, opts);
+  at::Tensor acts = at::empty({T, B, G}, opts), n_hh = at::empty({T, B, G}, opts);
+  at::Tensor n_c = at::empty({T, B, H}, opts);
+  at::Tensor rs_hh = at::empty({T, B}, opts), rs_c = at::empty({T, B}, opts);
+  at::Tensor u = at::empty({B, G}, opts);
+  hs[0].copy_(h0);
+  cs[0].copy_(c0);
+  const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
+  const at::Tensor whh = w_hh.contiguous(), a_c = a.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "ln_lstm_forward", [&] {
+    using T_ = scalar_t;
+    const T_ *whh_p = whh.data_ptr<T_>(), *a_p = a_c.data_ptr<T_>();
+    const T_ *ghh = g_hh.data_ptr<T_>(), *gc = g_c.data_ptr<T_>();
+    const T_* bc = data_or_null<T_>(b_c);
+    T_ *hs_p = hs.data_ptr<T_>(), *cs_p = cs.data_ptr<T_>(), *u_p = u.data_ptr<T_>();
+    T_ *act_p = acts.data_ptr<T_>(), *nhh_p = n_hh.data_ptr<T_>(), *nc_p = n_c.data_ptr<T_>();
+    T_ *rhh_p = rs_hh.data_ptr<T_>(), *rc_p = rs_c.data_ptr<T_>();
+    for (int64_t t = 0; t < T; ++t) {
+      const T_ *hprev = hs_p + t * B * H, *cprev = cs_p + t * B * H;
+      T_ *hn = hs_p + (t + 1) * B * H, *cn = cs_p + (t + 1) * B * H;
+      gemm_nt<T_>(B, G, H, hprev, whh_p, T_(0), u_p);                  // u = h_{t-1} W_hh^T
+      for_rows(B, 4 * G, [&](int64_t b) {
+        const int64_t tb = t * B + b;
+        T_* n = nhh_p + tb * G;
+        T_* z = act_p + tb * G;
+        rhh_p[tb] = normalise_row(u_p + b * G, n, G, eps);
+        const T_* ab = a_p + tb * G;
+        for (int64_t j = 0; j < G; ++j) z[j] = ab[j] + ghh[j] * n[j];
+        T_ *ig = z, *fg = z + H, *gg = z + 2 * H, *og = z + 3 * H;
+        for (int64_t j = 0; j < H; ++j) ig[j] = sigmoid(ig[j]);
+        for (int64_t j = 0; j < H; ++j) fg[j] = sigmoid(fg[j]);
+        for (int64_t j = 0; j < H; ++j) gg[j] = tanh_(gg[j]);
+        for (int64_t j = 0; j < H; ++j) og[j] = sigmoid(og[j]);
+        const T_* cp = cprev + b * H;
+        T_ *c = cn + b * H, *h = hn + b * H, *nc = nc_p + tb * H;
+        for (int64_t j = 0; j < H; ++j) c[j] = fg[j] * cp[j] + ig[j] * gg[j];
+        rc_p[tb] = normalise_row(c, nc, H, eps);
+        if (bc) for (int64_t j = 0; j < H; ++j) h[j] = og[j] * tanh_(gc[j] * nc[j] + bc[j]);
+        else for (int64_t j = 0; j < H; ++j) h[j] = og[j] * tanh_(gc[j] * nc[j]);
+      });
+      hold_ended(hn, hprev, B, H, len, t);
+      hold_ended(cn, cprev, B, H, len, t);
+    }
+  });
+  return {hs, cs, acts, n_hh, rs_hh, n_c, rs_c};
+}
+
+// Gradients for: a, w_hh, g_hh, g_c, b_c (empty if none), h0, c0.
+inline std::vector<at::Tensor> ln_lstm_backward(
+    const at::Tensor& grad_hs, const at::Tensor& grad_cn, const at::Tensor& w_hh,
+    const at::Tensor& g_hh, const at::Tensor& g_c, const at::Tensor& b_c, const at::Tensor& hs,
+    const at::Tensor& cs, const at::Tensor& acts, const at::Tensor& n_hh,
+    const at::Tensor& rs_hh, const at::Tensor& n_c, const at::Tensor& rs_c,
+    const at::Tensor& lengths) {
+  const int64_t T = acts.size(0), B = acts.size(1), H = w_hh.size(1), G = 4 * H;
+  auto opts = acts.options();
+  // Per step: dz = dL/dz (= dL/da), du = dL/du, dy = dL/d(γ_c ⊙ n_c + β_c).
+  at::Tensor dz = at::empty({T, B, G}, opts), du = at::empty({T, B, G}, opts);
+  at::Tensor dy = at::empty({T, B, H}, opts);
+  at::Tensor dh = at::zeros({B, H}, opts), dc = grad_cn.clone().contiguous();
+  at::Tensor dht = at::empty({B, H}, opts), dct = at::empty({B, H}, opts);
+  at::Tensor scratch = at::empty({B, G}, opts);
+  const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
+  const at::Tensor whh = w_hh.contiguous(), ghs = grad_hs.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "ln_lstm_backward", [&] {
+    using T_ = scalar_t;
+    const T_ *whh_p = whh.data_ptr<T_>(), *g_p = ghs.data_ptr<T_>();
+    const T_ *ghh = g_hh.data_ptr<T_>(), *gc = g_c.data_ptr<T_>();
+    const T_* bc = data_or_null<T_>(b_c);
+    const T_ *cs_p = cs.data_ptr<T_>(), *act_p = acts.data_ptr<T_>();
+    const T_ *nhh_p = n_hh.data_ptr<T_>(), *nc_p = n_c.data_ptr<T_>();
+    const T_ *rhh_p = rs_hh.data_ptr<T_>(), *rc_p = rs_c.data_ptr<T_>();
+    T_ *dz_p = dz.data_ptr<T_>(), *du_p = du.data_ptr<T_>(), *dy_p = dy.data_ptr<T_>();
+    T_ *dh_p = dh.data_ptr<T_>(), *dc_p = dc.data_ptr<T_>();
+    T_ *dht_p = dht.data_ptr<T_>(), *dct_p = dct.data_ptr<T_>(), *sc_p = scratch.data_ptr<T_>();
+    const int64_t BH = B * H;
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const T_* gt = g_p + (t + 1) * BH;
+      for (int64_t j = 0; j < BH; ++j) dht_p[j] = dh_p[j] + gt[j];
+      std::memcpy(dct_p, dc_p, BH * sizeof(T_));
+      for_rows(B, 4 * G, [&](int64_t b) {
+        const int64_t tb = t * B + b;
+        T_ *dzb = dz_p + tb * G, *dub = du_p + tb * G, *dyb = dy_p + tb * H;
+        T_* dcp = dc_p + b * H;                                     // becomes dL/dc_{t-1}
+        if (!live(len, b, t)) {            // an ended row: the gradients pass straight through
+          std::memset(dzb, 0, G * sizeof(T_));
+          std::memset(dub, 0, G * sizeof(T_));
+          std::memset(dyb, 0, H * sizeof(T_));
+          return;
+        }
+        const T_ *z = act_p + tb * G, *ig = z, *fg = z + H, *gg = z + 2 * H, *og = z + 3 * H;
+        const T_ *nc = nc_p + tb * H, *cp = cs_p + t * BH + b * H, *dhb = dht_p + b * H;
+        T_* dn = sc_p + b * G;                                       // H, then 4H wide
+        T_ *dzi = dzb, *dzf = dzb + H, *dzg = dzb + 2 * H, *dzo = dzb + 3 * H;
+        // Through h = o ⊙ tanh(y), y = γ_c ⊙ n_c + β_c.
+        for (int64_t j = 0; j < H; ++j) {
+          const T_ th = tanh_(gc[j] * nc[j] + (bc ? bc[j] : T_(0)));
+          dzo[j] = dhb[j] * th * og[j] * (T_(1) - og[j]);
+          dyb[j] = dhb[j] * og[j] * (T_(1) - th * th);
+          dn[j] = dyb[j] * gc[j];
+        }
+        normalise_row_backward(nc, dn, rc_p[tb], dcp, H);           // dL/dc_t via LN_c
+        const T_* dcb = dct_p + b * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const T_ d = dcp[j] + dcb[j];                            // all of dL/dc_t
+          dzi[j] = d * gg[j] * ig[j] * (T_(1) - ig[j]);
+          dzf[j] = d * cp[j] * fg[j] * (T_(1) - fg[j]);
+          dzg[j] = d * ig[j] * (T_(1) - gg[j] * gg[j]);
+          dcp[j] = d * fg[j];
+        }
+        for (int64_t j = 0; j < G; ++j) dn[j] = dzb[j] * ghh[j];    // z = a + γ_hh ⊙ n(u)
+        normalise_row_backward(nhh_p + tb * G, dn, rhh_p[tb], dub, G);
+      });
+      gemm_nn<T_>(B, H, G, du_p + t * B * G, whh_p, T_(0), dh_p);    // dL/dh_{t-1}
+      hold_ended(dh_p, dht_p, B, H, len, t);
+      hold_ended(dc_p, dct_p, B, H, len, t);
+    }
+  });
+  const at::Tensor du2 = du.view({T * B, G}), dy2 = dy.view({T * B, H});
+  at::Tensor empty = at::empty({0}, opts);
+  dh.add_(grad_hs[0]);
+  return {dz,
+          at::mm(du2.t(), hs.narrow(0, 0, T).reshape({T * B, H})),
+          (dz * n_hh).sum({0, 1}),
+          (dy * n_c).sum({0, 1}),
+          b_c.numel() ? dy2.sum(0) : empty,
+          dh, dc};
+}
+
+}  // namespace lstmlab

@@ -1,0 +1,71 @@
+"""The layer-normalised LSTM (Ba, Kiros & Hinton 2016) as one fused sequence operation
+(kernels: csrc/ln_lstm.h).
+
+The input half of the pre-activations, ``LN(W_ih x_t; γ_ih) + b``, does not depend on the
+recurrence, so it is computed here for all steps at once (torch ops, autograd); the kernel runs
+the recurrence -- the recurrent half's layer norm, the gates, the cell state's layer norm -- and
+hands back that half's gradient. A projection (``proj_size``) or a regulariser (recurrent
+dropout, zoneout) is not in the kernel: such a layer runs the readable loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from ..cells.layer_norm import LayerNormLSTMCell
+from ..recurrent import run
+from ._build import extension
+from ._common import empty, reverse_padded, zero_padding
+
+
+class _LNLSTMSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, w_hh, g_hh, g_c, b_c, h0, c0, lengths, eps):
+        hs, cs, acts, n_hh, rs_hh, n_c, rs_c = extension().ln_lstm_forward(
+            a, w_hh, g_hh, g_c, b_c, h0, c0, lengths, eps)
+        ctx.save_for_backward(w_hh, g_hh, g_c, b_c, hs, cs, acts, n_hh, rs_hh, n_c, rs_c,
+                              lengths)
+        return hs, cs[-1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_hs, d_cn):
+        w_hh, g_hh, g_c, b_c, hs, cs, acts, n_hh, rs_hh, n_c, rs_c, lengths = ctx.saved_tensors
+        da, dw_hh, dg_hh, dg_c, db_c, dh0, dc0 = extension().ln_lstm_backward(
+            d_hs.contiguous(), d_cn.contiguous(), w_hh, g_hh, g_c, b_c, hs, cs, acts, n_hh,
+            rs_hh, n_c, rs_c, lengths)
+        return (da, dw_hh, dg_hh, dg_c, db_c if b_c.numel() else None, dh0, dc0, None, None)
+
+
+def ln_lstm_sequence(cell: LayerNormLSTMCell, x: Tensor, state: tuple[Tensor, ...],
+                     lengths: Tensor | None, reverse: bool, *,
+                     recurrent_mask: Tensor | None = None,
+                     zoneout: Sequence[Tensor] = ()) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Run a layer-normalised LSTM cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run`
+    (no gates); with a projection or a regulariser, through that readable loop itself."""
+    if cell.weight_hr is not None or recurrent_mask is not None or zoneout:
+        out, final, _ = run(cell, x, state, lengths, reverse=reverse,
+                            recurrent_mask=recurrent_mask, zoneout=zoneout)
+        return out, final
+    x = zero_padding(x, lengths)
+    if reverse:
+        x = reverse_padded(x, lengths)
+    a = cell.ln_ih(F.linear(x, cell.weight_ih))                          # (T, B, 4H)
+    if cell.bias_ih is not None:
+        a = a + cell.bias_ih + cell.bias_hh
+    none = empty(x)
+    b_c = cell.ln_c.bias if cell.ln_c.bias is not None else none
+    hs, c_n = _LNLSTMSequence.apply(a.contiguous(), cell.weight_hh, cell.ln_hh.weight,
+                                    cell.ln_c.weight, b_c, state[0].contiguous(),
+                                    state[1].contiguous(),
+                                    none.long() if lengths is None else lengths,
+                                    cell.ln_hh.eps)
+    out = zero_padding(hs[1:], lengths)
+    if reverse:
+        out = reverse_padded(out, lengths)
+    return out, (hs[-1], c_n)
