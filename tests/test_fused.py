@@ -69,7 +69,7 @@ def test_float32_matches_readable_loop(name, seed):
 
 
 @pytest.mark.parametrize("name", ["peephole", "coupled", "fgr", "gru", "gru-v3", "rnn", "nig",
-                                  "ln-lstm", "clockwork"])
+                                  "ln-lstm", "ln-gru", "clockwork"])
 def test_gradcheck_through_fused_path(name):
     torch.manual_seed(0)
     layer = make_layer(name, 2, 3, bidirectional=True).double()

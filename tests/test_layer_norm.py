@@ -193,22 +193,22 @@ def test_state_dict_round_trip():
 
 def test_no_torch_kernel_and_only_its_own_fused_op(monkeypatch):
     """torch's LSTM kernel has no layer norm: an LN layer must never reach _VF.lstm, nor the
-    plain LSTM/GRU kernels. The LN-LSTM has a fused op of its own (fused/ln_lstm.py, held to the
-    readable loop in test_fused.py); the LN-GRU has none and runs the readable loop."""
-    from lstmlab.fused.ln_lstm import ln_lstm_sequence
+    plain LSTM/GRU kernels; LN cells have fused ops of their own (fused/layer_norm.py, held to
+    the readable loop in test_fused.py)."""
+    from lstmlab.fused.layer_norm import ln_gru_sequence, ln_lstm_sequence
 
     lstm = LSTM(3, 4, layer_norm=True)
     assert not lstm._torch_kernel and lstm._whole_stack(torch.randn(2, 1, 3), (), None) is None
     x = torch.randn(5, 2, 3)
     assert fused.sequence_op(lstm.cells[0], x) is ln_lstm_sequence
-    assert fused.sequence_op(GRU(3, 4, layer_norm=True).cells[0], x) is None
+    assert fused.sequence_op(GRU(3, 4, layer_norm=True).cells[0], x) is ln_gru_sequence
 
     def refuse(*args, **kwargs):
         raise AssertionError("a kernel was called for a layer-normalised cell")
 
     monkeypatch.setattr(lstmlab.layers._VF, "lstm", refuse)
     for cell_type in list(fused._OPS):
-        if fused._OPS[cell_type] is not ln_lstm_sequence:
+        if fused._OPS[cell_type] not in (ln_lstm_sequence, ln_gru_sequence):
             monkeypatch.setitem(fused._OPS, cell_type, refuse)
     for layer in (lstm, GRU(3, 4, 2, bidirectional=True, layer_norm=True)):
         out, _ = layer(x)

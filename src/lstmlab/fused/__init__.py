@@ -1,6 +1,6 @@
 """Fused sequence operations: the readable loop's maths with a hand-written backward in C++.
 
-Each built-in cell family has one (``lstm.py``, ``gru.py``, ``rnn.py``, ``ln_lstm.py``;
+Each built-in cell family has one (``lstm.py``, ``gru.py``, ``rnn.py``, ``layer_norm.py``;
 ``clockwork.py`` runs on the Elman kernel); a :class:`~lstmlab.Stack` uses it whenever the cell is exactly a built-in
 class (a user's subclass that changes ``step`` keeps the readable loop), the tensors are
 float32/float64 on the CPU, and gates are not asked for. Every fused operation is tested
@@ -20,11 +20,11 @@ from torch import Tensor
 
 from ..cells import Cell, GRUCell, LSTMCell, RNNCell
 from ..cells.clockwork import ClockworkRNNCell
-from ..cells.layer_norm import LayerNormLSTMCell
+from ..cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
 from ._build import extension
 from .clockwork import clockwork_sequence
 from .gru import gru_sequence
-from .ln_lstm import ln_lstm_sequence
+from .layer_norm import ln_gru_sequence, ln_lstm_sequence
 from .lstm import lstm_sequence
 from .rnn import rnn_sequence
 from .step import step_op
@@ -33,7 +33,8 @@ SequenceOp = Callable[[Cell, Tensor, tuple[Tensor, ...], Tensor | None, bool],
                       tuple[Tensor, tuple[Tensor, ...]]]
 _OPS: dict[type, SequenceOp] = {LSTMCell: lstm_sequence, GRUCell: gru_sequence,
                                 RNNCell: rnn_sequence, ClockworkRNNCell: clockwork_sequence,
-                                LayerNormLSTMCell: ln_lstm_sequence}
+                                LayerNormLSTMCell: ln_lstm_sequence,
+                                LayerNormGRUCell: ln_gru_sequence}
 _enabled = True
 
 

@@ -2,6 +2,7 @@
 #include <torch/csrc/utils/pybind.h>  // at::Tensor <-> torch.Tensor; lighter than torch/extension.h
 
 #include "gru.h"
+#include "ln_gru.h"
 #include "ln_lstm.h"
 #include "lstm.h"
 #include "rnn.h"
@@ -16,6 +17,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rnn_backward", &lstmlab::rnn_backward, "RNN: backward through time");
   m.def("ln_lstm_forward", &lstmlab::ln_lstm_forward, "LN-LSTM: forward over a sequence");
   m.def("ln_lstm_backward", &lstmlab::ln_lstm_backward, "LN-LSTM: backward through time");
+  m.def("ln_gru_forward", &lstmlab::ln_gru_forward, "LN-GRU: forward over a sequence");
+  m.def("ln_gru_backward", &lstmlab::ln_gru_backward, "LN-GRU: backward through time");
   m.def("lstm_step", &lstmlab::lstm_step, "LSTM family: one step, no autograd");
   m.def("gru_step", &lstmlab::gru_step, "GRU: one step, no autograd");
 }

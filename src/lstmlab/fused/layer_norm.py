@@ -1,11 +1,12 @@
-"""The layer-normalised LSTM (Ba, Kiros & Hinton 2016) as one fused sequence operation
-(kernels: csrc/ln_lstm.h).
+"""The layer-normalised LSTM and GRU (Ba, Kiros & Hinton 2016) as fused sequence operations
+(kernels: csrc/ln_lstm.h, csrc/ln_gru.h).
 
 The input half of the pre-activations, ``LN(W_ih x_t; γ_ih) + b``, does not depend on the
-recurrence, so it is computed here for all steps at once (torch ops, autograd); the kernel runs
-the recurrence -- the recurrent half's layer norm, the gates, the cell state's layer norm -- and
-hands back that half's gradient. A projection (``proj_size``) or a regulariser (recurrent
-dropout, zoneout) is not in the kernel: such a layer runs the readable loop.
+recurrence, so it is computed here for all steps at once (torch ops, autograd); a kernel runs
+the recurrence -- the recurrent half's layer norm, the gates, and for the LSTM the cell state's
+layer norm -- and hands back that half's gradient. A projection (``proj_size``) or a
+regulariser (recurrent dropout, zoneout) is not in the kernels: such a layer runs the readable
+loop.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ..cells.layer_norm import LayerNormLSTMCell
+from ..cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
 from ..recurrent import run
 from ._build import extension
 from ._common import empty, reverse_padded, zero_padding
@@ -69,3 +70,46 @@ def ln_lstm_sequence(cell: LayerNormLSTMCell, x: Tensor, state: tuple[Tensor, ..
     if reverse:
         out = reverse_padded(out, lengths)
     return out, (hs[-1], c_n)
+
+
+class _LNGRUSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, w_hh, g_hh, b_hh, h0, lengths, eps):
+        hs, acts, n_hh, rs_hh = extension().ln_gru_forward(a, w_hh, g_hh, b_hh, h0, lengths, eps)
+        ctx.save_for_backward(w_hh, g_hh, b_hh, hs, acts, n_hh, rs_hh, lengths)
+        return hs
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_hs):
+        w_hh, g_hh, b_hh, hs, acts, n_hh, rs_hh, lengths = ctx.saved_tensors
+        da, dw_hh, dg_hh, db_hh, dh0 = extension().ln_gru_backward(
+            d_hs.contiguous(), w_hh, g_hh, b_hh, hs, acts, n_hh, rs_hh, lengths)
+        return da, dw_hh, dg_hh, db_hh if b_hh.numel() else None, dh0, None, None
+
+
+def ln_gru_sequence(cell: LayerNormGRUCell, x: Tensor, state: tuple[Tensor, ...],
+                    lengths: Tensor | None, reverse: bool, *,
+                    recurrent_mask: Tensor | None = None,
+                    zoneout: Sequence[Tensor] = ()) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Run a layer-normalised GRU cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run`
+    (no gates); with a regulariser, through that readable loop itself."""
+    if recurrent_mask is not None or zoneout:
+        out, final, _ = run(cell, x, state, lengths, reverse=reverse,
+                            recurrent_mask=recurrent_mask, zoneout=zoneout)
+        return out, final
+    x = zero_padding(x, lengths)
+    if reverse:
+        x = reverse_padded(x, lengths)
+    a = cell.ln_ih(F.linear(x, cell.weight_ih))                          # (T, B, 3H)
+    if cell.bias_ih is not None:
+        a = a + cell.bias_ih
+    none = empty(x)
+    hs = _LNGRUSequence.apply(a.contiguous(), cell.weight_hh, cell.ln_hh.weight,
+                              none if cell.bias_hh is None else cell.bias_hh,
+                              state[0].contiguous(), none.long() if lengths is None else lengths,
+                              cell.ln_hh.eps)
+    out = zero_padding(hs[1:], lengths)
+    if reverse:
+        out = reverse_padded(out, lengths)
+    return out, (hs[-1],)
