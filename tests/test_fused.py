@@ -7,12 +7,13 @@ import random
 import pytest
 import torch
 
-from lstmlab import GRU, LSTM, RNN, ClockworkRNN, LSTMCell, Stack, fused
+from lstmlab import GRU, LSTM, RNN, ClockworkRNN, DepthGatedLSTM, LSTMCell, Stack, fused
 from lstmlab.registry import VARIANTS, make_layer
 
 PROJECTABLE = [name for name, (cls, _, _) in VARIANTS.items() if cls is LSTM]
 # The variants with a fused path (the families of csrc/); the other cells run the readable loop.
-FUSED = [name for name, (cls, _, _) in VARIANTS.items() if cls in (LSTM, GRU, RNN, ClockworkRNN)]
+FUSED = [name for name, (cls, _, _) in VARIANTS.items()
+         if cls in (LSTM, GRU, RNN, ClockworkRNN, DepthGatedLSTM)]
 
 
 def outputs_and_grads(layer, x, hx, lengths, seed=5):
@@ -39,6 +40,8 @@ def random_case(name: str, seed: int, dtype: torch.dtype):
               batch_first=rng.random() < 0.5, bias=rng.random() < 0.8)
     if name in PROJECTABLE and rng.random() < 0.4:
         kw["proj_size"] = 2
+    if name == "depth-gated":                  # the paper defines no backward depth path
+        kw["bidirectional"] = False
     torch.manual_seed(seed)
     layer = make_layer(name, rng.randint(1, 5), rng.randint(3, 6), **kw).to(dtype)
     B, T = rng.randint(1, 5), rng.randint(1, 9)
@@ -69,10 +72,12 @@ def test_float32_matches_readable_loop(name, seed):
 
 
 @pytest.mark.parametrize("name", ["peephole", "coupled", "fgr", "gru", "gru-v3", "rnn", "nig",
-                                  "ln-lstm", "ln-gru", "clockwork"])
+                                  "ln-lstm", "ln-gru", "clockwork", "depth-gated"])
 def test_gradcheck_through_fused_path(name):
     torch.manual_seed(0)
-    layer = make_layer(name, 2, 3, bidirectional=True).double()
+    # Depth-gated: two layers (the top one's depth gate reads the bottom one's cells), one way.
+    shape = {"num_layers": 2} if name == "depth-gated" else {"bidirectional": True}
+    layer = make_layer(name, 2, 3, **shape).double()
     x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
     params = dict(layer.named_parameters())
 

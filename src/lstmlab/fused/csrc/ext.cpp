@@ -1,6 +1,7 @@
 // Python bindings of the fused sequence operations (one family per header).
 #include <torch/csrc/utils/pybind.h>  // at::Tensor <-> torch.Tensor; lighter than torch/extension.h
 
+#include "depth_gated.h"
 #include "gru.h"
 #include "ln_gru.h"
 #include "ln_lstm.h"
@@ -19,6 +20,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("ln_lstm_backward", &lstmlab::ln_lstm_backward, "LN-LSTM: backward through time");
   m.def("ln_gru_forward", &lstmlab::ln_gru_forward, "LN-GRU: forward over a sequence");
   m.def("ln_gru_backward", &lstmlab::ln_gru_backward, "LN-GRU: backward through time");
+  m.def("depth_gated_forward", &lstmlab::depth_gated_forward,
+        "depth-gated LSTM: forward over a sequence");
+  m.def("depth_gated_backward", &lstmlab::depth_gated_backward,
+        "depth-gated LSTM: backward through time");
   m.def("lstm_step", &lstmlab::lstm_step, "LSTM family: one step, no autograd");
   m.def("gru_step", &lstmlab::gru_step, "GRU: one step, no autograd");
 }
