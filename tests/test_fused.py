@@ -7,13 +7,12 @@ import random
 import pytest
 import torch
 
-from lstmlab import GRU, LSTM, RNN, ClockworkRNN, DepthGatedLSTM, LSTMCell, Stack, fused
+from lstmlab import GRU, LSTM, RNN, ClockworkRNN, GridLSTM, LSTMCell, Stack, fused
 from lstmlab.registry import VARIANTS, make_layer
 
 PROJECTABLE = [name for name, (cls, _, _) in VARIANTS.items() if cls is LSTM]
 # The variants with a fused path (the families of csrc/); the other cells run the readable loop.
-FUSED = [name for name, (cls, _, _) in VARIANTS.items()
-         if cls in (LSTM, GRU, RNN, ClockworkRNN, DepthGatedLSTM)]
+FUSED = list(VARIANTS)          # every built-in cell has a fused path
 
 
 def outputs_and_grads(layer, x, hx, lengths, seed=5):
@@ -40,7 +39,7 @@ def random_case(name: str, seed: int, dtype: torch.dtype):
               batch_first=rng.random() < 0.5, bias=rng.random() < 0.8)
     if name in PROJECTABLE and rng.random() < 0.4:
         kw["proj_size"] = 2
-    if name == "depth-gated":                  # the paper defines no backward depth path
+    if name in ("depth-gated", "grid", "grid-tied"):     # one direction only
         kw["bidirectional"] = False
     torch.manual_seed(seed)
     layer = make_layer(name, rng.randint(1, 5), rng.randint(3, 6), **kw).to(dtype)
@@ -50,9 +49,9 @@ def random_case(name: str, seed: int, dtype: torch.dtype):
     lengths = torch.randint(1, T + 1, (B,)) if rng.random() < 0.6 else None
     hx = None
     if rng.random() < 0.6:
-        cell = layer.cells[0]
+        sizes = layer.state_sizes if isinstance(layer, GridLSTM) else layer.cells[0].state_sizes
         parts = [torch.randn(kw["num_layers"] * layer.num_directions, B, n, dtype=dtype,
-                             requires_grad=True) for n in cell.state_sizes]
+                             requires_grad=True) for n in sizes]
         if isinstance(layer, ClockworkRNN):          # the clock: whole steps, rows at any phase
             parts[1] = torch.randint(0, 9, parts[1].shape).to(dtype).requires_grad_()
         hx = parts[0] if len(parts) == 1 else tuple(parts)
@@ -72,11 +71,13 @@ def test_float32_matches_readable_loop(name, seed):
 
 
 @pytest.mark.parametrize("name", ["peephole", "coupled", "fgr", "gru", "gru-v3", "rnn", "nig",
-                                  "ln-lstm", "ln-gru", "clockwork", "depth-gated"])
+                                  "ln-lstm", "ln-gru", "clockwork", "depth-gated", "grid",
+                                  "grid-tied"])
 def test_gradcheck_through_fused_path(name):
     torch.manual_seed(0)
-    # Depth-gated: two layers (the top one's depth gate reads the bottom one's cells), one way.
-    shape = {"num_layers": 2} if name == "depth-gated" else {"bidirectional": True}
+    # Depth-gated and grid: two layers (the top one reads the bottom one's cells), one way.
+    shape = {"num_layers": 2} if name in ("depth-gated", "grid", "grid-tied") \
+        else {"bidirectional": True}
     layer = make_layer(name, 2, 3, **shape).double()
     x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
     params = dict(layer.named_parameters())

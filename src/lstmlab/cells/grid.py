@@ -21,7 +21,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from .._checks import check_positive_int, check_state, state_parts
 from ..recurrent import run, time_major
-from .base import Cell, Gates, State
+from .base import Cell, Gates, State, _fused
 
 DIMENSIONS = ("time", "depth")     # the 2-D grid's dimensions, in the block's order
 
@@ -200,7 +200,12 @@ class GridLSTM(nn.Module):
             # (L, B, H) -> (B, L·H): the column cell's state, layer l in columns [l·H, (l+1)·H)
             state = tuple((p if batched else p.unsqueeze(1)).transpose(0, 1).flatten(1)
                           for p in parts)
-        out, state, gates = run(self.cell, x, state, layout.lengths, keep_gates=return_gates)
+        op = None if return_gates else _fused().sequence_op(self.cell, x)
+        if op is not None:                                  # the fused column (fused/grid.py)
+            out, state = op(self.cell, x, state, layout.lengths, False)
+            gates = {}
+        else:
+            out, state, gates = run(self.cell, x, state, layout.lengths, keep_gates=return_gates)
         h_n, c_n = (s.unflatten(-1, (self.num_layers, -1)).transpose(0, 1).contiguous()
                     for s in state)                                     # (B, L·H) -> (L, B, H)
         if not batched:

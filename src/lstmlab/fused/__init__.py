@@ -1,7 +1,7 @@
 """Fused sequence operations: the readable loop's maths with a hand-written backward in C++.
 
-Each built-in cell family but the grid LSTM has one (``lstm.py``, ``gru.py``, ``rnn.py``,
-``layer_norm.py``, ``depth_gated.py``; ``clockwork.py`` runs on the Elman kernel); a :class:`~lstmlab.Stack` uses it whenever the cell is exactly a built-in
+Each built-in cell family has one (``lstm.py``, ``gru.py``, ``rnn.py``, ``layer_norm.py``,
+``depth_gated.py``, ``grid.py``; ``clockwork.py`` runs on the Elman kernel); a :class:`~lstmlab.Stack` uses it whenever the cell is exactly a built-in
 class (a user's subclass that changes ``step`` keeps the readable loop), the tensors are
 float32/float64 on the CPU, and gates are not asked for. Every fused operation is tested
 against :func:`lstmlab.recurrent.run`.
@@ -21,10 +21,12 @@ from torch import Tensor
 from ..cells import Cell, GRUCell, LSTMCell, RNNCell
 from ..cells.clockwork import ClockworkRNNCell
 from ..cells.depth_gated import DepthGatedLSTMCell
+from ..cells.grid import GridLSTMColumn
 from ..cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
 from ._build import extension
 from .clockwork import clockwork_sequence
 from .depth_gated import depth_gated_sequence
+from .grid import grid_sequence
 from .gru import gru_sequence
 from .layer_norm import ln_gru_sequence, ln_lstm_sequence
 from .lstm import lstm_sequence
@@ -37,7 +39,8 @@ _OPS: dict[type, SequenceOp] = {LSTMCell: lstm_sequence, GRUCell: gru_sequence,
                                 RNNCell: rnn_sequence, ClockworkRNNCell: clockwork_sequence,
                                 LayerNormLSTMCell: ln_lstm_sequence,
                                 LayerNormGRUCell: ln_gru_sequence,
-                                DepthGatedLSTMCell: depth_gated_sequence}
+                                DepthGatedLSTMCell: depth_gated_sequence,
+                                GridLSTMColumn: grid_sequence}
 _enabled = True
 
 

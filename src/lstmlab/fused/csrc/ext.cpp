@@ -2,6 +2,7 @@
 #include <torch/csrc/utils/pybind.h>  // at::Tensor <-> torch.Tensor; lighter than torch/extension.h
 
 #include "depth_gated.h"
+#include "grid.h"
 #include "gru.h"
 #include "ln_gru.h"
 #include "ln_lstm.h"
@@ -24,6 +25,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "depth-gated LSTM: forward over a sequence");
   m.def("depth_gated_backward", &lstmlab::depth_gated_backward,
         "depth-gated LSTM: backward through time");
+  m.def("grid_forward", &lstmlab::grid_forward, "Grid LSTM column: forward over a sequence");
+  m.def("grid_backward", &lstmlab::grid_backward, "Grid LSTM column: backward through time");
   m.def("lstm_step", &lstmlab::lstm_step, "LSTM family: one step, no autograd");
   m.def("gru_step", &lstmlab::gru_step, "GRU: one step, no autograd");
 }
