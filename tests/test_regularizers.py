@@ -26,7 +26,7 @@ from lstmlab.registry import make_layer
 DT = torch.float64
 TOL = dict(atol=1e-12, rtol=0)
 sigma, tanh = torch.sigmoid, torch.tanh
-FUSED_FAMILIES = ["lstm", "peephole", "fgr", "gru", "gru-v3", "rnn", "clockwork"]
+FUSED_FAMILIES = ["lstm", "peephole", "fgr", "gru", "gru-v3", "rnn", "clockwork", "ln-lstm", "ln-gru"]
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
 """Fused sequence operations: the readable loop's maths with a hand-written backward in C++.
 
 Each built-in cell family has one (``lstm.py``, ``gru.py``, ``rnn.py``, ``layer_norm.py``,
-``depth_gated.py``, ``grid.py``; ``clockwork.py`` runs on the Elman kernel); a :class:`~lstmlab.Stack` uses it whenever the cell is exactly a built-in
-class (a user's subclass that changes ``step`` keeps the readable loop), the tensors are
-float32/float64 on the CPU, and gates are not asked for. Every fused operation is tested
-against :func:`lstmlab.recurrent.run`.
+``depth_gated.py``, ``grid.py``; ``clockwork.py`` runs on the Elman kernel); a layer uses it
+whenever the cell is exactly a built-in class (a user's subclass that changes ``step`` keeps the
+readable loop), the tensors are float32/float64 on the CPU, and gates are not asked for. The
+kernels without regularisers hand a layer with recurrent dropout or zoneout back to the readable
+loop (``_common.readable_unless``). Every fused operation is tested against
+:func:`lstmlab.recurrent.run`.
 
 ``with lstmlab.fused.disabled(): ...`` runs everything through the readable loop (for tests,
 debugging and benchmarks).

@@ -1,12 +1,15 @@
-"""Helpers shared by the fused operations: per-sequence reversal, the padding mask, and the
-regularisers' masks in the kernels' form."""
+"""Helpers shared by the fused operations: per-sequence reversal, the padding mask, the
+regularisers' masks in the kernels' form, and the readable loop for what a kernel lacks."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
+
+from ..recurrent import run
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -25,6 +28,31 @@ def zero_padding(y: Tensor, lengths: Tensor | None) -> Tensor:
         return y
     live = torch.arange(y.shape[0], device=y.device).unsqueeze(1) < lengths  # (T, B)
     return torch.where(live.unsqueeze(-1), y, 0.0)
+
+
+def run_order(y: Tensor, lengths: Tensor | None, reverse: bool) -> Tensor:
+    """(T, B, ·) with the padding zeroed and, with ``reverse``, each sequence reversed within its
+    length: a layer's input in the order a kernel runs. Its own inverse, so it also turns a
+    kernel's outputs back into the layer's order."""
+    y = zero_padding(y, lengths)
+    return reverse_padded(y, lengths) if reverse else y
+
+
+def readable_unless(fused_can: Callable[..., bool] = lambda cell, reverse: True):
+    """Decorate a fused op whose kernel has no regularisers (and perhaps not every form of its
+    cell): given a recurrent-dropout mask or zoneout, or where ``fused_can(cell, reverse)`` is
+    false, the readable loop runs the layer instead, with the same masks."""
+    def decorate(op):
+        @functools.wraps(op)
+        def fused_or_readable(cell, x, state, lengths, reverse, *, recurrent_mask=None,
+                              zoneout=()):
+            if recurrent_mask is not None or zoneout or not fused_can(cell, reverse):
+                out, final, _ = run(cell, x, state, lengths, reverse=reverse,
+                                    recurrent_mask=recurrent_mask, zoneout=zoneout)
+                return out, final
+            return op(cell, x, state, lengths, reverse)
+        return fused_or_readable
+    return decorate
 
 
 def empty(like: Tensor) -> Tensor:

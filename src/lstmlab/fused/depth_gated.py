@@ -11,7 +11,6 @@ layer runs the readable loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,9 +18,8 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from ..cells.depth_gated import DepthGatedLSTMCell
-from ..recurrent import run
 from ._build import extension
-from ._common import empty, reverse_padded, zero_padding
+from ._common import empty, readable_unless, run_order
 
 
 class _DepthGatedSequence(torch.autograd.Function):
@@ -44,19 +42,13 @@ class _DepthGatedSequence(torch.autograd.Function):
                 dw_cd if depth else None, dh0, dc0, None)
 
 
+@readable_unless()
 def depth_gated_sequence(cell: DepthGatedLSTMCell, x: Tensor, state: tuple[Tensor, ...],
-                         lengths: Tensor | None, reverse: bool, *,
-                         recurrent_mask: Tensor | None = None,
-                         zoneout: Sequence[Tensor] = ()) -> tuple[Tensor, tuple[Tensor, ...]]:
+                         lengths: Tensor | None, reverse: bool
+                         ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run a depth-gated cell over ``x`` (T, B, I [+ H: c_t^low]) like
     :func:`lstmlab.recurrent.run` (no gates); with a regulariser, through that loop itself."""
-    if recurrent_mask is not None or zoneout:
-        out, final, _ = run(cell, x, state, lengths, reverse=reverse,
-                            recurrent_mask=recurrent_mask, zoneout=zoneout)
-        return out, final
-    x = zero_padding(x, lengths)
-    if reverse:
-        x = reverse_padded(x, lengths)
+    x = run_order(x, lengths, reverse)
     none = empty(x)
     e = c_low = w_cd = none
     if cell.depth_gate:                  # [x_t, c_t^low]: (T, B, I + H) -> (T, B, I), (T, B, H)
@@ -72,7 +64,4 @@ def depth_gated_sequence(cell: DepthGatedLSTMCell, x: Tensor, state: tuple[Tenso
                                        state[1].contiguous(),
                                        none.long() if lengths is None else lengths)
     out = torch.cat([hs[1:], cs[1:]], dim=-1) if cell.emit_cell else hs[1:]   # (T, B, 2H | H)
-    out = zero_padding(out, lengths)
-    if reverse:
-        out = reverse_padded(out, lengths)
-    return out, (hs[-1], cs[-1])
+    return run_order(out, lengths, reverse), (hs[-1], cs[-1])

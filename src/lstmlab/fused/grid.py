@@ -9,7 +9,6 @@ its blocks, or a regulariser of the Stack kind, runs the readable loop instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,9 +16,8 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from ..cells.grid import GridLSTMColumn
-from ..recurrent import run
 from ._build import extension
-from ._common import empty, zero_padding
+from ._common import empty, readable_unless, zero_padding
 
 
 class _GridSequence(torch.autograd.Function):
@@ -40,16 +38,16 @@ class _GridSequence(torch.autograd.Function):
         return dd, dw, dbias if ctx.has_bias else None, dh0, dm0, None
 
 
+def _fused_can(cell: GridLSTMColumn, reverse: bool) -> bool:
+    """The kernel runs forward in time and has no dropout between blocks."""
+    return not reverse and not (cell.dropout > 0 and cell.training and cell.num_layers > 1)
+
+
+@readable_unless(_fused_can)
 def grid_sequence(cell: GridLSTMColumn, x: Tensor, state: tuple[Tensor, ...],
-                  lengths: Tensor | None, reverse: bool, *, recurrent_mask: Tensor | None = None,
-                  zoneout: Sequence[Tensor] = ()) -> tuple[Tensor, tuple[Tensor, ...]]:
+                  lengths: Tensor | None, reverse: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run a Grid LSTM column over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run` (no
     gates); the state is ``(h, m)``, each (B, L·H)."""
-    dropping = cell.dropout > 0 and cell.training and cell.num_layers > 1
-    if recurrent_mask is not None or zoneout or reverse or dropping:
-        out, final, _ = run(cell, x, state, lengths, reverse=reverse,
-                            recurrent_mask=recurrent_mask, zoneout=zoneout)
-        return out, final
     x = zero_padding(x, lengths)
     d = F.linear(x, cell.weight_ih)                                      # (T, B, H)
     blocks = [cell.blocks[0 if cell.tied else l] for l in range(cell.num_layers)]

@@ -10,7 +10,7 @@ from torch.autograd.function import once_differentiable
 
 from ..cells.gru import GRUCell
 from ._build import extension
-from ._common import empty, regularizers, reverse_padded, zero_padding
+from ._common import empty, regularizers, run_order
 
 
 class _GRUSequence(torch.autograd.Function):
@@ -39,16 +39,12 @@ def gru_sequence(cell: GRUCell, x: Tensor, state: tuple[Tensor, ...], lengths: T
                  zoneout: Sequence[Tensor] = ()) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run a GRU cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run` (no gates), with
     its recurrent dropout mask (B, H) and zoneout keep weights for h (T, B, H)."""
-    x = zero_padding(x, lengths)
-    if reverse:
-        x = reverse_padded(x, lengths)
+    x = run_order(x, lengths, reverse)
     none = empty(x)
     rec_mask, (keep_h,) = regularizers(recurrent_mask, zoneout, 1, lengths, reverse, none)
     hs = _GRUSequence.apply(
         x.contiguous(), cell.weight_ih, none if cell.bias_ih is None else cell.bias_ih,
         cell.weight_hh, none if cell.bias_hh is None else cell.bias_hh, state[0].contiguous(),
         none.long() if lengths is None else lengths, cell.reset_after, rec_mask, keep_h)
-    out = zero_padding(hs[1:], lengths)
-    if reverse:
-        out = reverse_padded(out, lengths)
+    out = run_order(hs[1:], lengths, reverse)
     return out, (hs[-1],)

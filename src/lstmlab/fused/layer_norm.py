@@ -11,7 +11,6 @@ loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,9 +18,8 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from ..cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
-from ..recurrent import run
 from ._build import extension
-from ._common import empty, reverse_padded, zero_padding
+from ._common import empty, readable_unless, run_order
 
 
 class _LNLSTMSequence(torch.autograd.Function):
@@ -43,19 +41,12 @@ class _LNLSTMSequence(torch.autograd.Function):
         return (da, dw_hh, dg_hh, dg_c, db_c if b_c.numel() else None, dh0, dc0, None, None)
 
 
+@readable_unless(lambda cell, reverse: cell.weight_hr is None)     # no projection in the kernel
 def ln_lstm_sequence(cell: LayerNormLSTMCell, x: Tensor, state: tuple[Tensor, ...],
-                     lengths: Tensor | None, reverse: bool, *,
-                     recurrent_mask: Tensor | None = None,
-                     zoneout: Sequence[Tensor] = ()) -> tuple[Tensor, tuple[Tensor, ...]]:
+                     lengths: Tensor | None, reverse: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run a layer-normalised LSTM cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run`
     (no gates); with a projection or a regulariser, through that readable loop itself."""
-    if cell.weight_hr is not None or recurrent_mask is not None or zoneout:
-        out, final, _ = run(cell, x, state, lengths, reverse=reverse,
-                            recurrent_mask=recurrent_mask, zoneout=zoneout)
-        return out, final
-    x = zero_padding(x, lengths)
-    if reverse:
-        x = reverse_padded(x, lengths)
+    x = run_order(x, lengths, reverse)
     a = cell.ln_ih(F.linear(x, cell.weight_ih))                          # (T, B, 4H)
     if cell.bias_ih is not None:
         a = a + cell.bias_ih + cell.bias_hh
@@ -66,10 +57,7 @@ def ln_lstm_sequence(cell: LayerNormLSTMCell, x: Tensor, state: tuple[Tensor, ..
                                     state[1].contiguous(),
                                     none.long() if lengths is None else lengths,
                                     cell.ln_hh.eps)
-    out = zero_padding(hs[1:], lengths)
-    if reverse:
-        out = reverse_padded(out, lengths)
-    return out, (hs[-1], c_n)
+    return run_order(hs[1:], lengths, reverse), (hs[-1], c_n)
 
 
 class _LNGRUSequence(torch.autograd.Function):
@@ -88,19 +76,12 @@ class _LNGRUSequence(torch.autograd.Function):
         return da, dw_hh, dg_hh, db_hh if b_hh.numel() else None, dh0, None, None
 
 
+@readable_unless()
 def ln_gru_sequence(cell: LayerNormGRUCell, x: Tensor, state: tuple[Tensor, ...],
-                    lengths: Tensor | None, reverse: bool, *,
-                    recurrent_mask: Tensor | None = None,
-                    zoneout: Sequence[Tensor] = ()) -> tuple[Tensor, tuple[Tensor, ...]]:
+                    lengths: Tensor | None, reverse: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run a layer-normalised GRU cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run`
     (no gates); with a regulariser, through that readable loop itself."""
-    if recurrent_mask is not None or zoneout:
-        out, final, _ = run(cell, x, state, lengths, reverse=reverse,
-                            recurrent_mask=recurrent_mask, zoneout=zoneout)
-        return out, final
-    x = zero_padding(x, lengths)
-    if reverse:
-        x = reverse_padded(x, lengths)
+    x = run_order(x, lengths, reverse)
     a = cell.ln_ih(F.linear(x, cell.weight_ih))                          # (T, B, 3H)
     if cell.bias_ih is not None:
         a = a + cell.bias_ih
@@ -109,7 +90,4 @@ def ln_gru_sequence(cell: LayerNormGRUCell, x: Tensor, state: tuple[Tensor, ...]
                               none if cell.bias_hh is None else cell.bias_hh,
                               state[0].contiguous(), none.long() if lengths is None else lengths,
                               cell.ln_hh.eps)
-    out = zero_padding(hs[1:], lengths)
-    if reverse:
-        out = reverse_padded(out, lengths)
-    return out, (hs[-1],)
+    return run_order(hs[1:], lengths, reverse), (hs[-1],)

@@ -10,7 +10,7 @@ from torch.autograd.function import once_differentiable
 
 from ..cells.lstm import LSTMCell
 from ._build import extension
-from ._common import empty, regularizers, reverse_padded, zero_padding
+from ._common import empty, regularizers, run_order
 
 
 def _layout(cell: LSTMCell) -> list[int]:
@@ -54,9 +54,7 @@ def lstm_sequence(cell: LSTMCell, x: Tensor, state: tuple[Tensor, ...], lengths:
                   zoneout: Sequence[Tensor] = ()) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run an LSTM cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run` (no gates), with
     its recurrent dropout mask (B, P) and zoneout keep weights for h and c (each (T, B, ·))."""
-    x = zero_padding(x, lengths)
-    if reverse:
-        x = reverse_padded(x, lengths)
+    x = run_order(x, lengths, reverse)
     none = empty(x)
     rec_mask, (keep_h, keep_c) = regularizers(recurrent_mask, zoneout, 2, lengths, reverse, none)
 
@@ -70,8 +68,6 @@ def lstm_sequence(cell: LSTMCell, x: Tensor, state: tuple[Tensor, ...], lengths:
         part(cell.weight_ci), part(cell.weight_cf), part(cell.weight_co), part(cell.weight_gg),
         state[0].contiguous(), state[1].contiguous(), a0,
         none.long() if lengths is None else lengths, _layout(cell), rec_mask, keep_h, keep_c)
-    out = zero_padding(hs[1:], lengths)                          # (T, B, P)
-    if reverse:
-        out = reverse_padded(out, lengths)
+    out = run_order(hs[1:], lengths, reverse)                    # (T, B, P)
     final = (hs[-1], c_n, a_n) if cell.gate_recurrence else (hs[-1], c_n)
     return out, final

@@ -10,7 +10,7 @@ from torch.autograd.function import once_differentiable
 
 from ..cells.rnn import RNNCell
 from ._build import extension
-from ._common import empty, regularizers, reverse_padded, zero_padding
+from ._common import empty, regularizers, run_order
 
 
 class _RNNSequence(torch.autograd.Function):
@@ -48,9 +48,7 @@ def elman_sequence(cell: torch.nn.Module, weight_hh: Tensor, x: Tensor, h0: Tens
     recurrent weight ``weight_hh`` over ``x`` (T, B, I): ``h_t = keep_t ⊙ h_{t-1} + (1 - keep_t)
     ⊙ φ(...)``, ``keep`` (T, B, H) in the order of time (``None``: 0). Returns the output
     (T, B, H) and h_n (B, H)."""
-    x = zero_padding(x, lengths)
-    if reverse:
-        x = reverse_padded(x, lengths)
+    x = run_order(x, lengths, reverse)
     none = empty(x)
     rec_mask, (keep_h,) = regularizers(recurrent_mask, () if keep is None else (keep,), 1,
                                        lengths, reverse, none)
@@ -58,7 +56,5 @@ def elman_sequence(cell: torch.nn.Module, weight_hh: Tensor, x: Tensor, h0: Tens
     hs = _RNNSequence.apply(x.contiguous(), cell.weight_ih, bias, weight_hh.contiguous(),
                             h0.contiguous(), none.long() if lengths is None else lengths,
                             cell.nonlinearity == "relu", rec_mask, keep_h)
-    out = zero_padding(hs[1:], lengths)
-    if reverse:
-        out = reverse_padded(out, lengths)
+    out = run_order(hs[1:], lengths, reverse)
     return out, hs[-1]
