@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 import lstmlab.checkpoint._files as ckpt_files
-from lstmlab.checkpoint import load_checkpoint, read_config, save_checkpoint
+from lstmlab.checkpoint import is_checkpoint, load_checkpoint, read_config, save_checkpoint
 
 
 class Net(nn.Module):
@@ -285,6 +285,20 @@ def test_a_run_folder_stands_for_its_checkpoint(tmp_path):
     (tmp_path / "empty").mkdir()                   # a folder with neither: the usual error
     assert str(tmp_path / "empty" / "checkpoint.json") in one_line_error(
         FileNotFoundError, tmp_path / "empty")
+
+
+def test_is_checkpoint(tmp_path):
+    """True only for a directory whose checkpoint.json carries the format marker."""
+    model, opt, sched = make_run()
+    save_checkpoint(tmp_path / "run" / "checkpoint", model=model, config={}, step=1)
+    assert is_checkpoint(tmp_path / "run" / "checkpoint")
+    assert not is_checkpoint(tmp_path / "run")              # holds one, is not one
+    assert not is_checkpoint(tmp_path / "nowhere")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "checkpoint.json").write_text('{"format": "someone-else"}')
+    assert not is_checkpoint(tmp_path / "other")
+    (tmp_path / "other" / "checkpoint.json").write_bytes(b"\x80garbage")
+    assert not is_checkpoint(tmp_path / "other")
 
 
 def test_missing(tmp_path, saved):

@@ -221,6 +221,24 @@ def test_a_fresh_run_never_replaces_another_runs_checkpoint(tmp_path, capsys):
     assert any(not torch.equal(v, before[k]) for k, v in weights(out).items())
 
 
+def test_starting_afresh_removes_the_old_best_weights_only(tmp_path):
+    """A fresh --overwrite run interrupted before its first evaluation must not leave the old
+    run's best/ behind as if it were its own; a ``best`` folder that is not a checkpoint (the
+    user's) is left alone."""
+    from lstmlab.train import _start_afresh
+    out = tmp_path / "run"
+    cfg = TrainConfig(task="adding", length=8, hidden_size=8, batch_size=4, steps=3,
+                      eval_every=3, out=str(out))
+    train(cfg, progress=False)
+    assert (out / "best" / "checkpoint.json").is_file()
+    _start_afresh(out, overwrite=True, rank=0)
+    assert not (out / "best").exists() and not (out / "metrics.jsonl").exists()
+    (out / "best").mkdir()
+    (out / "best" / "notes.txt").write_text("mine")
+    _start_afresh(out, overwrite=True, rank=0)
+    assert (out / "best" / "notes.txt").read_text() == "mine"
+
+
 def test_best_holds_the_weights_of_the_lowest_validation_loss(tmp_path):
     """``out/best`` is what early stopping reports: the evaluation with the lowest validation
     loss, whose weights score exactly that loss again -- not the last step's weights."""

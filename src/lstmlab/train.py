@@ -31,8 +31,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .checkpoint import load_checkpoint, read_config, read_vocab, save_checkpoint
-from .checkpoint._read import META
+from .checkpoint import (is_checkpoint, load_checkpoint, read_config, read_vocab,
+                         save_checkpoint)
 from .data import Vocab
 from .jobs import TaskJob, TextJob, evaluate_split, make_job
 from .models import init_forget_bias
@@ -225,7 +225,7 @@ def _start_afresh(out: Path, overwrite: bool, rank: int) -> None:
                          f"--overwrite to start afresh")
     if rank == 0:
         (out / "metrics.jsonl").unlink(missing_ok=True)
-        if (out / "best" / META).is_file():      # the replaced run's best weights go with it
+        if is_checkpoint(out / "best"):      # the replaced run's best weights go with it
             shutil.rmtree(out / "best")
 
 

@@ -48,7 +48,8 @@ from ._read import (FORMAT, META, MODEL, OPTIMIZER, TENSORS, VERSION, _check_wei
 from ._rng import _rng_state, _set_rng_state
 from ._tree import _check_json, _cpu_copies, _split
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "read_config", "read_vocab"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "read_config", "read_vocab",
+           "is_checkpoint"]
 
 
 @dataclass
@@ -160,3 +161,14 @@ def read_config(path: str | os.PathLike) -> dict:
 def read_vocab(path: str | os.PathLike) -> dict | None:
     """The vocabulary saved in the checkpoint at ``path`` (JSON), or None."""
     return _read_meta(path)[1]["vocab"]
+
+
+def is_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is itself an lstmlab checkpoint directory (its ``checkpoint.json`` carries
+    the format marker), e.g. before removing it; never raises. A run folder holding one in
+    ``checkpoint/`` is not itself a checkpoint: ``is_checkpoint("runs/x/checkpoint")``."""
+    try:
+        meta = json.loads((Path(path) / META).read_bytes().decode())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
