@@ -22,7 +22,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from lstmlab import study
+from lstmlab import study_cli
 
 CELLS = "lstm,peephole,coupled,nig,nfg,nog,niaf,noaf,fgr,gru,rnn"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -62,7 +62,7 @@ if args.tiny:
 for name, flags in tasks.items():
     out = RESULTS / f"odyssey-{name}{suffix}"
     print(f"\n=== {name}: {' '.join(flags)} -> {out}")
-    study.main([*common, *flags, "--out", str(out)])
+    study_cli.main([*common, *flags, "--out", str(out)])
 
 # The post's claim, looked at on the full run: does the LSTM remember across the gap and the RNN
 # not? (On 2026-11-24, with 3000 steps at lr 2e-3, neither the LSTM nor the RNN had left chance,

@@ -20,11 +20,11 @@ import pytest
 import safetensors.torch
 import torch
 
-from lstmlab import study as study_module
+from lstmlab import study_cli
 from lstmlab.models import build_model
 from lstmlab.stats import betainc, t_two_sided_p, welch_t_test
-from lstmlab.study import Study, match_hidden_size, parameter_count, parse_budget, run_study, \
-    train_run
+from lstmlab.study import Study, match_hidden_size, parameter_count, run_study, train_run
+from lstmlab.study_cli import parse_budget
 from lstmlab.train import TrainConfig, evaluate_checkpoint, load_trained, make_job, train
 from lstmlab.viz.plots import read_metrics
 
@@ -134,7 +134,7 @@ def test_tiny_study_resumes_without_repeating_and_its_table_matches_the_logs(tmp
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["lstm-s0"]
     first = snapshot(out / "runs" / "lstm-s0")
 
-    assert study_module.main(["--cells", "lstm,gru,rnn", "--seeds", "2", "--out", str(out),
+    assert study_cli.main(["--cells", "lstm,gru,rnn", "--seeds", "2", "--out", str(out),
                               *CLI_TINY]) == 0
     printed = capsys.readouterr().out
     again = [n for n in ("lstm-s0", "lstm-s1", "gru-s0", "gru-s1", "rnn-s0", "rnn-s1")
@@ -294,7 +294,7 @@ def test_killing_a_study_stops_its_workers(tmp_path):
     args = ["--cells", "lstm,gru", "--seeds", "1", "--workers", "2", "--out", str(out),
             *CLI_TINY[:-6], "--steps", "1000000", "--eval-every", "1000000",
             "--checkpoint-every", "10"]
-    study = subprocess.Popen([sys.executable, "-c", "import sys; from lstmlab.study import main; "
+    study = subprocess.Popen([sys.executable, "-c", "import sys; from lstmlab.study_cli import main; "
                               "sys.exit(main(sys.argv[1:]))", *args],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     logs = [out / "runs" / f"{cell}-s0" / "metrics.jsonl" for cell in ("lstm", "gru")]

@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: {MAX_VALUES})")
     p.set_defaults(run=cmd_explore)
 
-    from . import bench, study
+    from . import bench, study_cli
 
     p = sub.add_parser("bench", help="time every cell against torch.nn.LSTM (speed, memory)")
     bench.add_arguments(p)
@@ -186,8 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("study", help="which variant? every cell on one task, same parameters, "
                        "steps and seeds, with a significance test against the LSTM")
-    study.add_arguments(p)
-    p.set_defaults(run=study.run)
+    study_cli.add_arguments(p)
+    p.set_defaults(run=study_cli.run)
 
     p = sub.add_parser("diagram", help="draw a cell in the style of Olah's post (SVG or PNG)")
     p.add_argument("cell", help=f"a cell of `lstmlab cells` ({', '.join(VARIANTS)})")
