@@ -12,6 +12,7 @@ to 1, forget-gate bias 1; the permutation is drawn from seed 0 and saved with th
 
     python experiments/smnist.py --epochs 5      # 5 epochs of each mode
     python experiments/smnist.py --minutes 120   # stop after 2 hours; run again to continue
+    python experiments/smnist.py --modes permuted --minutes 60   # train one mode, report both
     python experiments/smnist.py --quick         # 3 steps of each mode, timed
 """
 
@@ -23,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from common import (Budget, arguments, curve, figure, measure, projection, report_projection,
-                    reported, run, runs_dir, save)
+                    reported, run, runs_dir, save, step_of)
 
 from lstmlab.train import TrainConfig, evaluate_checkpoint
 from lstmlab.viz.plots import read_metrics
@@ -42,9 +43,15 @@ def config(mode: str, epochs: int, runs) -> TrainConfig:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=50, help="epochs per mode (default 50)")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help=f"which runs to train now, comma-separated (default {','.join(MODES)}); "
+                             "the others are reported as they stand")
     args = arguments(parser.description, parser)
     budget, runs = Budget(args.minutes), runs_dir("smnist", args.quick)
     result: dict = {"epochs": args.epochs, "steps_per_epoch": STEPS_PER_EPOCH, "runs": {}}
+    train_now = {m.strip() for m in args.modes.split(",") if m.strip()}
+    if unknown := train_now - set(MODES):
+        parser.error(f"--modes: unknown {', '.join(sorted(unknown))}; choose from {', '.join(MODES)}")
     for mode in MODES:
         cfg = config(mode, args.epochs, runs)
         entry = {}
@@ -54,7 +61,7 @@ def main() -> None:
             entry["hours_per_epoch_idle"] = (timing["step_seconds_idle"] * STEPS_PER_EPOCH
                                              + 2 * timing["eval_seconds_idle"]) / 3600
             cfg = replace(cfg, steps=2, eval_every=2, eval_batches=1)
-        entry["status"] = run(cfg, budget)
+        entry["status"] = run(cfg, budget) if mode in train_now else standing(cfg)
         if entry["status"]["step"]:
             entry["test"] = evaluate_checkpoint(reported(cfg.out), "test")   # all 10,000
             entry["valid_curve"] = curve(cfg.out, "valid_accuracy")
@@ -70,6 +77,12 @@ def main() -> None:
     if any(r.get("valid_curve") for r in result["runs"].values()):
         plot(result, args.quick)
     save("smnist", result, args.quick)
+
+
+def standing(cfg: TrainConfig) -> dict:
+    """A run left as it stands this time (not in ``--modes``), in :func:`common.run`'s form."""
+    step = step_of(Path(cfg.out) / "checkpoint")
+    return {"step": step, "done": step >= cfg.steps}
 
 
 def minutes_per_epoch(cfg) -> float:
