@@ -141,3 +141,15 @@ def test_bench_runs_and_prints_ratios(capsys):
         assert row in out
     line = next(ln for ln in out.splitlines() if ln.strip().startswith("torch.nn.LSTM "))
     assert float(line.split()[2]) == 1.0          # the ratio column is relative to nn.LSTM
+
+
+def test_bench_regularises_lstmlab_layers_only(monkeypatch, capsys):
+    from lstmlab import bench
+
+    built = []
+    real = bench.make_layer
+    monkeypatch.setattr(bench, "make_layer", lambda *a, **k: built.append(k) or real(*a, **k))
+    assert bench.main(["--shapes", "2x5x8", "--cells", "ln-lstm", "--repeats", "1",
+                       "--recurrent-dropout", "0.25", "--zoneout", "0.1"]) == 0
+    assert built[0] == {"recurrent_dropout": 0.25, "zoneout": 0.1}    # the timed layer
+    assert "lstmlab layers with recurrent_dropout 0.25, zoneout 0.1" in capsys.readouterr().out

@@ -221,7 +221,8 @@ def test_fused_matches_readable_with_the_same_masks(name, seed, monkeypatch):
     assert (plain(x, hx, lengths=lengths)[0] - fast[0]).abs().max() > 1e-6  # masks did act
 
 
-@pytest.mark.parametrize("name", ["lstm", "peephole", "gru", "gru-v3", "rnn", "clockwork"])
+@pytest.mark.parametrize("name", ["lstm", "peephole", "gru", "gru-v3", "rnn", "clockwork",
+                                  "ln-lstm", "ln-gru"])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_sequence_op_matches_run_given_masks(name, reverse):
     """The kernels and the reference, handed the same masks from a seeded generator."""
@@ -247,7 +248,8 @@ def test_sequence_op_matches_run_given_masks(name, reverse):
         torch.testing.assert_close(a, b, **TOL)
 
 
-@pytest.mark.parametrize("name", ["lstm", "peephole", "gru", "gru-v3", "rnn", "clockwork"])
+@pytest.mark.parametrize("name", ["lstm", "peephole", "gru", "gru-v3", "rnn", "clockwork",
+                                  "ln-lstm", "ln-gru"])
 @pytest.mark.parametrize("path", ["fused", "readable"])
 def test_gradcheck_with_masks(name, path):
     torch.manual_seed(0)
@@ -298,13 +300,15 @@ def layer_normed(v: Tensor, gain: Tensor) -> Tensor:
     return gain * (v - mu) / torch.sqrt(((v - mu) ** 2).mean(-1, keepdim=True) + 1e-5)
 
 
-def test_layer_norm_gru_keeps_the_carry_whole(drawn):
+@pytest.mark.parametrize("path", ["fused", "readable"])
+def test_layer_norm_gru_keeps_the_carry_whole(drawn, path):
     """With LN too, Gal's mask reaches W_hh only: h_t = (1 - z) n + z h_{t-1}, h undropped."""
     torch.manual_seed(5)
     layer = GRU(3, 4, layer_norm=True, recurrent_dropout=0.5, dtype=DT)
     scramble(layer, 5)
     x = torch.randn(6, 2, 3, dtype=DT)
-    out, _ = layer(x)
+    with fused.disabled() if path == "readable" else nullcontext():
+        out, _ = layer(x)
     (m,) = drawn["recurrent"]
     p, h = weights(layer), torch.zeros(2, 4, dtype=DT)
     for t in range(6):
@@ -317,13 +321,16 @@ def test_layer_norm_gru_keeps_the_carry_whole(drawn):
         torch.testing.assert_close(out[t], h, **TOL)
 
 
-def test_layer_norm_lstm_with_both_regularisers(drawn):
-    """The LN-LSTM (readable loop) takes both: Gal's mask inside LN(W_hh (h ⊙ m)), then zoneout."""
+@pytest.mark.parametrize("path", ["fused", "readable"])
+def test_layer_norm_lstm_with_both_regularisers(drawn, path):
+    """The LN-LSTM (kernel and readable loop) takes both: Gal's mask inside LN(W_hh (h ⊙ m)),
+    then zoneout of the step's own h_t and c_t."""
     torch.manual_seed(6)
     layer = LSTM(3, 4, layer_norm=True, recurrent_dropout=0.5, zoneout=0.5, dtype=DT)
     scramble(layer, 6)
     x = torch.randn(6, 2, 3, dtype=DT)
-    out, _ = layer(x)
+    with fused.disabled() if path == "readable" else nullcontext():
+        out, _ = layer(x)
     (m,), ((k_h, k_c),) = drawn["recurrent"], drawn["zoneout"]
     p = weights(layer)
     h, c = torch.zeros(2, 4, dtype=DT), torch.zeros(2, 4, dtype=DT)

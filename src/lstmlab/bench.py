@@ -8,6 +8,8 @@ memory). Also times one generation step (B=1, T=1) of a cell against torch.nn.LS
 
     lstmlab bench            # all shapes (several minutes on 2 cores); = benchmarks/speed.py
     lstmlab bench --quick    # one shape, under a minute
+    lstmlab bench --cells lstm,gru,ln-lstm --recurrent-dropout 0.25 --zoneout 0.1
+                             # lstmlab's layers regularised (torch's have no such option)
 """
 
 from __future__ import annotations
@@ -55,13 +57,16 @@ def gates(name: str) -> float:
             "fgr": 8.5, "clockwork": 1, "grid": 8, "grid-tied": 8}.get(name, 4)
 
 
-def bench_shape(batch: int, steps: int, hidden: int, names: list[str], repeats: int) -> list[tuple]:
+def bench_shape(batch: int, steps: int, hidden: int, names: list[str], repeats: int,
+                **regularisers: float) -> list[tuple]:
+    """Rows (name, ms, ratio to torch.nn.LSTM, GFLOP/s, MiB saved for backward); every lstmlab
+    layer gets ``regularisers`` (``recurrent_dropout``, ``zoneout``), torch's layers none."""
     torch.manual_seed(0)
     x = torch.randn(steps, batch, hidden, requires_grad=True)
     impls = {"torch.nn.LSTM": (torch.nn.LSTM(hidden, hidden), 4),
              "torch.nn.GRU": (torch.nn.GRU(hidden, hidden), 3)}
     for name in names:
-        impls[name] = (make_layer(name, hidden, hidden), gates(name))
+        impls[name] = (make_layer(name, hidden, hidden, **regularisers), gates(name))
     steps_fn = {k: trainer(m, x) for k, (m, _) in impls.items()}
     for fn in steps_fn.values():      # warm up (and build the kernels)
         fn(), fn()
@@ -115,6 +120,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cells", default=",".join(VARIANTS), help="comma-separated variants")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--recurrent-dropout", type=float, default=0.0,
+                        help="recurrent dropout on every lstmlab layer (default: 0)")
+    parser.add_argument("--zoneout", type=float, default=0.0,
+                        help="zoneout on every lstmlab layer (default: 0)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,13 +139,18 @@ def run(args: argparse.Namespace) -> int:
     shapes = SHAPES[:1] if args.quick else SHAPES
     if args.shapes:
         shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
+    regularisers = {k: v for k, v in (("recurrent_dropout", args.recurrent_dropout),
+                                      ("zoneout", args.zoneout)) if v}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
-          "1 layer, input_size = hidden_size; training step = forward + backward")
+          "1 layer, input_size = hidden_size; training step = forward + backward"
+          + ("; lstmlab layers with " + ", ".join(f"{k} {v}" for k, v in regularisers.items())
+             if regularisers else ""))
     for batch, steps, hidden in shapes:
         repeats = args.repeats or (5 if args.quick else max(5, min(30, 2000 // steps)))
         print(f"\nB{batch} T{steps} H{hidden} (median of {repeats})")
         print(f"  {'implementation':16} {'ms':>9} {'x nn.LSTM':>10} {'GFLOP/s':>8} {'saved MiB':>10}")
-        for key, ms, ratio, gflops, mib in bench_shape(batch, steps, hidden, names, repeats):
+        for key, ms, ratio, gflops, mib in bench_shape(batch, steps, hidden, names, repeats,
+                                                       **regularisers):
             print(f"  {key:16} {ms:9.2f} {ratio:10.2f} {gflops:8.1f} {mib:10.2f}")
     print("\ngeneration step, B1 H64, no grad (best block of 100 calls)")
     print(f"  {'cell':26} {'us/step':>8} {'x nn.LSTMCell':>14}")

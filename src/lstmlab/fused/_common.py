@@ -38,18 +38,24 @@ def run_order(y: Tensor, lengths: Tensor | None, reverse: bool) -> Tensor:
     return reverse_padded(y, lengths) if reverse else y
 
 
-def readable_unless(fused_can: Callable[..., bool] = lambda cell, reverse: True):
-    """Decorate a fused op whose kernel has no regularisers (and perhaps not every form of its
-    cell): given a recurrent-dropout mask or zoneout, or where ``fused_can(cell, reverse)`` is
-    false, the readable loop runs the layer instead, with the same masks."""
+def readable_unless(fused_can: Callable[..., bool] = lambda cell, reverse: True, *,
+                    regularized: bool = False):
+    """Decorate a fused op whose kernel lacks some form of its cell: where
+    ``fused_can(cell, reverse)`` is false -- or, for a kernel without regularisers (not
+    ``regularized``), given a recurrent-dropout mask or zoneout -- the readable loop runs the
+    layer instead, with the same masks. A ``regularized`` op is handed the masks itself."""
     def decorate(op):
         @functools.wraps(op)
         def fused_or_readable(cell, x, state, lengths, reverse, *, recurrent_mask=None,
                               zoneout=()):
-            if recurrent_mask is not None or zoneout or not fused_can(cell, reverse):
+            masked = recurrent_mask is not None or bool(zoneout)
+            if (masked and not regularized) or not fused_can(cell, reverse):
                 out, final, _ = run(cell, x, state, lengths, reverse=reverse,
                                     recurrent_mask=recurrent_mask, zoneout=zoneout)
                 return out, final
+            if masked:
+                return op(cell, x, state, lengths, reverse, recurrent_mask=recurrent_mask,
+                          zoneout=zoneout)
             return op(cell, x, state, lengths, reverse)
         return fused_or_readable
     return decorate

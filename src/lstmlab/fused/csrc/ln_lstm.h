@@ -5,8 +5,10 @@
 // its gradient. Per step:
 //   u = h_{t-1} W_hh^T;  z = a_t + γ_hh ⊙ n(u);  i, f, o = σ(z_i, z_f, z_o), g = tanh(z_g)
 //   c_t = f ⊙ c_{t-1} + i ⊙ g;  h_t = o ⊙ tanh(γ_c ⊙ n(c_t) + β_c)
-// with n(v) = (v - mean v) / sqrt(var v + eps) over the features of a row. No projection and no
-// regularisers here: the Python side runs those through the readable loop.
+// with n(v) = (v - mean v) / sqrt(var v + eps) over the features of a row. Regularisers as in
+// lstm.h: recurrent dropout multiplies h_{t-1} where W_hh meets it, zoneout mixes the step's own
+// h_t, c_t with h_{t-1}, c_{t-1}. No projection here: the Python side runs that through the
+// readable loop.
 #pragma once
 
 #include "blas.h"
@@ -41,14 +43,17 @@ LSTMLAB_INLINE void normalise_row_backward(const T* n, const T* dn, T rs, T* dv,
 }
 
 // a (T, B, 4H) rows i, f, g, o; w_hh (4H, H); g_hh (4H,); g_c, b_c (H,) (b_c may be empty).
+// Regularisers (empty tensors when off): rec_mask (B, H), keep_h and keep_c (T, B, H).
 // Returns hs, cs (T+1, B, H); acts (T, B, 4H) the gate activations; n_hh (T, B, 4H) and rs_hh
-// (T, B) of the recurrent half; n_c (T, B, H) and rs_c (T, B) of the cell state.
+// (T, B) of the recurrent half; n_c (T, B, H) and rs_c (T, B) of the step's own cell state.
 inline std::vector<at::Tensor> ln_lstm_forward(const at::Tensor& a, const at::Tensor& w_hh,
                                                const at::Tensor& g_hh, const at::Tensor& g_c,
                                                const at::Tensor& b_c, const at::Tensor& h0,
                                                const at::Tensor& c0, const at::Tensor& lengths,
-                                               double eps) {
+                                               double eps, const at::Tensor& rec_mask,
+                                               const at::Tensor& keep_h, const at::Tensor& keep_c) {
   const int64_t T = a.size(0), B = a.size(1), H = w_hh.size(1), G = 4 * H;
+  const bool drop = rec_mask.numel() > 0, zone_h = keep_h.numel() > 0, zone_c = keep_c.numel() > 0;
   auto opts = a.options();
   at::Tensor hs = at::empty({T + 1, B, H}, opts), cs = at::empty({T + 1, B, H}, opts);
   at::Tensor acts = at::empty({T, B, G}, opts), n_hh = at::empty({T, B, G}, opts);
@@ -59,6 +64,11 @@ inline std::vector<at::Tensor> ln_lstm_forward(const at::Tensor& a, const at::Te
   cs[0].copy_(c0);
   const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
   const at::Tensor whh = w_hh.contiguous(), a_c = a.contiguous();
+  const at::Tensor mask = drop ? rec_mask.expand({B, H}).contiguous() : at::Tensor();
+  const at::Tensor kh_all = zone_h ? keep_h.expand({T, B, H}).contiguous() : at::Tensor();
+  const at::Tensor kc_all = zone_c ? keep_c.expand({T, B, H}).contiguous() : at::Tensor();
+  at::Tensor h_in = drop ? at::empty({B, H}, opts) : at::Tensor();   // h_{t-1} ⊙ mask
+  at::Tensor own_c = zone_c ? at::empty({B, H}, opts) : at::Tensor();  // c_t before zoneout
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "ln_lstm_forward", [&] {
     using T_ = scalar_t;
     const T_ *whh_p = whh.data_ptr<T_>(), *a_p = a_c.data_ptr<T_>();
@@ -67,10 +77,19 @@ inline std::vector<at::Tensor> ln_lstm_forward(const at::Tensor& a, const at::Te
     T_ *hs_p = hs.data_ptr<T_>(), *cs_p = cs.data_ptr<T_>(), *u_p = u.data_ptr<T_>();
     T_ *act_p = acts.data_ptr<T_>(), *nhh_p = n_hh.data_ptr<T_>(), *nc_p = n_c.data_ptr<T_>();
     T_ *rhh_p = rs_hh.data_ptr<T_>(), *rc_p = rs_c.data_ptr<T_>();
+    const T_* mk = data_or_null<T_>(mask);
+    const T_ *kh_p = data_or_null<T_>(kh_all), *kc_p = data_or_null<T_>(kc_all);
+    T_* hin_p = drop ? h_in.data_ptr<T_>() : nullptr;
     for (int64_t t = 0; t < T; ++t) {
       const T_ *hprev = hs_p + t * B * H, *cprev = cs_p + t * B * H;
       T_ *hn = hs_p + (t + 1) * B * H, *cn = cs_p + (t + 1) * B * H;
-      gemm_nt<T_>(B, G, H, hprev, whh_p, T_(0), u_p);                  // u = h_{t-1} W_hh^T
+      T_* ct = zone_c ? own_c.data_ptr<T_>() : cn;                     // the step's own c_t
+      const T_* hw = hprev;
+      if (drop) {
+        for (int64_t j = 0; j < B * H; ++j) hin_p[j] = hprev[j] * mk[j];
+        hw = hin_p;
+      }
+      gemm_nt<T_>(B, G, H, hw, whh_p, T_(0), u_p);          // u = (h_{t-1} ⊙ mask) W_hh^T
       for_rows(B, 4 * G, [&](int64_t b) {
         const int64_t tb = t * B + b;
         T_* n = nhh_p + tb * G;
@@ -84,12 +103,14 @@ inline std::vector<at::Tensor> ln_lstm_forward(const at::Tensor& a, const at::Te
         for (int64_t j = 0; j < H; ++j) gg[j] = tanh_(gg[j]);
         for (int64_t j = 0; j < H; ++j) og[j] = sigmoid(og[j]);
         const T_* cp = cprev + b * H;
-        T_ *c = cn + b * H, *h = hn + b * H, *nc = nc_p + tb * H;
+        T_ *c = ct + b * H, *h = hn + b * H, *nc = nc_p + tb * H;
         for (int64_t j = 0; j < H; ++j) c[j] = fg[j] * cp[j] + ig[j] * gg[j];
         rc_p[tb] = normalise_row(c, nc, H, eps);
         if (bc) for (int64_t j = 0; j < H; ++j) h[j] = og[j] * tanh_(gc[j] * nc[j] + bc[j]);
         else for (int64_t j = 0; j < H; ++j) h[j] = og[j] * tanh_(gc[j] * nc[j]);
       });
+      if (zone_h) zone_rows(hn, hprev, hn, kh_p + t * B * H, B, H, len, t);
+      if (zone_c) zone_rows(cn, cprev, ct, kc_p + t * B * H, B, H, len, t);
       hold_ended(hn, hprev, B, H, len, t);
       hold_ended(cn, cprev, B, H, len, t);
     }
@@ -103,8 +124,10 @@ inline std::vector<at::Tensor> ln_lstm_backward(
     const at::Tensor& g_hh, const at::Tensor& g_c, const at::Tensor& b_c, const at::Tensor& hs,
     const at::Tensor& cs, const at::Tensor& acts, const at::Tensor& n_hh,
     const at::Tensor& rs_hh, const at::Tensor& n_c, const at::Tensor& rs_c,
-    const at::Tensor& lengths) {
+    const at::Tensor& lengths, const at::Tensor& rec_mask, const at::Tensor& keep_h,
+    const at::Tensor& keep_c) {
   const int64_t T = acts.size(0), B = acts.size(1), H = w_hh.size(1), G = 4 * H;
+  const bool drop = rec_mask.numel() > 0, zone_h = keep_h.numel() > 0, zone_c = keep_c.numel() > 0;
   auto opts = acts.options();
   // Per step: dz = dL/dz (= dL/da), du = dL/du, dy = dL/d(γ_c ⊙ n_c + β_c).
   at::Tensor dz = at::empty({T, B, G}, opts), du = at::empty({T, B, G}, opts);
@@ -114,6 +137,9 @@ inline std::vector<at::Tensor> ln_lstm_backward(
   at::Tensor scratch = at::empty({B, G}, opts);
   const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
   const at::Tensor whh = w_hh.contiguous(), ghs = grad_hs.contiguous();
+  const at::Tensor mask = drop ? rec_mask.expand({B, H}).contiguous() : at::Tensor();
+  const at::Tensor kh_all = zone_h ? keep_h.expand({T, B, H}).contiguous() : at::Tensor();
+  const at::Tensor kc_all = zone_c ? keep_c.expand({T, B, H}).contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "ln_lstm_backward", [&] {
     using T_ = scalar_t;
     const T_ *whh_p = whh.data_ptr<T_>(), *g_p = ghs.data_ptr<T_>();
@@ -125,9 +151,14 @@ inline std::vector<at::Tensor> ln_lstm_backward(
     T_ *dz_p = dz.data_ptr<T_>(), *du_p = du.data_ptr<T_>(), *dy_p = dy.data_ptr<T_>();
     T_ *dh_p = dh.data_ptr<T_>(), *dc_p = dc.data_ptr<T_>();
     T_ *dht_p = dht.data_ptr<T_>(), *dct_p = dct.data_ptr<T_>(), *sc_p = scratch.data_ptr<T_>();
+    const T_* mk = data_or_null<T_>(mask);
+    const T_ *kh_p = data_or_null<T_>(kh_all), *kc_p = data_or_null<T_>(kc_all);
     const int64_t BH = B * H;
     for (int64_t t = T - 1; t >= 0; --t) {
       const T_* gt = g_p + (t + 1) * BH;
+      // Through zoneout: the step's own h_t and c_t get (1 - k) of dL/dh_t and dL/dc_t,
+      // h_{t-1} and c_{t-1} the rest, k.
+      const T_ *kh = kh_p ? kh_p + t * BH : nullptr, *kc = kc_p ? kc_p + t * BH : nullptr;
       for (int64_t j = 0; j < BH; ++j) dht_p[j] = dh_p[j] + gt[j];
       std::memcpy(dct_p, dc_p, BH * sizeof(T_));
       for_rows(B, 4 * G, [&](int64_t b) {
@@ -142,37 +173,44 @@ inline std::vector<at::Tensor> ln_lstm_backward(
         }
         const T_ *z = act_p + tb * G, *ig = z, *fg = z + H, *gg = z + 2 * H, *og = z + 3 * H;
         const T_ *nc = nc_p + tb * H, *cp = cs_p + t * BH + b * H, *dhb = dht_p + b * H;
+        const T_ *khb = kh ? kh + b * H : nullptr, *kcb = kc ? kc + b * H : nullptr;
         T_* dn = sc_p + b * G;                                       // H, then 4H wide
         T_ *dzi = dzb, *dzf = dzb + H, *dzg = dzb + 2 * H, *dzo = dzb + 3 * H;
         // Through h = o ⊙ tanh(y), y = γ_c ⊙ n_c + β_c.
         for (int64_t j = 0; j < H; ++j) {
           const T_ th = tanh_(gc[j] * nc[j] + (bc ? bc[j] : T_(0)));
-          dzo[j] = dhb[j] * th * og[j] * (T_(1) - og[j]);
-          dyb[j] = dhb[j] * og[j] * (T_(1) - th * th);
+          const T_ dho = khb ? dhb[j] * (T_(1) - khb[j]) : dhb[j];    // dL/d(own h_t)
+          dzo[j] = dho * th * og[j] * (T_(1) - og[j]);
+          dyb[j] = dho * og[j] * (T_(1) - th * th);
           dn[j] = dyb[j] * gc[j];
         }
         normalise_row_backward(nc, dn, rc_p[tb], dcp, H);           // dL/dc_t via LN_c
         const T_* dcb = dct_p + b * H;
         for (int64_t j = 0; j < H; ++j) {
-          const T_ d = dcp[j] + dcb[j];                            // all of dL/dc_t
+          // all of dL/d(own c_t): through LN_c, and (1 - k) of the zoned c_t's
+          const T_ d = dcp[j] + (kcb ? dcb[j] * (T_(1) - kcb[j]) : dcb[j]);
           dzi[j] = d * gg[j] * ig[j] * (T_(1) - ig[j]);
           dzf[j] = d * cp[j] * fg[j] * (T_(1) - fg[j]);
           dzg[j] = d * ig[j] * (T_(1) - gg[j] * gg[j]);
-          dcp[j] = d * fg[j];
+          dcp[j] = kcb ? d * fg[j] + kcb[j] * dcb[j] : d * fg[j];
         }
         for (int64_t j = 0; j < G; ++j) dn[j] = dzb[j] * ghh[j];    // z = a + γ_hh ⊙ n(u)
         normalise_row_backward(nhh_p + tb * G, dn, rhh_p[tb], dub, G);
       });
       gemm_nn<T_>(B, H, G, du_p + t * B * G, whh_p, T_(0), dh_p);    // dL/dh_{t-1}
+      if (drop) for (int64_t j = 0; j < BH; ++j) dh_p[j] *= mk[j];
+      if (kh) for (int64_t j = 0; j < BH; ++j) dh_p[j] += kh[j] * dht_p[j];
       hold_ended(dh_p, dht_p, B, H, len, t);
       hold_ended(dc_p, dct_p, B, H, len, t);
     }
   });
   const at::Tensor du2 = du.view({T * B, G}), dy2 = dy.view({T * B, H});
+  // What W_hh saw at every step: h_{t-1} ⊙ mask, (T, B, H).
+  const at::Tensor h_in = drop ? hs.narrow(0, 0, T) * rec_mask : hs.narrow(0, 0, T);
   at::Tensor empty = at::empty({0}, opts);
   dh.add_(grad_hs[0]);
   return {dz,
-          at::mm(du2.t(), hs.narrow(0, 0, T).reshape({T * B, H})),
+          at::mm(du2.t(), h_in.reshape({T * B, H})),
           (dz * n_hh).sum({0, 1}),
           (dy * n_c).sum({0, 1}),
           b_c.numel() ? dy2.sum(0) : empty,
