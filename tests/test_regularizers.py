@@ -19,7 +19,7 @@ from torch.autograd import gradcheck
 from torch.func import functional_call
 
 import lstmlab
-from lstmlab import GRU, LSTM, RNN, Stack, fused, regularizers
+from lstmlab import GRU, LSTM, RNN, DepthGatedLSTM, Stack, fused, regularizers
 from lstmlab.recurrent import run
 from lstmlab.registry import make_layer
 
@@ -342,6 +342,29 @@ def test_layer_norm_lstm_with_both_regularisers(drawn, path):
         h_new = sigma(o) * tanh(layer_normed(c_new, p["ln_c_weight"]) + p["ln_c_bias"])
         h, c = k_h[t] * h + (1 - k_h[t]) * h_new, k_c[t] * c + (1 - k_c[t]) * c_new
         torch.testing.assert_close(out[t], h, **TOL)
+
+
+@pytest.mark.parametrize("path", ["fused", "readable"])
+def test_depth_gated_stack_hands_the_zoned_cell_state_up(drawn, path):
+    """A depth-gated layer below the top emits [h_t, c_t]; with zoneout both are the zoned ones
+    (the depth gate above reads the c_t the layer keeps), with Gal's mask on h where W_hh meets
+    it. Oracle: each cell's own step, zoned by hand, layer by layer."""
+    torch.manual_seed(8)
+    layer = DepthGatedLSTM(3, 4, num_layers=2, recurrent_dropout=0.5, zoneout=0.5, dtype=DT)
+    x = torch.randn(5, 2, 3, dtype=DT)
+    with fused.disabled() if path == "readable" else nullcontext():
+        out, (h_n, c_n) = layer(x)
+    (m0, m1), ((kh0, kc0), (kh1, kc1)) = drawn["recurrent"], drawn["zoneout"]
+    below = x
+    for cell, m, kh, kc in zip(layer.cells, (m0, m1), (kh0, kh1), (kc0, kc1)):
+        h, c, ys = torch.zeros(2, 4, dtype=DT), torch.zeros(2, 4, dtype=DT), []
+        for t in range(5):
+            _, (h_new, c_new), _ = cell.step(below[t], (h * m, c))
+            h, c = kh[t] * h + (1 - kh[t]) * h_new, kc[t] * c + (1 - kc[t]) * c_new
+            ys.append(torch.cat([h, c], -1) if cell.emit_cell else h)
+        below = torch.stack(ys)                                  # (T, B, 2H), then (T, B, H)
+    torch.testing.assert_close(out, below, **TOL)
+    torch.testing.assert_close(h_n[1], below[-1], **TOL)
 
 
 def test_user_cell_stack_takes_regularisers():

@@ -41,7 +41,7 @@ def run(cell: Cell, x: Tensor, state: State, lengths: Tensor | None = None, *,
             (:func:`lstmlab.regularizers.dropped_step`).
         zoneout: keep weights (Krueger et al. 2016), one (T, B, size) tensor in the order of time
             per leading state part (h, then c): ``part_t = k_t ⊙ part_{t-1} + (1 - k_t) ⊙ new``,
-            and the step's output is the zoned h.
+            and the step's output is the zoned state's (:meth:`Cell.output`: the zoned h).
 
     Returns:
         outputs (T, B, output_size); the final state (each sequence's state after its last valid
@@ -65,7 +65,7 @@ def run(cell: Cell, x: Tensor, state: State, lengths: Tensor | None = None, *,
         if zoneout:
             zoned = tuple(zone(n, s, k[t]) for n, s, k in zip(new_state, state, zoneout))
             new_state = (*zoned, *new_state[len(zoned):])
-            h = new_state[0]
+            h = cell.output(new_state)         # the zoned state's output
         if live is not None:
             h = _where(live, h, 0.0)
             new_state = tuple(_where(live, n, s) for n, s in zip(new_state, state))

@@ -98,6 +98,12 @@ class Cell(nn.Module):
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
+    def output(self, state: State) -> Tensor:
+        """The step's output for ``state``: h, ``state[0]``, for every built-in cell but a
+        depth-gated one that emits its cell state too. The runner calls it when zoneout has
+        changed the state the step returned, so the output is the zoned state's."""
+        return state[0]
+
     def carry(self, gates: Gates) -> Tensor | None:
         """How much of ``h_{t-1}`` itself -- not through a weight -- this step passed into
         ``h_t``, from the step's gates: ``None`` (nothing; an LSTM or RNN reads h only through

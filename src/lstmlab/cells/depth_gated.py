@@ -88,8 +88,12 @@ class DepthGatedLSTMCell(LSTMCell):
         o = torch.sigmoid(zo + self.weight_co * c)
         h = o * torch.tanh(c)
         gates["output"] = o
-        out = torch.cat([h, c], dim=-1) if self.emit_cell else h        # (B, 2H) or (B, H)
-        return out, (h, c), gates
+        return self.output((h, c)), (h, c), gates
+
+    def output(self, state: State) -> Tensor:
+        """h, or with ``emit_cell`` [h, c] for the depth gate above: (B, H) or (B, 2H)."""
+        h, c = state[:2]
+        return torch.cat([h, c], dim=-1) if self.emit_cell else h
 
     def extra_repr(self) -> str:
         size = self.input_size - (self.hidden_size if self.depth_gate else 0)
@@ -107,7 +111,8 @@ class DepthGatedLSTM(Stack):
     layer-by-layer loop hands both up. Layer 0 has no layer below and so no depth gate (it is a
     peephole LSTM; the same as a lower cell of zeros, without parameters that would never act).
     Inter-layer ``dropout`` acts on everything that flows up, h and c alike: both are
-    non-recurrent connections (Zaremba et al. 2014).
+    non-recurrent connections (Zaremba et al. 2014). ``recurrent_dropout`` and ``zoneout`` as
+    in :class:`lstmlab.Stack`; with zoneout the zoned c_t is what flows up to the depth gate.
 
     Returns ``(output, (h_n, c_n))`` as ``torch.nn.LSTM``; ``output`` is the top layer's h.
     Parameters as :class:`lstmlab.LSTM` with ``peephole=True`` (``weight_ih_l0``,
@@ -123,7 +128,8 @@ class DepthGatedLSTM(Stack):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, device=None, dtype=None) -> None:
+                 bidirectional: bool = False, recurrent_dropout: float = 0.0,
+                 zoneout: float = 0.0, device=None, dtype=None) -> None:
         check_positive_int("num_layers", num_layers)
         if bidirectional:
             raise ValueError("bidirectional=True is not supported by DepthGatedLSTM: the depth "
@@ -135,5 +141,6 @@ class DepthGatedLSTM(Stack):
                                          emit_cell=k < num_layers - 1)
                       for k in range(num_layers)])
         super().__init__(lambda n: next(cells), input_size, num_layers, batch_first=batch_first,
-                         dropout=dropout, bidirectional=False)
+                         dropout=dropout, bidirectional=False,
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)
         self.output_size, self.bias = hidden_size, bias          # the top layer's h only
