@@ -53,10 +53,10 @@ def readable_unless(fused_can: Callable[..., bool] = lambda cell, reverse: True,
                 out, final, _ = run(cell, x, state, lengths, reverse=reverse,
                                     recurrent_mask=recurrent_mask, zoneout=zoneout)
                 return out, final
-            if masked:
-                return op(cell, x, state, lengths, reverse, recurrent_mask=recurrent_mask,
-                          zoneout=zoneout)
-            return op(cell, x, state, lengths, reverse)
+            if not regularized:
+                return op(cell, x, state, lengths, reverse)
+            return op(cell, x, state, lengths, reverse, recurrent_mask=recurrent_mask,
+                      zoneout=zoneout)
         return fused_or_readable
     return decorate
 

@@ -9,7 +9,6 @@ its blocks, or a regulariser of the Stack kind, runs the readable loop instead.
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor

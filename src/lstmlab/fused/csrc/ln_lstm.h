@@ -80,10 +80,11 @@ inline std::vector<at::Tensor> ln_lstm_forward(const at::Tensor& a, const at::Te
     const T_* mk = data_or_null<T_>(mask);
     const T_ *kh_p = data_or_null<T_>(kh_all), *kc_p = data_or_null<T_>(kc_all);
     T_* hin_p = drop ? h_in.data_ptr<T_>() : nullptr;
+    T_* own_p = zone_c ? own_c.data_ptr<T_>() : nullptr;
     for (int64_t t = 0; t < T; ++t) {
       const T_ *hprev = hs_p + t * B * H, *cprev = cs_p + t * B * H;
       T_ *hn = hs_p + (t + 1) * B * H, *cn = cs_p + (t + 1) * B * H;
-      T_* ct = zone_c ? own_c.data_ptr<T_>() : cn;                     // the step's own c_t
+      T_* ct = zone_c ? own_p : cn;                                    // the step's own c_t
       const T_* hw = hprev;
       if (drop) {
         for (int64_t j = 0; j < B * H; ++j) hin_p[j] = hprev[j] * mk[j];
