@@ -16,8 +16,10 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import torch
+from torch import Tensor
 
 _SOURCES = Path(__file__).parent / "csrc"
 # -march=native is safe: the build folder is keyed by this machine's CPU. -fno-trapping-math
@@ -50,8 +52,27 @@ def _build_dir() -> Path:
     return path
 
 
+class Kernels:
+    """The compiled module with every tensor argument made contiguous on the way in: the
+    kernels read raw row-major memory, so a transposed, sliced or expanded weight, state or
+    input must be laid out densely first (``contiguous()`` returns a dense tensor as it is)."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        kernel = getattr(self._module, name)
+
+        def dense(*args: Any) -> Any:
+            return kernel(*(a.contiguous() if isinstance(a, Tensor) else a for a in args))
+
+        dense.__name__ = dense.__qualname__ = name
+        setattr(self, name, dense)       # found directly from now on: no lookup per call
+        return dense
+
+
 @lru_cache(maxsize=None)
-def extension() -> ModuleType | None:
+def extension() -> Kernels | None:
     """The compiled kernels, or ``None`` (with a warning) if they cannot be built here."""
     from torch.utils import cpp_extension
 
@@ -63,10 +84,10 @@ def extension() -> ModuleType | None:
     except ImportError:
         pass
     try:
-        return cpp_extension.load(
+        return Kernels(cpp_extension.load(
             name="lstmlab_fused", sources=[str(_SOURCES / "ext.cpp")],
             build_directory=str(_build_dir()),
-            extra_cflags=_CFLAGS, verbose=False)
+            extra_cflags=_CFLAGS, verbose=False))
     except Exception as error:  # no compiler, no ninja, a failed build: stay correct, go slow
         warnings.warn(f"lstmlab: fused kernels unavailable, using the readable loop ({error})",
                       RuntimeWarning, stacklevel=2)
