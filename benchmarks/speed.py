@@ -3,7 +3,7 @@
     python benchmarks/speed.py [--quick] [--cells lstm,peephole,gru] [--threads 2]
 """
 
-from lstmlab.bench import main
+from lstmlab.cli.bench import main
 
 if __name__ == "__main__":
     main()

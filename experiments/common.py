@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from lstmlab.checkpoint import load_checkpoint
+from lstmlab.train.checkpoint import load_checkpoint
 from lstmlab.train import TrainConfig, evaluate_checkpoint, make_job, train
 from lstmlab.viz.plots import read_metrics
 

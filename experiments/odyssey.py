@@ -22,7 +22,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from lstmlab import study_cli
+from lstmlab.study import cli as study_cli
 
 CELLS = "lstm,peephole,coupled,nig,nfg,nog,niaf,noaf,fgr,gru,rnn"
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lstmlab.attention import AdditiveAttention
+from lstmlab.models.attention import AdditiveAttention
 from lstmlab.data.seq2seq_tasks import EOS, PAD, DateTask, exact_match
-from lstmlab.seq2seq import Seq2Seq
+from lstmlab.models.seq2seq import Seq2Seq
 from lstmlab.viz.attention import plot_attention
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from lstmlab.attention import AdditiveAttention, MultiplicativeAttention
+from lstmlab.models.attention import AdditiveAttention, MultiplicativeAttention
 
 B, S, Q, K = 3, 6, 5, 4
 LENGTHS = [6, 2, 4]

@@ -17,8 +17,8 @@ import safetensors.torch
 import torch
 from torch import nn
 
-import lstmlab.checkpoint._files as ckpt_files
-from lstmlab.checkpoint import is_checkpoint, load_checkpoint, read_config, save_checkpoint
+import lstmlab.train.checkpoint._files as ckpt_files
+from lstmlab.train.checkpoint import is_checkpoint, load_checkpoint, read_config, save_checkpoint
 
 
 class Net(nn.Module):

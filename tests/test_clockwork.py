@@ -20,7 +20,7 @@ from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
 import lstmlab
-from lstmlab.cells.clockwork import default_periods
+from lstmlab.nn.cells.clockwork import default_periods
 from lstmlab.models import LanguageModel
 
 DT = torch.float64
@@ -223,7 +223,7 @@ def test_recurrent_dropout_leaves_idle_modules_whole():
     layer = lstmlab.ClockworkRNN(I, H, periods=(1, 4), recurrent_dropout=0.5, dtype=DT)
     x = torch.randn(4, B, I, dtype=DT)
     for fused in (True, False):
-        with (lstmlab.fused.disabled() if not fused else torch.enable_grad()):
+        with (lstmlab.kernels.disabled() if not fused else torch.enable_grad()):
             out, _ = layer(x)                                        # (4, B, H)
         slow = out[:, :, H // 2:]                                    # period 4: runs at t = 0
         for t in (1, 2, 3):

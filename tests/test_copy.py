@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from lstmlab.checkpoint import read_config
+from lstmlab.train.checkpoint import read_config
 from lstmlab.data import TASKS, Task, make_task
 from lstmlab.data.tasks import CopyTask
 from lstmlab.models import LanguageModel

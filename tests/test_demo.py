@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from lstmlab.demo import run_demo
-from lstmlab.registry import VARIANTS, make_layer
+from lstmlab.cli.demo import run_demo
+from lstmlab.nn.registry import VARIANTS, make_layer
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -47,7 +47,7 @@ def test_bad_options_fail_before_any_training(tmp_path, kwargs, message):
 def test_demo_recall_is_a_curriculum_and_the_demo_runs_again(tmp_path):
     """Each gap starts from the weights of the gap before; a second demo into the same folder
     starts every run afresh (one metrics log per run, not two appended)."""
-    from lstmlab.checkpoint import read_config
+    from lstmlab.train.checkpoint import read_config
 
     out = tmp_path / "report"
     kwargs = dict(minutes=0.01, gaps=(3, 2), cells=("lstm",), recall_minutes=0.01,

@@ -129,7 +129,7 @@ def test_shut_depth_gates_give_the_peephole_lstm():
     lstm = copy_into_peephole_lstm(layer)
     assert sorted(layer.state_dict().keys() - lstm.state_dict().keys()) == sorted(
         f"{n}_l{k}" for k in range(1, L) for n in ("weight_xd", "weight_cd", "weight_ld", "bias_d"))
-    with lstmlab.fused.disabled():       # the readable loop (the fused kernels are tested on it)
+    with lstmlab.kernels.disabled():       # the readable loop (the fused kernels are tested on it)
         expected, (h_e, c_e) = lstm(x, hx)
     open_out, _ = layer(x, hx)
     assert not torch.allclose(open_out, expected, atol=1e-3)      # open gates do change things
@@ -142,7 +142,7 @@ def test_shut_depth_gates_give_the_peephole_lstm():
     torch.testing.assert_close(h_n, h_e, atol=1e-13, rtol=0)
     torch.testing.assert_close(c_n, c_e, atol=1e-13, rtol=0)
     out.pow(2).sum().backward()                                    # ... and learns the same
-    with lstmlab.fused.disabled():
+    with lstmlab.kernels.disabled():
         lstm(x, hx)[0].pow(2).sum().backward()
     for name, p in lstm.named_parameters():
         torch.testing.assert_close(getattr(layer, name).grad, p.grad, atol=1e-12, rtol=0)

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import lstmlab
-from lstmlab.cells.lstm import LSTMCell
-from lstmlab.registry import VARIANTS as REGISTRY
+from lstmlab.nn.cells.lstm import LSTMCell
+from lstmlab.nn.registry import VARIANTS as REGISTRY
 from lstmlab.viz.diagram import cell_svg, draw_cell, draw_unrolled
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -243,7 +243,7 @@ def _boxes(root) -> dict[str, tuple[float, float, float, float]]:
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_no_line_runs_through_a_node_it_does_not_join(name, tmp_path):
-    from lstmlab.cli import main
+    from lstmlab.cli.main import main
 
     assert main(["diagram", name, "-o", str(tmp_path / "c.svg")]) == 0
     root = ET.parse(tmp_path / "c.svg").getroot()

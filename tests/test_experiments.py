@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lstmlab.checkpoint import read_config
+from lstmlab.train.checkpoint import read_config
 from lstmlab.train import make_job
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"

@@ -15,7 +15,7 @@ import shutil
 import pytest
 import torch
 
-from lstmlab.checkpoint import save_checkpoint
+from lstmlab.train.checkpoint import save_checkpoint
 from lstmlab.data import Vocab
 from lstmlab.models import LanguageModel, SequenceModel
 from lstmlab.train import TrainConfig, load_trained

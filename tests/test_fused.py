@@ -7,8 +7,8 @@ import random
 import pytest
 import torch
 
-from lstmlab import GRU, LSTM, RNN, ClockworkRNN, GridLSTM, LSTMCell, Stack, fused
-from lstmlab.registry import VARIANTS, make_layer
+from lstmlab import GRU, LSTM, RNN, ClockworkRNN, GridLSTM, LSTMCell, Stack, kernels
+from lstmlab.nn.registry import VARIANTS, make_layer
 
 PROJECTABLE = [name for name, (cls, _, _) in VARIANTS.items() if cls is LSTM]
 # The variants with a fused path (the families of csrc/); the other cells run the readable loop.
@@ -26,7 +26,7 @@ def outputs_and_grads(layer, x, hx, lengths, seed=5):
 
 def check_against_readable(layer, x, hx, lengths, atol, rtol=0.0):
     fast = outputs_and_grads(layer, x, hx, lengths)
-    with fused.disabled():
+    with kernels.disabled():
         slow = outputs_and_grads(layer, x, hx, lengths)
     assert len(fast) == len(slow)
     for k, (a, b) in enumerate(zip(fast, slow)):
@@ -92,14 +92,14 @@ def test_gradcheck_through_fused_path(name):
 
 def test_fused_path_is_taken_for_builtin_cells_only():
     x = torch.randn(3, 2, 4)
-    assert fused.sequence_op(LSTMCell(4, 5, peephole=True), x) is not None
+    assert kernels.sequence_op(LSTMCell(4, 5, peephole=True), x) is not None
 
     class Mine(LSTMCell):           # a user's subclass may change step(): keep the reference
         pass
 
-    assert fused.sequence_op(Mine(4, 5), x) is None
-    with fused.disabled():
-        assert fused.sequence_op(LSTMCell(4, 5), x) is None
+    assert kernels.sequence_op(Mine(4, 5), x) is None
+    with kernels.disabled():
+        assert kernels.sequence_op(LSTMCell(4, 5), x) is None
 
 
 def test_standard_lstm_uses_torch_kernel_and_variants_do_not():
@@ -113,7 +113,7 @@ def test_gates_requested_fall_back_to_readable_loop(cls):
     layer = cls(3, 4, 2)
     x = torch.randn(5, 2, 3)
     out, _, gates = layer(x, return_gates=True)
-    with fused.disabled():
+    with kernels.disabled():
         ref, _ = layer(x)
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
     assert len(gates) == 2
@@ -128,11 +128,11 @@ def test_user_cell_in_stack_keeps_working():
 def test_kernels_build_on_this_machine():
     """Without this, a failed build would silently fall back and the tests above compare the
     readable loop with itself."""
-    assert fused.extension() is not None
+    assert kernels.extension() is not None
 
 
 def test_bench_runs_and_prints_ratios(capsys):
-    from lstmlab import bench
+    from lstmlab.cli import bench
 
     assert bench.main(["--shapes", "2x5x8", "--cells", "peephole,gru", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
@@ -144,7 +144,7 @@ def test_bench_runs_and_prints_ratios(capsys):
 
 
 def test_bench_regularises_lstmlab_layers_only(monkeypatch, capsys):
-    from lstmlab import bench
+    from lstmlab.cli import bench
 
     built = []
     real = bench.make_layer

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from lstmlab.data import Vocab
-from lstmlab.models import LanguageModel, init_forget_bias
+from lstmlab.models import LanguageModel
+from lstmlab.models.build import init_forget_bias
 from lstmlab.viz.explore import activations
 from lstmlab.viz.gates import gate_values, plot_forget_gate_distribution
 

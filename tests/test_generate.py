@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lstmlab.data.vocab import Vocab
-from lstmlab.generate import sample
+from lstmlab.models.generate import sample
 from lstmlab.models import LanguageModel
 
 TEXT = "the quick brown fox jumps over the lazy dog.\nthe end.\n"

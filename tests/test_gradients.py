@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import lstmlab
-from lstmlab.models import init_forget_bias
-from lstmlab.recurrent import run
+from lstmlab.models.build import init_forget_bias
+from lstmlab.nn.recurrent import run
 from lstmlab.viz.gradients import gradient_flow, plot_gradient_flow
 
 

@@ -18,7 +18,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import lstmlab
 from lstmlab import GridLSTM, GridLSTMCell, GridLSTMColumn
-from lstmlab.models import LanguageModel, build_model, init_forget_bias
+from lstmlab.models import LanguageModel
+from lstmlab.models.build import build_model, init_forget_bias
 
 DT = torch.float64
 I, H, B, T = 3, 4, 2, 5

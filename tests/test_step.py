@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from lstmlab import fused
-from lstmlab.cells import GRUCell, LSTMCell, RNNCell
+from lstmlab import kernels
+from lstmlab.nn.cells import GRUCell, LSTMCell, RNNCell
 
 LSTM_SWITCHES = [{}, {"peephole": True}, {"coupled": True}, {"input_gate": False},
                  {"forget_gate": False}, {"output_gate": False}, {"input_activation": False},
@@ -29,7 +29,7 @@ def test_no_grad_step_matches_readable_step(make, dtype):
     x = torch.randn(3, 6, dtype=dtype, generator=g)
     state = random_state(cell, 3, dtype, g)
     with torch.no_grad():
-        assert fused.step_op(cell, x, state) is not None       # the fast route is the one taken
+        assert kernels.step_op(cell, x, state) is not None       # the fast route is the one taken
         fast = cell(x, state if len(state) > 1 else state[0])
         _, expected, _ = cell.step(x, state)
     fast = fast if isinstance(fast, tuple) else (fast,)
@@ -59,7 +59,7 @@ def test_step_with_grad_matches_readable_gradients(make):
 @pytest.mark.parametrize("make", CELLS)
 def test_generation_loop_equals_sequence_run(make):
     """Stepping a cell T times by hand gives the layer's run over the whole sequence."""
-    from lstmlab.recurrent import run
+    from lstmlab.nn.recurrent import run
 
     g = torch.Generator().manual_seed(2)
     cell = make(torch.float64)
@@ -80,7 +80,7 @@ def test_unbatched_step_and_disabled_fused_agree():
     x = torch.randn(6)
     with torch.no_grad():
         h, c = cell(x)
-        with fused.disabled():
+        with kernels.disabled():
             h2, c2 = cell(x)
     assert h.shape == (8,) and c.shape == (8,)
     torch.testing.assert_close(h, h2)
@@ -96,7 +96,7 @@ def test_user_subclass_keeps_its_own_step():
     cell = Doubled(6, 8)
     x = torch.randn(2, 6)
     with torch.no_grad():
-        assert fused.step_op(cell, x, cell.initial_state(2)) is None
+        assert kernels.step_op(cell, x, cell.initial_state(2)) is None
         h, _ = cell(x)
         _, (want, _), _ = cell.step(x, cell.initial_state(2))
     torch.testing.assert_close(h, want)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from lstmlab import ClockworkRNN, GridLSTM, fused
-from lstmlab.registry import VARIANTS, make_layer
+from lstmlab import ClockworkRNN, GridLSTM, kernels
+from lstmlab.nn.registry import VARIANTS, make_layer
 from test_fused import check_against_readable
 
 STEP_CELLS = ["lstm", "peephole", "coupled", "nig", "nfg", "nog", "niaf", "noaf", "fgr", "gru",
@@ -74,7 +74,7 @@ def test_cell_steps_take_any_strides(name, how, grad):
     hx = state[0] if len(state) == 1 else state
     with torch.set_grad_enabled(grad):
         fast = cell(x, hx)
-        with fused.disabled():
+        with kernels.disabled():
             slow = cell(x, hx)
     fast = (fast,) if isinstance(fast, torch.Tensor) else fast
     slow = (slow,) if isinstance(slow, torch.Tensor) else slow

@@ -20,11 +20,12 @@ import pytest
 import safetensors.torch
 import torch
 
-from lstmlab import study_cli
-from lstmlab.models import build_model
-from lstmlab.stats import betainc, t_two_sided_p, welch_t_test
-from lstmlab.study import Study, match_hidden_size, parameter_count, run_study, train_run
-from lstmlab.study_cli import parse_budget
+from lstmlab.study import cli as study_cli
+from lstmlab.models.build import build_model
+from lstmlab.study.stats import betainc, t_two_sided_p, welch_t_test
+from lstmlab.study.settings import Study
+from lstmlab.study import match_hidden_size, parameter_count, run_study, train_run
+from lstmlab.study.cli import parse_budget
 from lstmlab.train import TrainConfig, evaluate_checkpoint, load_trained, make_job, train
 from lstmlab.viz.plots import read_metrics
 
@@ -264,7 +265,7 @@ def test_a_study_saved_before_a_new_setting_existed_still_resumes(tmp_path):
     import dataclasses as dc
     import json
 
-    from lstmlab.study import _same_plan
+    from lstmlab.study.runner import _same_plan
     from lstmlab.train import TrainConfig
 
     base = dc.asdict(TrainConfig(task="recall"))
@@ -294,7 +295,7 @@ def test_killing_a_study_stops_its_workers(tmp_path):
     args = ["--cells", "lstm,gru", "--seeds", "1", "--workers", "2", "--out", str(out),
             *CLI_TINY[:-6], "--steps", "1000000", "--eval-every", "1000000",
             "--checkpoint-every", "10"]
-    study = subprocess.Popen([sys.executable, "-c", "import sys; from lstmlab.study_cli import main; "
+    study = subprocess.Popen([sys.executable, "-c", "import sys; from lstmlab.study.cli import main; "
                               "sys.exit(main(sys.argv[1:]))", *args],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     logs = [out / "runs" / f"{cell}-s0" / "metrics.jsonl" for cell in ("lstm", "gru")]

@@ -16,8 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstmlab.data import (TokenStream, Vocab, split_documents, stdlib_corpus, text_corpus,
-                          tokenize)
+from lstmlab.data import TokenStream, Vocab, split_documents, stdlib_corpus, text_corpus, tokenize
 from lstmlab.data.corpus import _stdlib_files
 
 # ---- tokenize and Vocab --------------------------------------------------------------------

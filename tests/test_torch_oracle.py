@@ -14,7 +14,7 @@ import lstmlab
 def path(request):
     """Every oracle test runs twice: through the fast paths and through the readable loop."""
     if request.param == "readable":
-        with lstmlab.fused.disabled():
+        with lstmlab.kernels.disabled():
             yield request.param
     else:
         yield request.param

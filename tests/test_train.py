@@ -14,8 +14,8 @@ import pytest
 import safetensors.torch
 import torch
 
-from lstmlab.checkpoint import load_checkpoint
-from lstmlab.cli import main as cli
+from lstmlab.train.checkpoint import load_checkpoint
+from lstmlab.cli.main import main as cli
 from lstmlab.train import TrainConfig, TrainingError, TaskJob, evaluate_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -225,7 +225,7 @@ def test_starting_afresh_removes_the_old_best_weights_only(tmp_path):
     """A fresh --overwrite run interrupted before its first evaluation must not leave the old
     run's best/ behind as if it were its own; a ``best`` folder that is not a checkpoint (the
     user's) is left alone."""
-    from lstmlab.train import _start_afresh
+    from lstmlab.train.loop import _start_afresh
     out = tmp_path / "run"
     cfg = TrainConfig(task="adding", length=8, hidden_size=8, batch_size=4, steps=3,
                       eval_every=3, out=str(out))

@@ -5,7 +5,7 @@ b_i, ...), sliced out of the library's parameters by the documented row layout (
 computed pre-activations in the order i, f, g, o; GRU: r, z, n). None of them calls the library.
 The layers (``lstmlab.LSTM`` / ``GRU``) and the cells must agree with them in float64, both
 through their fast paths (the C++ kernels; torch's kernel for the plain LSTM) and through the
-readable loop over ``step`` (``lstmlab.fused.disabled()``). Then: neutral variant weights give
+readable loop over ``step`` (``lstmlab.kernels.disabled()``). Then: neutral variant weights give
 the plain LSTM, every valid switch combination passes ``gradcheck``, and the invalid ones raise a ``ValueError`` that names their arguments.
 """
 
@@ -357,11 +357,11 @@ def taking(path: str):
     """Layers and cells through their fast paths (the C++ kernels, torch's kernel for the plain
     LSTM), or through the readable loop over ``step``."""
     if path == "readable":
-        with lstmlab.fused.disabled():
+        with lstmlab.kernels.disabled():
             yield
     else:
         # Without the kernels, "fused" would test the readable loop a second time.
-        assert lstmlab.fused.extension() is not None
+        assert lstmlab.kernels.extension() is not None
         yield
 
 

@@ -4,22 +4,34 @@ Drop-in layers (:class:`LSTM`, :class:`GRU`, :class:`RNN`) and cells (:class:`LS
 :class:`GRUCell`, :class:`RNNCell`) with torch's arguments and parameter names; the post's
 variants as switches; one readable time loop (:class:`Recurrent`) and stacking
 (:class:`Stack`) for any :class:`Cell`, including your own.
+
+The subpackages, from the bottom up (each imports only those before it):
+
+- :mod:`lstmlab.nn` -- cells, the readable runner, stacks, the drop-in layers (torch only);
+- :mod:`lstmlab.kernels` -- the fused C++ operations, registered with :mod:`lstmlab.nn.dispatch`;
+- :mod:`lstmlab.data` -- synthetic tasks, corpora, vocabularies, streams;
+- :mod:`lstmlab.models` -- language model, sequence model, seq2seq with attention, generation;
+- :mod:`lstmlab.train` -- settings, jobs, the training loop, checkpoints;
+- :mod:`lstmlab.viz` -- cell diagrams, the gate explorer, plots;
+- :mod:`lstmlab.study` -- the variant study (runs, tables, significance);
+- :mod:`lstmlab.cli` -- the ``lstmlab`` command.
+
+Importing :mod:`lstmlab` imports :mod:`lstmlab.kernels`, so the fused operations are registered
+before the first layer runs.
 """
 
-from . import fused
-from .cells import Cell, Gates, GRUCell, LSTMCell, RNNCell, State
-from .cells import ClockworkRNN, ClockworkRNNCell, DepthGatedLSTM, DepthGatedLSTMCell
-from .cells import GridLSTM, GridLSTMCell, GridLSTMColumn, LayerNormGRUCell, LayerNormLSTMCell
-from . import regularizers
-from .layers import GRU, LSTM, RNN
-from .recurrent import Recurrent, run
-from .stack import Stack
-from .attention import AdditiveAttention, MultiplicativeAttention
-from .seq2seq import Seq2Seq
+from lstmlab import kernels
+from lstmlab.models import AdditiveAttention, MultiplicativeAttention, Seq2Seq
+from lstmlab.nn import (GRU, LSTM, RNN, VARIANTS, Cell, ClockworkRNN, ClockworkRNNCell,
+                        DepthGatedLSTM, DepthGatedLSTMCell, Gates, GridLSTM, GridLSTMCell,
+                        GridLSTMColumn, GRUCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell,
+                        Recurrent, RNNCell, Stack, State, make_layer, regularizers, run)
 
-__all__ = ["LayerNormLSTMCell", "LayerNormGRUCell", "regularizers", "Cell", "Gates", "State", "LSTMCell", "GRUCell", "RNNCell", "LSTM", "GRU", "RNN",
-           "Recurrent", "Stack", "run", "fused", "ClockworkRNNCell", "ClockworkRNN",
-           "DepthGatedLSTMCell", "DepthGatedLSTM",
-           "GridLSTMCell", "GridLSTMColumn", "GridLSTM",
-           "AdditiveAttention", "MultiplicativeAttention", "Seq2Seq"]
+fused = kernels     # ``lstmlab.fused.disabled()`` reads as well as ``lstmlab.kernels.disabled()``
+
+__all__ = ["Cell", "Gates", "State", "LSTMCell", "GRUCell", "RNNCell", "LayerNormLSTMCell",
+           "LayerNormGRUCell", "ClockworkRNNCell", "DepthGatedLSTMCell", "GridLSTMCell",
+           "GridLSTMColumn", "LSTM", "GRU", "RNN", "ClockworkRNN", "DepthGatedLSTM", "GridLSTM",
+           "Recurrent", "Stack", "run", "VARIANTS", "make_layer", "regularizers", "kernels",
+           "fused", "AdditiveAttention", "MultiplicativeAttention", "Seq2Seq"]
 __version__ = "0.1.0"

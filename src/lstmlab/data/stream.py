@@ -10,7 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .._checks import check_positive_int
+from lstmlab.nn._checks import check_positive_int
 
 
 class Chunk(NamedTuple):

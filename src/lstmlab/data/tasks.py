@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_positive_int
-from .copying import CopyTask
-from .recall import FACTS, FILLERS, LANGUAGES, QUERY, RecallTask
-from .task import Task, check_prediction
+from lstmlab.nn._checks import check_positive_int
+from lstmlab.data.copying import CopyTask
+from lstmlab.data.recall import FACTS, FILLERS, LANGUAGES, QUERY, RecallTask
+from lstmlab.data.task import Task, check_prediction
 
 __all__ = ["Task", "AddingTask", "RecallTask", "CopyTask", "TASKS", "make_task", "LANGUAGES",
            "FACTS", "QUERY", "FILLERS"]
@@ -72,7 +72,7 @@ class AddingTask:
 
 
 def _smnist(**kwargs) -> Task:
-    from .mnist import SequentialMNIST      # imported on use: it reads a 17 MB file
+    from lstmlab.data.mnist import SequentialMNIST
 
     return SequentialMNIST(**kwargs)
 

@@ -17,9 +17,9 @@ and :func:`split_documents`) and :mod:`.stream` (:class:`TokenStream`); this mod
 under one name.
 """
 
-from .corpus import split_documents, stdlib_corpus, text_corpus
-from .stream import Chunk, TokenStream
-from .vocab import EOS, LEVELS, UNK, Vocab, tokenize
+from lstmlab.data.corpus import split_documents, stdlib_corpus, text_corpus
+from lstmlab.data.stream import Chunk, TokenStream
+from lstmlab.data.vocab import EOS, LEVELS, UNK, Vocab, tokenize
 
 __all__ = ["UNK", "EOS", "LEVELS", "tokenize", "Vocab", "stdlib_corpus", "text_corpus",
            "split_documents", "TokenStream", "Chunk"]

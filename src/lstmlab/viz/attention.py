@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .plots import _pyplot
+from lstmlab.viz.plots import _pyplot
 
 
 def plot_attention(weights: torch.Tensor, src_tokens: Sequence[str], tgt_tokens: Sequence[str],

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cells.base import Cell
-from .layout import (BOX, CROSS_NODE, SLOT, TOP, X0, Drawing, Router, Shape, box_size, clip,
-                     levels, place)
-from .trace import CellGraph, Node, trace_cell
+from lstmlab.nn.cells.base import Cell
+from lstmlab.viz.layout import (BOX, CROSS_NODE, SLOT, TOP, X0, Drawing, Router, Shape, box_size,
+    clip, levels, place)
+from lstmlab.viz.trace import CellGraph, Node, trace_cell
 
 
 def _sub(k: int) -> str:
@@ -189,13 +189,13 @@ def _shift(s: Shape, dx: float, step: int) -> Shape:
 
 def cell_svg(cell: Cell) -> str:
     """The cell's diagram as an SVG document (a string)."""
-    from .render import to_svg
+    from lstmlab.viz.render import to_svg
 
     return to_svg(cell_drawing(cell))
 
 
 def _write(drawing: Drawing, path: str | Path) -> Path:
-    from .render import to_png, to_svg
+    from lstmlab.viz.render import to_png, to_svg
 
     path = Path(path)
     if path.suffix.lower() not in (".svg", ".png"):

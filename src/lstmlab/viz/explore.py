@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..cells.base import Cell, Gates, State
-from ..models import LanguageModel
-from ..recurrent import run
-from .explore_page import PAGE
+from lstmlab.nn.cells.base import Cell, Gates, State
+from lstmlab.models import LanguageModel
+from lstmlab.nn.recurrent import run
+from lstmlab.viz.explore_page import PAGE
 
 MAX_TOKENS = 20_000        # a page beyond this grows slow to open and to recolour
 MAX_VALUES = 4_000_000     # numbers in the page, all layers and quantities (~4-5 bytes each)

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..models import LanguageModel
-from .plots import _finish, _pyplot
+from lstmlab.models import LanguageModel
+from lstmlab.viz.plots import _finish, _pyplot
 
 
 def gate_values(model: LanguageModel, vocab, text: str, *, gate: str = "forget",

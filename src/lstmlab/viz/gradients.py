@@ -31,9 +31,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..cells.base import Cell
-from ..recurrent import run
-from .plots import _finish, _pyplot
+from lstmlab.nn.cells.base import Cell
+from lstmlab.nn.recurrent import run
+from lstmlab.viz.plots import _finish, _pyplot
 
 
 def gradient_flow(layer: nn.Module, steps: int = 100, batch: int = 16, *, seed: int = 0,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from .trace import CellGraph, Node
+from lstmlab.viz.trace import CellGraph, Node
 
 SLOT, X0, CIRCLE_R, BOX_H, GAP = 84.0, 150.0, 15.0, 30.0, 11.0
 TOP, MID_HI, MID_LO, BOX, BUS = range(5)

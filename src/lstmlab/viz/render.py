@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from itertools import groupby
 from pathlib import Path
 
-from .layout import Drawing, Shape
+from lstmlab.viz.layout import Drawing, Shape
 
 CELL_FILL, CELL_LINE = "#d7ebd3", "#8cbf86"
 BOX_FILL, BOX_LINE = "#ffeb99", "#4d3d00"
@@ -95,7 +95,7 @@ def to_png(drawing: Drawing, path: str | Path, dpi: int = 160) -> Path:
     """The same drawing through matplotlib (needs matplotlib: ``pip install 'lstmlab[plots]'``)."""
     from matplotlib.patches import Ellipse, FancyArrowPatch, FancyBboxPatch, Rectangle
 
-    from .plots import _pyplot
+    from lstmlab.viz.plots import _pyplot
 
     plt = _pyplot()
     fig = plt.figure(figsize=(drawing.width / 100, drawing.height / 100), dpi=dpi)

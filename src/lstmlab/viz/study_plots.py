@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .plots import _pyplot
+from lstmlab.viz.plots import _pyplot
 
 
 def plot_study(values: Mapping[str, Sequence[float]], out: str | Path, ylabel: str,

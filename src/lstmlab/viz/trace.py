@@ -26,7 +26,7 @@ from torch import fx, nn
 from torch.fx.experimental.proxy_tensor import make_fx
 from torch.utils import _pytree as pytree
 
-from ..cells.base import Cell
+from lstmlab.nn.cells.base import Cell
 
 CONST = object()        # a value computed from parameters and constants only
 ZERO = object()         # a tensor of zeros shaped like data: no data flows through it

@@ -1,0 +1,163 @@
+"""Training-step speed and memory of every lstmlab variant against torch.nn.LSTM / GRU.
+
+For each shape, every implementation runs forward + backward on the same input, interleaved
+round-robin so that machine noise hits all alike; the table gives the median ms, the ratio to
+torch.nn.LSTM measured in the same run, the achieved GFLOP/s of the recurrent matmul work, and
+the bytes kept for the backward pass (saved tensors, a deterministic proxy for the step's peak
+memory). Also times one generation step (B=1, T=1) of a cell against torch.nn.LSTMCell.
+
+    lstmlab bench            # all shapes (several minutes on 2 cores); = benchmarks/speed.py
+    lstmlab bench --quick    # one shape, under a minute
+    lstmlab bench --cells lstm,gru,ln-lstm --recurrent-dropout 0.25 --zoneout 0.1
+                             # lstmlab's layers regularised (torch's have no such option)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from lstmlab.nn.registry import VARIANTS, make_layer
+
+SHAPES = [(32, 128, 128), (32, 128, 512), (8, 512, 256), (1, 1000, 64)]   # (B, T, H)
+
+
+def saved_bytes(step) -> int:
+    """Bytes of the distinct tensors autograd keeps for the backward pass of ``step``."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = step(backward=False)
+    del out
+    return sum(seen.values())
+
+
+def trainer(module: torch.nn.Module, x: torch.Tensor):
+    def step(backward: bool = True):
+        out = module(x)[0]
+        if backward:
+            out.sum().backward()
+        return out
+    return step
+
+
+def gates(name: str) -> float:
+    """Blocks of H rows in the matmuls (input size = hidden size), for the FLOP count: FGR's
+    (3H, 3H) gate feedback adds 9H^2 per step to the LSTM's 8H^2, i.e. 4.5 blocks; clockwork
+    counts all modules (an upper bound); a grid layer runs two LSTMs per block."""
+    return {"gru": 3, "gru-v3": 3, "rnn": 1, "nig": 3, "nfg": 3, "nog": 3, "coupled": 3,
+            "fgr": 8.5, "clockwork": 1, "grid": 8, "grid-tied": 8}.get(name, 4)
+
+
+def bench_shape(batch: int, steps: int, hidden: int, names: list[str], repeats: int,
+                **regularisers: float) -> list[tuple]:
+    """Rows (name, ms, ratio to torch.nn.LSTM, GFLOP/s, MiB saved for backward); every lstmlab
+    layer gets ``regularisers`` (``recurrent_dropout``, ``zoneout``), torch's layers none."""
+    torch.manual_seed(0)
+    x = torch.randn(steps, batch, hidden, requires_grad=True)
+    impls = {"torch.nn.LSTM": (torch.nn.LSTM(hidden, hidden), 4),
+             "torch.nn.GRU": (torch.nn.GRU(hidden, hidden), 3)}
+    for name in names:
+        impls[name] = (make_layer(name, hidden, hidden, **regularisers), gates(name))
+    steps_fn = {k: trainer(m, x) for k, (m, _) in impls.items()}
+    for fn in steps_fn.values():      # warm up (and build the kernels)
+        fn(), fn()
+    times: dict[str, list[float]] = {k: [] for k in impls}
+    for _ in range(repeats):
+        for key, fn in steps_fn.items():
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+    base = statistics.median(times["torch.nn.LSTM"])
+    rows = []
+    for key, (module, n) in impls.items():
+        ms = statistics.median(times[key])
+        flops = 3 * 2 * steps * batch * (hidden + hidden) * n * hidden   # fwd + 2x for bwd
+        rows.append((key, ms * 1e3, ms / base, flops / ms / 1e9,
+                     saved_bytes(steps_fn[key]) / 2**20))
+    return rows
+
+
+def bench_generation(repeats: int = 3000) -> list[tuple]:
+    """One step of a cell (B=1, H=64, no grad) against torch.nn.LSTMCell: the sampling loop.
+
+    Interleaved blocks of 100 calls, best block per cell: the minimum is what the step costs
+    when the machine is not busy with something else."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 64)
+    cells = {"torch.nn.LSTMCell": torch.nn.LSTMCell(64, 64),
+             "torch.nn.GRUCell": torch.nn.GRUCell(64, 64)}
+    for name in ("lstm", "peephole", "coupled", "fgr", "gru", "gru-v3", "rnn"):
+        layer = make_layer(name, 64, 64)
+        if hasattr(layer, "cells"):
+            cells[f"lstmlab {name}"] = layer.cells[0]
+    best: dict[str, float] = {k: float("inf") for k in cells}
+    block = 100
+    with torch.no_grad():
+        for _ in range(max(1, repeats // block)):
+            for key, cell in cells.items():
+                state = cell(x)
+                start = time.perf_counter()
+                for _ in range(block):
+                    state = cell(x, state)
+                best[key] = min(best[key], (time.perf_counter() - start) / block)
+    base = best["torch.nn.LSTMCell"]
+    return [(key, t * 1e6, t / base) for key, t in best.items()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="one shape, fewer repeats")
+    parser.add_argument("--shapes", default=None,
+                        help="comma-separated BxTxH, e.g. 32x128x128 (default: the four above)")
+    parser.add_argument("--cells", default=",".join(VARIANTS), help="comma-separated variants")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--recurrent-dropout", type=float, default=0.0,
+                        help="recurrent dropout on every lstmlab layer (default: 0)")
+    parser.add_argument("--zoneout", type=float, default=0.0,
+                        help="zoneout on every lstmlab layer (default: 0)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = args.cells.split(",")
+    shapes = SHAPES[:1] if args.quick else SHAPES
+    if args.shapes:
+        shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
+    regularisers = {k: v for k, v in (("recurrent_dropout", args.recurrent_dropout),
+                                      ("zoneout", args.zoneout)) if v}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
+          "1 layer, input_size = hidden_size; training step = forward + backward"
+          + ("; lstmlab layers with " + ", ".join(f"{k} {v}" for k, v in regularisers.items())
+             if regularisers else ""))
+    for batch, steps, hidden in shapes:
+        repeats = args.repeats or (5 if args.quick else max(5, min(30, 2000 // steps)))
+        print(f"\nB{batch} T{steps} H{hidden} (median of {repeats})")
+        print(f"  {'implementation':16} {'ms':>9} {'x nn.LSTM':>10} {'GFLOP/s':>8} {'saved MiB':>10}")
+        for key, ms, ratio, gflops, mib in bench_shape(batch, steps, hidden, names, repeats,
+                                                       **regularisers):
+            print(f"  {key:16} {ms:9.2f} {ratio:10.2f} {gflops:8.1f} {mib:10.2f}")
+    print("\ngeneration step, B1 H64, no grad (best block of 100 calls)")
+    print(f"  {'cell':26} {'us/step':>8} {'x nn.LSTMCell':>14}")
+    for key, us, ratio in bench_generation():
+        print(f"  {key:26} {us:8.1f} {ratio:14.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

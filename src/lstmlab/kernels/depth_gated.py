@@ -1,0 +1,70 @@
+"""The depth-gated LSTM (Yao et al. 2015) layer as one fused sequence operation (kernels:
+csrc/depth_gated.h).
+
+What does not depend on the recurrence is computed here for all steps at once (torch ops,
+autograd): the input half of the pre-activations ``W_ih x_t + b`` and, for a layer with a depth
+gate, ``W_xd x_t + b_d + w_ld ⊙ c_t^low``. The kernel runs the peephole recurrence with the depth
+gate and returns every c_t as well as every h_t: a layer below the top emits ``[h_t, c_t]`` for
+the depth gate above it. A regulariser (recurrent dropout, zoneout) is not in the kernel: such a
+layer runs the readable loop.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from lstmlab.nn import dispatch
+from lstmlab.nn.cells.depth_gated import DepthGatedLSTMCell
+from lstmlab.kernels._build import extension
+from lstmlab.kernels._common import empty, readable_unless, run_order, runs_here
+
+
+class _DepthGatedSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, e, c_low, w_hh, w_ci, w_cf, w_co, w_cd, h0, c0, lengths):
+        hs, cs, acts, ds = extension().depth_gated_forward(a, e, c_low, w_hh, w_ci, w_cf, w_co,
+                                                           w_cd, h0, c0, lengths)
+        ctx.save_for_backward(c_low, w_hh, w_ci, w_cf, w_co, w_cd, hs, cs, acts, ds, lengths)
+        return hs, cs
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_hs, d_cs):
+        c_low, w_hh, w_ci, w_cf, w_co, w_cd, hs, cs, acts, ds, lengths = ctx.saved_tensors
+        da, de, dcl, dw_hh, dw_ci, dw_cf, dw_co, dw_cd, dh0, dc0 = \
+            extension().depth_gated_backward(d_hs.contiguous(), d_cs.contiguous(), c_low, w_hh,
+                                             w_ci, w_cf, w_co, w_cd, hs, cs, acts, ds, lengths)
+        depth = ds.numel() > 0
+        return (da, de if depth else None, dcl if depth else None, dw_hh, dw_ci, dw_cf, dw_co,
+                dw_cd if depth else None, dh0, dc0, None)
+
+
+@readable_unless()
+def depth_gated_sequence(cell: DepthGatedLSTMCell, x: Tensor, state: tuple[Tensor, ...],
+                         lengths: Tensor | None, reverse: bool
+                         ) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Run a depth-gated cell over ``x`` (T, B, I [+ H: c_t^low]) like
+    :func:`lstmlab.recurrent.run` (no gates); with a regulariser, through that loop itself."""
+    x = run_order(x, lengths, reverse)
+    none = empty(x)
+    e = c_low = w_cd = none
+    if cell.depth_gate:                  # [x_t, c_t^low]: (T, B, I + H) -> (T, B, I), (T, B, H)
+        x, c_low = x.split([x.shape[-1] - cell.hidden_size, cell.hidden_size], dim=-1)
+        e = F.linear(x, cell.weight_xd, cell.bias_d) + cell.weight_ld * c_low       # (T, B, H)
+        w_cd = cell.weight_cd
+    a = F.linear(x, cell.weight_ih, cell.bias_ih)                        # (T, B, 4H)
+    if cell.bias_hh is not None:
+        a = a + cell.bias_hh
+    hs, cs = _DepthGatedSequence.apply(a.contiguous(), e.contiguous(), c_low.contiguous(),
+                                       cell.weight_hh, cell.weight_ci, cell.weight_cf,
+                                       cell.weight_co, w_cd, state[0].contiguous(),
+                                       state[1].contiguous(),
+                                       none.long() if lengths is None else lengths)
+    out = torch.cat([hs[1:], cs[1:]], dim=-1) if cell.emit_cell else hs[1:]   # (T, B, 2H | H)
+    return run_order(out, lengths, reverse), (hs[-1], cs[-1])
+
+
+dispatch.register_sequence_op(DepthGatedLSTMCell, depth_gated_sequence, accepts=runs_here)

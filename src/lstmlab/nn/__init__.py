@@ -1,0 +1,28 @@
+"""The drop-in part: cells, the one readable time loop, stacks and layers. Depends on torch only.
+
+Imports run one way, bottom to top:
+
+- :mod:`.cells` -- one time step per cell family (``step(x, state) -> (h, state, gates)``);
+- :mod:`.regularizers` and :mod:`.recurrent` -- recurrent dropout and zoneout, and the readable
+  runner (:func:`~lstmlab.nn.recurrent.run`) that every fast path is tested against;
+- :mod:`.stack` -- layers and directions of any cell, torch's calling convention;
+- :mod:`.layers` -- ``LSTM``, ``GRU``, ``RNN`` and the other families' layers;
+- :mod:`.registry` -- every built-in cell by name (``lstmlab cells``).
+
+:mod:`.dispatch` is where the kernels (:mod:`lstmlab.kernels`) register their fast operations;
+nothing here imports a kernel.
+"""
+
+from lstmlab.nn import dispatch, regularizers
+from lstmlab.nn.cells import (Cell, ClockworkRNNCell, DepthGatedLSTMCell, Gates, GridLSTMCell,
+                              GridLSTMColumn, GRUCell, LayerNormGRUCell, LayerNormLSTMCell,
+                              LSTMCell, RNNCell, State)
+from lstmlab.nn.layers import GRU, LSTM, RNN, ClockworkRNN, DepthGatedLSTM, GridLSTM
+from lstmlab.nn.recurrent import Recurrent, run
+from lstmlab.nn.registry import VARIANTS, make_layer
+from lstmlab.nn.stack import Stack
+
+__all__ = ["Cell", "Gates", "State", "LSTMCell", "GRUCell", "RNNCell", "LayerNormLSTMCell",
+           "LayerNormGRUCell", "ClockworkRNNCell", "DepthGatedLSTMCell", "GridLSTMCell",
+           "GridLSTMColumn", "LSTM", "GRU", "RNN", "ClockworkRNN", "DepthGatedLSTM", "GridLSTM",
+           "Recurrent", "run", "Stack", "VARIANTS", "make_layer", "dispatch", "regularizers"]

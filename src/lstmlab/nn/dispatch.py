@@ -1,0 +1,85 @@
+"""Where a layer or a cell asks for a fast path, and where the kernels offer one.
+
+The cells and layers of :mod:`lstmlab.nn` never import a kernel: a kernel package
+(:mod:`lstmlab.kernels`) registers, at its import, the operations it has for the cell classes it
+accelerates, and :mod:`lstmlab.nn` looks them up here. With nothing registered (or inside
+:func:`disabled`) every layer runs the readable loop, :func:`lstmlab.nn.recurrent.run`.
+
+Two kinds of operation:
+
+- a **sequence op** runs one cell over a whole sequence, like the readable loop without gates:
+  ``op(cell, x (T, B, I), state, lengths, reverse, *, recurrent_mask=None, zoneout=())
+  -> (output (T, B, O), final state)``;
+- a **step finder** picks a one-step route for a cell call (the generation path):
+  ``finder(cell, x (B, I), state) -> step | None`` with ``step(cell, x, state) -> state``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from torch import Tensor, nn
+
+# The cells import this module, so it names them only as modules (a Cell is an nn.Module).
+Cell = nn.Module
+State = tuple[Tensor, ...]
+SequenceOp = Callable[..., tuple[Tensor, State]]
+StepOp = Callable[[Cell, Tensor, State], State]
+StepFinder = Callable[[Cell, Tensor, State], StepOp | None]
+
+_SEQUENCE_OPS: dict[type, tuple[SequenceOp, Callable[[Tensor], bool]]] = {}
+_STEP_FINDERS: list[StepFinder] = []
+_enabled = True
+
+
+def register_sequence_op(cell_class: type, op: SequenceOp, *,
+                         accepts: Callable[[Tensor], bool]) -> None:
+    """Offer ``op`` for cells of exactly ``cell_class`` (a user's subclass, which may change
+    ``step``, keeps the readable loop) on inputs ``x`` for which ``accepts(x)`` holds."""
+    _SEQUENCE_OPS[cell_class] = (op, accepts)
+
+
+def register_step_finder(finder: StepFinder) -> None:
+    """Offer one-step routes: ``finder(cell, x, state)`` returns a step or ``None``."""
+    _STEP_FINDERS.append(finder)
+
+
+@contextmanager
+def disabled() -> Iterator[None]:
+    """Run every layer and cell through the readable loop inside this block (for tests,
+    debugging and benchmarks)::
+
+        with lstmlab.kernels.disabled():
+            reference, _ = lstm(x)
+    """
+    global _enabled
+    previous, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = previous
+
+
+def is_enabled() -> bool:
+    """False inside :func:`disabled`."""
+    return _enabled
+
+
+def sequence_op(cell: Cell, x: Tensor) -> SequenceOp | None:
+    """The registered sequence op for ``cell`` on ``x``, or ``None``: the readable loop runs."""
+    entry = _SEQUENCE_OPS.get(type(cell)) if _enabled else None
+    if entry is None or not entry[1](x):
+        return None
+    return entry[0]
+
+
+def step_op(cell: Cell, x: Tensor, state: State) -> StepOp | None:
+    """The first registered one-step route for this call, or ``None``."""
+    if not _enabled:
+        return None
+    for finder in _STEP_FINDERS:
+        step = finder(cell, x, state)
+        if step is not None:
+            return step
+    return None
