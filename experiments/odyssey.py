@@ -41,22 +41,70 @@ tasks = {
     "recall": ["--task", "recall", "--gap", "30", "--embed-size", "16", "--steps", "3000"],
     # T = 50, batch 64: T = 100 at batch 32 left every cell on the 1/6 baseline after 3000 steps
     # (a first run of this script), so the table said nothing about the cells.
-    "adding": ["--task", "adding", "--length", "50", "--steps", "2000", "--lr", "5e-3",
-               "--batch-size", "64"],
+    "adding": [
+        "--task",
+        "adding",
+        "--length",
+        "50",
+        "--steps",
+        "2000",
+        "--lr",
+        "5e-3",
+        "--batch-size",
+        "64",
+    ],
 }
-common = ["--cells", CELLS, "--seeds", str(args.seeds), "--budget", args.budget,
-          "--lr-search", str(args.lr_search), "--workers", str(args.workers),
-          "--hidden-size", "64", "--batch-size", "32", "--eval-every", "250",
-          "--checkpoint-every", "250", "--forget-bias", "1"]
+common = [
+    "--cells",
+    CELLS,
+    "--seeds",
+    str(args.seeds),
+    "--budget",
+    args.budget,
+    "--lr-search",
+    str(args.lr_search),
+    "--workers",
+    str(args.workers),
+    "--hidden-size",
+    "64",
+    "--batch-size",
+    "32",
+    "--eval-every",
+    "250",
+    "--checkpoint-every",
+    "250",
+    "--forget-bias",
+    "1",
+]
 suffix = ""
 if args.tiny:
-    common = ["--cells", "lstm,coupled,gru,rnn", "--seeds", "2", "--hidden-size", "8",
-              "--batch-size", "4", "--eval-batches", "2", "--eval-every", "5",
-              "--checkpoint-every", "5", "--workers", str(args.workers),
-              "--lr-search", str(min(args.lr_search, 2))]
-    tasks = {name: [*flags, "--steps", "10", "--embed-size", "4"] for name, flags in
-             {"recall": ["--task", "recall", "--gap", "5"],
-              "adding": ["--task", "adding", "--length", "10"]}.items()}
+    common = [
+        "--cells",
+        "lstm,coupled,gru,rnn",
+        "--seeds",
+        "2",
+        "--hidden-size",
+        "8",
+        "--batch-size",
+        "4",
+        "--eval-batches",
+        "2",
+        "--eval-every",
+        "5",
+        "--checkpoint-every",
+        "5",
+        "--workers",
+        str(args.workers),
+        "--lr-search",
+        str(min(args.lr_search, 2)),
+    ]
+    tasks = {
+        name: [*flags, "--steps", "10", "--embed-size", "4"]
+        for name, flags in {
+            "recall": ["--task", "recall", "--gap", "5"],
+            "adding": ["--task", "adding", "--length", "10"],
+        }.items()
+    }
     suffix = "-tiny"
 
 for name, flags in tasks.items():

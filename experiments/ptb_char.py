@@ -32,21 +32,35 @@ import argparse
 import math
 
 from common import Budget, arguments, check_claims, language_model, runs_dir, save
-
 from lstmlab.train import TrainConfig
 
 CHARS, BATCH, BPTT = 5_017_482, 64, 100
-EPOCH = math.ceil((CHARS // BATCH - 1) / BPTT)          # 784 chunks: steps per epoch
-DECAY_START = 6                                         # epochs at lr 2e-3 before halving
+EPOCH = math.ceil((CHARS // BATCH - 1) / BPTT)  # 784 chunks: steps per epoch
+DECAY_START = 6  # epochs at lr 2e-3 before halving
 
 
 def config(runs, epochs: int, hidden: int) -> TrainConfig:
-    return TrainConfig(task="text", text="ptb-char", cell="lstm", num_layers=1,
-                       hidden_size=hidden, embed_size=64, batch_size=BATCH, bptt=BPTT,
-                       optimizer="adam", lr=2e-3, clip=1.0, steps=epochs * EPOCH,
-                       lr_decay=0.5, decay_every=EPOCH, decay_start=DECAY_START * EPOCH,
-                       eval_every=EPOCH // 2, checkpoint_every=50, seed=0,
-                       out=str(runs / f"lstm{hidden}"))
+    return TrainConfig(
+        task="text",
+        text="ptb-char",
+        cell="lstm",
+        num_layers=1,
+        hidden_size=hidden,
+        embed_size=64,
+        batch_size=BATCH,
+        bptt=BPTT,
+        optimizer="adam",
+        lr=2e-3,
+        clip=1.0,
+        steps=epochs * EPOCH,
+        lr_decay=0.5,
+        decay_every=EPOCH,
+        decay_start=DECAY_START * EPOCH,
+        eval_every=EPOCH // 2,
+        checkpoint_every=50,
+        seed=0,
+        out=str(runs / f"lstm{hidden}"),
+    )
 
 
 def main() -> None:
@@ -56,12 +70,16 @@ def main() -> None:
     args = arguments(parser.description, parser)
     budget, runs = Budget(args.minutes), runs_dir("ptb_char", args.quick)
     cfg = config(runs, args.epochs, args.hidden_size)
-    result = {"paper": {"test_bpc_lstm": 1.38}, "hidden_size": args.hidden_size,
-              "epochs": args.epochs,
-              **language_model(cfg, budget, args.quick, EPOCH, "bits_per_token")}
+    result = {
+        "paper": {"test_bpc_lstm": 1.38},
+        "hidden_size": args.hidden_size,
+        "epochs": args.epochs,
+        **language_model(cfg, budget, args.quick, EPOCH, "bits_per_token"),
+    }
     if result["status"]["done"] and not args.quick:
-        check_claims(result, {"test bits per character <= 1.40":
-                              result["test"]["bits_per_token"] <= 1.40})
+        check_claims(
+            result, {"test bits per character <= 1.40": result["test"]["bits_per_token"] <= 1.40}
+        )
     save("ptb_char", result, args.quick)
 
 

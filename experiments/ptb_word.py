@@ -23,30 +23,54 @@ from __future__ import annotations
 import math
 
 from common import Budget, arguments, check_claims, language_model, runs_dir, save
-
 from lstmlab.train import TrainConfig
 
 TOKENS, BATCH, BPTT, EPOCHS = 929_589, 20, 20, 13
-EPOCH = math.ceil((TOKENS // BATCH - 1) / BPTT)       # 2,324 chunks: steps per epoch
+EPOCH = math.ceil((TOKENS // BATCH - 1) / BPTT)  # 2,324 chunks: steps per epoch
 
 
 def config(runs) -> TrainConfig:
-    return TrainConfig(task="text", text="ptb-word", cell="lstm", num_layers=2, hidden_size=200,
-                       embed_size=200, dropout=0.0, batch_size=BATCH, bptt=BPTT,
-                       optimizer="sgd", lr=20.0, clip=0.25,            # = lr 1, clip 5, summed
-                       lr_decay=0.5, decay_every=EPOCH, decay_start=4 * EPOCH,
-                       init_scale=0.1, forget_bias=0.0, steps=EPOCHS * EPOCH,
-                       eval_every=EPOCH, checkpoint_every=500, seed=0, out=str(runs / "small"))
+    return TrainConfig(
+        task="text",
+        text="ptb-word",
+        cell="lstm",
+        num_layers=2,
+        hidden_size=200,
+        embed_size=200,
+        dropout=0.0,
+        batch_size=BATCH,
+        bptt=BPTT,
+        optimizer="sgd",
+        lr=20.0,
+        clip=0.25,  # = lr 1, clip 5, summed
+        lr_decay=0.5,
+        decay_every=EPOCH,
+        decay_start=4 * EPOCH,
+        init_scale=0.1,
+        forget_bias=0.0,
+        steps=EPOCHS * EPOCH,
+        eval_every=EPOCH,
+        checkpoint_every=500,
+        seed=0,
+        out=str(runs / "small"),
+    )
 
 
 def main() -> None:
     args = arguments(__doc__.splitlines()[0])
     budget, runs = Budget(args.minutes), runs_dir("ptb_word", args.quick)
-    result = {"paper": {"valid_perplexity": 120.7, "test_perplexity": 114.5},
-              **language_model(config(runs), budget, args.quick, EPOCH, "perplexity")}
+    result = {
+        "paper": {"valid_perplexity": 120.7, "test_perplexity": 114.5},
+        **language_model(config(runs), budget, args.quick, EPOCH, "perplexity"),
+    }
     if result["status"]["done"] and not args.quick:
-        check_claims(result, {"test perplexity within 5 % of 114.5":
-                              abs(result["test"]["perplexity"] / 114.5 - 1) < 0.05})
+        check_claims(
+            result,
+            {
+                "test perplexity within 5 % of 114.5": abs(result["test"]["perplexity"] / 114.5 - 1)
+                < 0.05
+            },
+        )
     save("ptb_word", result, args.quick)
 
 

@@ -24,22 +24,38 @@ import argparse
 import math
 
 from common import Budget, arguments, check_claims, language_model, runs_dir, save
-
 from lstmlab.train import TrainConfig
 
 TOKENS, BATCH, BPTT, EPOCHS, FULL_LR_EPOCHS = 929_589, 20, 35, 14, 6
-EPOCH = math.ceil((TOKENS // BATCH - 1) / BPTT)       # 1,328 chunks: steps per epoch
+EPOCH = math.ceil((TOKENS // BATCH - 1) / BPTT)  # 1,328 chunks: steps per epoch
 
 
 def config(runs, hidden: int, dropout: float) -> TrainConfig:
-    return TrainConfig(task="text", text="ptb-word", cell="lstm", num_layers=2,
-                       hidden_size=hidden, embed_size=hidden, tie_weights=True, dropout=dropout,
-                       batch_size=BATCH, bptt=BPTT, optimizer="sgd",
-                       lr=float(BPTT), clip=5.0 / BPTT,                # = lr 1, clip 5, summed
-                       lr_decay=0.5, decay_every=EPOCH, decay_start=FULL_LR_EPOCHS * EPOCH,
-                       init_scale=0.05, forget_bias=0.0, steps=EPOCHS * EPOCH,
-                       eval_every=EPOCH, checkpoint_every=500, seed=0,
-                       out=str(runs / f"tied{hidden}-dropout{dropout:g}"))
+    return TrainConfig(
+        task="text",
+        text="ptb-word",
+        cell="lstm",
+        num_layers=2,
+        hidden_size=hidden,
+        embed_size=hidden,
+        tie_weights=True,
+        dropout=dropout,
+        batch_size=BATCH,
+        bptt=BPTT,
+        optimizer="sgd",
+        lr=float(BPTT),
+        clip=5.0 / BPTT,  # = lr 1, clip 5, summed
+        lr_decay=0.5,
+        decay_every=EPOCH,
+        decay_start=FULL_LR_EPOCHS * EPOCH,
+        init_scale=0.05,
+        forget_bias=0.0,
+        steps=EPOCHS * EPOCH,
+        eval_every=EPOCH,
+        checkpoint_every=500,
+        seed=0,
+        out=str(runs / f"tied{hidden}-dropout{dropout:g}"),
+    )
 
 
 def main() -> None:
@@ -49,13 +65,22 @@ def main() -> None:
     args = arguments(parser.description, parser)
     budget, runs = Budget(args.minutes), runs_dir("ptb_word_tied", args.quick)
     cfg = config(runs, args.hidden_size, args.dropout)
-    result = {"paper": {"zaremba_medium_test_perplexity": 82.7,
-                        "zaremba_small_test_perplexity": 114.5},
-              "hidden_size": args.hidden_size, "dropout": args.dropout,
-              **language_model(cfg, budget, args.quick, EPOCH, "perplexity")}
+    result = {
+        "paper": {"zaremba_medium_test_perplexity": 82.7, "zaremba_small_test_perplexity": 114.5},
+        "hidden_size": args.hidden_size,
+        "dropout": args.dropout,
+        **language_model(cfg, budget, args.quick, EPOCH, "perplexity"),
+    }
     if result["status"]["done"] and not args.quick:
-        check_claims(result, {"test perplexity below the unregularised small model's 114.5":
-                              result["test"]["perplexity"] < 114.5})
+        check_claims(
+            result,
+            {
+                "test perplexity below the unregularised small model's 114.5": result["test"][
+                    "perplexity"
+                ]
+                < 114.5
+            },
+        )
     save("ptb_word_tied", result, args.quick)
 
 

@@ -20,9 +20,17 @@ from __future__ import annotations
 
 import math
 
-from common import (RESULTS, Budget, arguments, check_claims, report_projection, run, runs_dir,
-                    save, task_run)
-
+from common import (
+    RESULTS,
+    Budget,
+    arguments,
+    check_claims,
+    report_projection,
+    run,
+    runs_dir,
+    save,
+    task_run,
+)
 from lstmlab.train import TrainConfig, evaluate_checkpoint
 from lstmlab.viz.plots import plot_accuracy_by_gap
 
@@ -30,12 +38,31 @@ GAPS, CELLS = (5, 10, 20, 50, 100, 200), ("rnn", "lstm", "gru")
 STAGES, STAGE_STEPS = (10, 20, 30, 50, 75, 100, 150, 200), 1500
 
 
-def config(cell: str, gap: int, runs, steps: int = 4000, init_from: str | None = None,
-           out: str | None = None) -> TrainConfig:
-    return TrainConfig(task="recall", gap=gap, cell=cell, hidden_size=64, embed_size=16,
-                       batch_size=32, lr=3e-3, clip=1.0, steps=steps, eval_every=250,
-                       eval_batches=16, checkpoint_every=500, seed=0, init_from=init_from,
-                       out=out or str(runs / f"{cell}-gap{gap}"))
+def config(
+    cell: str,
+    gap: int,
+    runs,
+    steps: int = 4000,
+    init_from: str | None = None,
+    out: str | None = None,
+) -> TrainConfig:
+    return TrainConfig(
+        task="recall",
+        gap=gap,
+        cell=cell,
+        hidden_size=64,
+        embed_size=16,
+        batch_size=32,
+        lr=3e-3,
+        clip=1.0,
+        steps=steps,
+        eval_every=250,
+        eval_batches=16,
+        checkpoint_every=500,
+        seed=0,
+        init_from=init_from,
+        out=out or str(runs / f"{cell}-gap{gap}"),
+    )
 
 
 def curriculum(cell: str, runs, budget: Budget, quick: bool) -> dict:
@@ -43,11 +70,17 @@ def curriculum(cell: str, runs, budget: Budget, quick: bool) -> dict:
     ``{"accuracy": {gap: test accuracy}, "status": {gap: run status}}`` for the stages reached."""
     accuracy, status, previous = {}, {}, None
     for gap in STAGES:
-        cfg = config(cell, gap, runs, steps=3 if quick else STAGE_STEPS, init_from=previous,
-                     out=str(runs / "curriculum" / f"{cell}-gap{gap}"))
+        cfg = config(
+            cell,
+            gap,
+            runs,
+            steps=3 if quick else STAGE_STEPS,
+            init_from=previous,
+            out=str(runs / "curriculum" / f"{cell}-gap{gap}"),
+        )
         status[gap] = run(cfg, budget)
         if not status[gap]["done"]:
-            break                       # the next stage starts from this one's final weights
+            break  # the next stage starts from this one's final weights
         previous = f"{cfg.out}/checkpoint"
         accuracy[gap] = evaluate_checkpoint(previous, "test")["accuracy"]
         print(f"curriculum  gap {gap:3d}  {cell:4}  test accuracy {100 * accuracy[gap]:5.1f} %")
@@ -65,23 +98,33 @@ def main() -> None:
             if entry["status"]["step"]:
                 accuracy[cell][gap] = entry["test"]["accuracy"]
             result["runs"][f"{cell}-gap{gap}"] = entry
-            print(f"gap {gap:3d}  {cell:4}  step {entry['status']['step']:5d}  test accuracy "
-                  f"{100 * accuracy[cell].get(gap, math.nan):5.1f} %")
+            print(
+                f"gap {gap:3d}  {cell:4}  step {entry['status']['step']:5d}  test accuracy "
+                f"{100 * accuracy[cell].get(gap, math.nan):5.1f} %"
+            )
     result["accuracy"] = accuracy
-    result["curriculum"] = {"stages": STAGES, "stage_steps": STAGE_STEPS,
-                            **{cell: curriculum(cell, runs, budget, args.quick) for cell in CELLS}}
+    result["curriculum"] = {
+        "stages": STAGES,
+        "stage_steps": STAGE_STEPS,
+        **{cell: curriculum(cell, runs, budget, args.quick) for cell in CELLS},
+    }
     by_stage = {cell: result["curriculum"][cell]["accuracy"] for cell in CELLS}
     print("\n  gap  " + "  ".join(f"{c:>6}" for c in CELLS))
     for gap in GAPS:
-        print(f"  {gap:3d}  " + "  ".join(f"{100 * accuracy[c].get(gap, math.nan):5.1f}%"
-                                          for c in CELLS))
+        print(
+            f"  {gap:3d}  "
+            + "  ".join(f"{100 * accuracy[c].get(gap, math.nan):5.1f}%" for c in CELLS)
+        )
     print("\n  curriculum\n  gap  " + "  ".join(f"{c:>6}" for c in CELLS))
     for gap in STAGES:
-        print(f"  {gap:3d}  " + "  ".join(f"{100 * by_stage[c].get(gap, math.nan):5.1f}%"
-                                          for c in CELLS))
+        print(
+            f"  {gap:3d}  "
+            + "  ".join(f"{100 * by_stage[c].get(gap, math.nan):5.1f}%" for c in CELLS)
+        )
     if not args.quick and 100 in by_stage["lstm"]:
-        check_claims(result, {"lstm >= 99 % at gap 100 (curriculum)":
-                              by_stage["lstm"][100] >= 0.99})
+        check_claims(
+            result, {"lstm >= 99 % at gap 100 (curriculum)": by_stage["lstm"][100] >= 0.99}
+        )
     if args.quick:
         report_projection(result, [r["projection"] for r in result["runs"].values()])
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ def inputs(name: str, seed: int = 0):
     q_size = K if name == "dot" else Q
     query = torch.randn(B, q_size, generator=g, dtype=torch.float64)
     keys = torch.randn(B, S, K, generator=g, dtype=torch.float64)
-    mask = torch.arange(S) < torch.tensor(LENGTHS).unsqueeze(1)                 # (B, S)
+    mask = torch.arange(S) < torch.tensor(LENGTHS).unsqueeze(1)  # (B, S)
     return query, keys, mask
 
 
@@ -50,7 +50,7 @@ def reference(name: str, m, query, keys, mask):
             scores = [s @ (m.W @ keys[b, j]) for j in valid]
         else:
             scores = [s @ keys[b, j] for j in valid]
-        exps = torch.stack(scores).detach().exp()          # the scores are small: no overflow
+        exps = torch.stack(scores).detach().exp()  # the scores are small: no overflow
         weights = torch.zeros(S, dtype=torch.float64)
         for j, e in zip(valid, exps):
             weights[j] = e / exps.sum()
@@ -75,9 +75,10 @@ def test_weights_sum_to_one_and_are_exactly_zero_on_padding(name):
     query, keys, mask = inputs(name)
     context, weights = m(query, keys, mask)
     assert context.shape == (B, K) and weights.shape == (B, S)
-    torch.testing.assert_close(weights.sum(1), torch.ones(B, dtype=torch.float64), atol=1e-12,
-                               rtol=0)
-    assert bool((weights[~mask] == 0).all())             # exactly 0, not merely small
+    torch.testing.assert_close(
+        weights.sum(1), torch.ones(B, dtype=torch.float64), atol=1e-12, rtol=0
+    )
+    assert bool((weights[~mask] == 0).all())  # exactly 0, not merely small
     assert bool((weights[mask] > 0).all())
     # No mask: every position counts, as a full-length mask.
     full = torch.ones(B, S, dtype=torch.bool)
@@ -89,7 +90,7 @@ def test_padding_never_reaches_outputs_or_gradients(name):
     m = module(name)
     query, keys, mask = inputs(name)
     dirty = keys.clone()
-    dirty[~mask] = float("nan")                          # garbage in the padded positions
+    dirty[~mask] = float("nan")  # garbage in the padded positions
     dirty.requires_grad_(True)
     context, weights = m(query, dirty, mask)
     clean_context, clean_weights = m(query, keys, mask)
@@ -118,41 +119,80 @@ def test_gradcheck_float64(name):
     def f(query, keys, *params):
         return functional_call(m, dict(zip(names, params)), (query, keys, mask))
 
-    args = (query.requires_grad_(), keys.requires_grad_(),
-            *(p.detach().clone().requires_grad_() for p in m.parameters()))
+    args = (
+        query.requires_grad_(),
+        keys.requires_grad_(),
+        *(p.detach().clone().requires_grad_() for p in m.parameters()),
+    )
     assert torch.autograd.gradcheck(f, args, eps=1e-6, atol=1e-8)
 
 
 def test_parameters_are_the_papers_matrices():
     additive = AdditiveAttention(Q, K, attention_size=7)
-    assert {n: tuple(p.shape) for n, p in additive.named_parameters()} == \
-        {"W": (7, Q), "U": (7, K), "v": (7,)}
+    assert {n: tuple(p.shape) for n, p in additive.named_parameters()} == {
+        "W": (7, Q),
+        "U": (7, K),
+        "v": (7,),
+    }
     assert AdditiveAttention(Q, K).attention_size == K
     general = MultiplicativeAttention(Q, K)
     assert {n: tuple(p.shape) for n, p in general.named_parameters()} == {"W": (Q, K)}
     assert list(MultiplicativeAttention(K, K, general=False).parameters()) == []
 
 
-@pytest.mark.parametrize("call, error, pieces", [
-    (lambda m: m(torch.randn(B, Q + 1), torch.randn(B, S, K)), ValueError,
-     ["query must have shape", "query_size=5", "(3, 6)"]),
-    (lambda m: m(torch.randn(B, Q), torch.randn(B, S)), ValueError,
-     ["keys must have shape", "key_size=4", "(3, 6)"]),
-    (lambda m: m(torch.randn(B, Q), torch.randn(B + 1, S, K)), ValueError,
-     ["keys must have shape (B=3", "(4, 6, 4)"]),
-    (lambda m: m(torch.randn(B, Q), torch.randn(B, 0, K)), ValueError, ["at least one source"]),
-    (lambda m: m(torch.randn(B, Q), torch.randn(B, S, K), torch.ones(B, S - 1, dtype=torch.bool)),
-     ValueError, ["mask must have shape (B, S) = (3, 6)", "(3, 5)"]),
-    (lambda m: m(torch.randn(B, Q), torch.randn(B, S, K), torch.ones(B, S)), TypeError,
-     ["mask must be a bool tensor", "torch.float32"]),
-    (lambda m: m(torch.randn(B, Q), torch.randn(B, S, K),
-                 torch.tensor([[True] * S, [False] * S, [True] * S])), ValueError,
-     ["at least one valid position", "[1]"]),
-    (lambda m: m([0.0] * Q, torch.randn(B, S, K)), TypeError, ["must be torch.Tensors", "list"]),
-    (lambda m: MultiplicativeAttention(Q, K, general=False), ValueError,
-     ["query_size == key_size", "query_size=5, key_size=4"]),
-    (lambda m: AdditiveAttention(Q, 0), ValueError, ["key_size must be an integer >= 1"]),
-])
+@pytest.mark.parametrize(
+    "call, error, pieces",
+    [
+        (
+            lambda m: m(torch.randn(B, Q + 1), torch.randn(B, S, K)),
+            ValueError,
+            ["query must have shape", "query_size=5", "(3, 6)"],
+        ),
+        (
+            lambda m: m(torch.randn(B, Q), torch.randn(B, S)),
+            ValueError,
+            ["keys must have shape", "key_size=4", "(3, 6)"],
+        ),
+        (
+            lambda m: m(torch.randn(B, Q), torch.randn(B + 1, S, K)),
+            ValueError,
+            ["keys must have shape (B=3", "(4, 6, 4)"],
+        ),
+        (lambda m: m(torch.randn(B, Q), torch.randn(B, 0, K)), ValueError, ["at least one source"]),
+        (
+            lambda m: m(
+                torch.randn(B, Q), torch.randn(B, S, K), torch.ones(B, S - 1, dtype=torch.bool)
+            ),
+            ValueError,
+            ["mask must have shape (B, S) = (3, 6)", "(3, 5)"],
+        ),
+        (
+            lambda m: m(torch.randn(B, Q), torch.randn(B, S, K), torch.ones(B, S)),
+            TypeError,
+            ["mask must be a bool tensor", "torch.float32"],
+        ),
+        (
+            lambda m: m(
+                torch.randn(B, Q),
+                torch.randn(B, S, K),
+                torch.tensor([[True] * S, [False] * S, [True] * S]),
+            ),
+            ValueError,
+            ["at least one valid position", "[1]"],
+        ),
+        (
+            lambda m: m([0.0] * Q, torch.randn(B, S, K)),
+            TypeError,
+            ["must be torch.Tensors", "list"],
+        ),
+        (
+            lambda m: MultiplicativeAttention(Q, K, general=False),
+            ValueError,
+            ["query_size == key_size", "query_size=5, key_size=4"],
+        ),
+        (lambda m: AdditiveAttention(Q, 0), ValueError, ["key_size must be an integer >= 1"]),
+    ],
+)
 @pytest.mark.parametrize("make", [AdditiveAttention, MultiplicativeAttention])
 def test_bad_input_says_what_is_wrong(make, call, error, pieces):
     m = make(Q, K)

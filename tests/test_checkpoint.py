@@ -35,16 +35,16 @@ class Net(nn.Module):
 def make_run(hidden: int = 8):
     model = Net(hidden)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.9 ** s)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.9**s)
     return model, opt, sched
 
 
 def train(model, opt, sched, steps: int) -> None:
     model.train()
-    for _ in range(steps):     # every global RNG feeds the run, so each must be restored
-        x = torch.randn(4, random.randint(3, 6), 3)              # torch and python
+    for _ in range(steps):  # every global RNG feeds the run, so each must be restored
+        x = torch.randn(4, random.randint(3, 6), 3)  # torch and python
         y = torch.from_numpy(np.random.rand(4, 2).astype(np.float32))  # numpy
-        loss = (model(x) - y).square().mean()                  # dropout: torch again
+        loss = (model(x) - y).square().mean()  # dropout: torch again
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -62,8 +62,7 @@ def uninterrupted(path) -> dict:
     seed_all(0)
     model, opt, sched = make_run()
     train(model, opt, sched, 5)
-    save_checkpoint(path, model=model, optimizer=opt, scheduler=sched, config={"hidden": 8},
-                    step=5)
+    save_checkpoint(path, model=model, optimizer=opt, scheduler=sched, config={"hidden": 8}, step=5)
     train(model, opt, sched, 5)
     return model.state_dict()
 
@@ -72,12 +71,18 @@ def resumed(path, leave_out: str | None = None) -> dict:
     """Fresh objects and RNGs, as in a new process; load the step-5 checkpoint; 5 more steps."""
     seed_all(123)
     model, opt, sched = make_run(**read_config(path))
-    ckpt = load_checkpoint(path, model=model,
-                           optimizer=None if leave_out == "optimizer" else opt,
-                           scheduler=None if leave_out == "scheduler" else sched)
+    ckpt = load_checkpoint(
+        path,
+        model=model,
+        optimizer=None if leave_out == "optimizer" else opt,
+        scheduler=None if leave_out == "scheduler" else sched,
+    )
     assert ckpt.step == 5
-    {"torch_rng": lambda: torch.rand(1), "python_rng": random.random,
-     "numpy_rng": np.random.rand}.get(leave_out, lambda: None)()
+    {
+        "torch_rng": lambda: torch.rand(1),
+        "python_rng": random.random,
+        "numpy_rng": np.random.rand,
+    }.get(leave_out, lambda: None)()
     train(model, opt, sched, 5)
     return model.state_dict()
 
@@ -89,8 +94,9 @@ def test_resume_is_bitwise_exact(tmp_path):
         assert torch.equal(w, again[name]), name
 
 
-@pytest.mark.parametrize("leave_out", ["torch_rng", "python_rng", "numpy_rng", "optimizer",
-                                       "scheduler"])
+@pytest.mark.parametrize(
+    "leave_out", ["torch_rng", "python_rng", "numpy_rng", "optimizer", "scheduler"]
+)
 def test_resume_needs_every_part(tmp_path, leave_out):
     """The exact-resume test is sensitive: leaving out any one restored part changes the run."""
     full = uninterrupted(tmp_path / "ckpt")
@@ -102,20 +108,35 @@ def test_layout_and_round_trip(tmp_path):
     model, opt, sched = make_run()
     train(model, opt, sched, 2)
     vocab = {"<pad>": 0, "a": 1}
-    out = save_checkpoint(tmp_path / "runs" / "ckpt", model=model, optimizer=opt, config={"h": 8},
-                          vocab=vocab, step=7, epoch=2, extra={"loss": 0.5, "nan": float("nan")})
-    assert sorted(os.listdir(out)) == ["checkpoint.json", "model.safetensors",
-                                       "optimizer.safetensors"]
+    out = save_checkpoint(
+        tmp_path / "runs" / "ckpt",
+        model=model,
+        optimizer=opt,
+        config={"h": 8},
+        vocab=vocab,
+        step=7,
+        epoch=2,
+        extra={"loss": 0.5, "nan": float("nan")},
+    )
+    assert sorted(os.listdir(out)) == [
+        "checkpoint.json",
+        "model.safetensors",
+        "optimizer.safetensors",
+    ]
     meta = json.loads((out / "checkpoint.json").read_text())
-    assert (meta["format"], meta["version"], meta["step"], meta["epoch"]) == \
-        ("lstmlab-checkpoint", 1, 7, 2)
+    assert (meta["format"], meta["version"], meta["step"], meta["epoch"]) == (
+        "lstmlab-checkpoint",
+        1,
+        7,
+        2,
+    )
     tensors = safetensors.torch.load_file(out / "optimizer.safetensors")
     assert {"state.0.exp_avg", "state.0.exp_avg_sq", "state.0.step"} <= set(tensors)
     fresh_model, fresh_opt, _ = make_run()
     ckpt = load_checkpoint(out, model=fresh_model, optimizer=fresh_opt)
     assert (ckpt.config, ckpt.vocab, ckpt.step, ckpt.epoch) == ({"h": 8}, vocab, 7, 2)
     assert ckpt.extra["loss"] == 0.5 and np.isnan(ckpt.extra["nan"])
-    assert fresh_opt.param_groups[0]["betas"] == (0.9, 0.999)     # a tuple again, not a list
+    assert fresh_opt.param_groups[0]["betas"] == (0.9, 0.999)  # a tuple again, not a list
     for name, w in model.state_dict().items():
         assert torch.equal(w, ckpt.weights[name]) and torch.equal(w, fresh_model.state_dict()[name])
 
@@ -130,6 +151,7 @@ def test_unsaveable_values(tmp_path):
 
 
 # --- atomic replacement ---
+
 
 def save_marked(path, value: float, step: int, **kwargs):
     model = nn.Linear(4, 4)
@@ -146,8 +168,10 @@ def assert_intact(path, step: int) -> None:
     assert all(bool((w == step).all()) for w in ckpt.weights.values())
 
 
-@pytest.mark.parametrize("crash_at", ["model.safetensors", "optimizer.safetensors",
-                                      "checkpoint.json", "rename 1", "rename 2"])
+@pytest.mark.parametrize(
+    "crash_at",
+    ["model.safetensors", "optimizer.safetensors", "checkpoint.json", "rename 1", "rename 2"],
+)
 def test_crash_mid_save_keeps_previous(tmp_path, monkeypatch, crash_at):
     path = tmp_path / "ckpt"
     save_marked(path, 1.0, step=1)
@@ -155,7 +179,7 @@ def test_crash_mid_save_keeps_previous(tmp_path, monkeypatch, crash_at):
 
     def crashing_write(file, data):
         if file.name == crash_at:
-            file.write_bytes(data[: len(data) // 2])     # half written, as when the power goes
+            file.write_bytes(data[: len(data) // 2])  # half written, as when the power goes
             raise OSError("simulated crash")
         write(file, data)
 
@@ -221,7 +245,7 @@ def test_sigkill_at_random_moments(tmp_path):
     for kill in range(20):
         start = read_step(path)
         pid = os.fork()
-        if pid == 0:                        # the child: save forever, never return to pytest
+        if pid == 0:  # the child: save forever, never return to pytest
             try:
                 for step in range(start + 1, 10**9):
                     with torch.no_grad():
@@ -231,14 +255,18 @@ def test_sigkill_at_random_moments(tmp_path):
             finally:
                 os._exit(1)
         deadline = time.monotonic() + 30
-        while read_step(path) <= start:    # at least one save done: the child is mid-loop
+        while read_step(path) <= start:  # at least one save done: the child is mid-loop
             assert time.monotonic() < deadline, "the saving child stalled"
             time.sleep(0.001)
         time.sleep(rng.uniform(0, 0.01))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        ckpt = load_checkpoint(path, model=nn.Linear(16, 16), optimizer=torch.optim.Adam(
-            nn.Linear(16, 16).parameters()), restore_rng=False)
+        ckpt = load_checkpoint(
+            path,
+            model=nn.Linear(16, 16),
+            optimizer=torch.optim.Adam(nn.Linear(16, 16).parameters()),
+            restore_rng=False,
+        )
         assert ckpt.step > start
         assert all(bool((w == ckpt.step).all()) for w in ckpt.weights.values())
     save_checkpoint(path, model=model, config={})
@@ -248,11 +276,12 @@ def test_sigkill_at_random_moments(tmp_path):
 def read_step(path) -> int:
     try:
         return json.loads((path / "checkpoint.json").read_text())["step"]
-    except (FileNotFoundError, ValueError):   # not saved yet, or renamed away this instant
+    except (FileNotFoundError, ValueError):  # not saved yet, or renamed away this instant
         return 0
 
 
 # --- broken, foreign and mismatched files: one line naming the file ---
+
 
 def one_line_error(exc_type, path, **kwargs) -> str:
     with pytest.raises(exc_type) as info:
@@ -267,24 +296,27 @@ def one_line_error(exc_type, path, **kwargs) -> str:
 def saved(tmp_path):
     model, opt, sched = make_run()
     train(model, opt, sched, 1)
-    return save_checkpoint(tmp_path / "ckpt", model=model, optimizer=opt, scheduler=sched,
-                           config={"hidden": 8})
+    return save_checkpoint(
+        tmp_path / "ckpt", model=model, optimizer=opt, scheduler=sched, config={"hidden": 8}
+    )
 
 
 def test_a_run_folder_stands_for_its_checkpoint(tmp_path):
     """``RUN`` reads ``RUN/checkpoint`` (as the trainer lays runs out), for every reader."""
     model, opt, sched = make_run()
     train(model, opt, sched, 2)
-    save_checkpoint(tmp_path / "run" / "checkpoint", model=model, optimizer=opt,
-                    config={"h": 8}, step=3)
+    save_checkpoint(
+        tmp_path / "run" / "checkpoint", model=model, optimizer=opt, config={"h": 8}, step=3
+    )
     fresh, _, _ = make_run()
     assert load_checkpoint(tmp_path / "run", model=fresh).step == 3
     for name, w in model.state_dict().items():
         assert torch.equal(w, fresh.state_dict()[name])
     assert read_config(tmp_path / "run") == {"h": 8}
-    (tmp_path / "empty").mkdir()                   # a folder with neither: the usual error
+    (tmp_path / "empty").mkdir()  # a folder with neither: the usual error
     assert str(tmp_path / "empty" / "checkpoint.json") in one_line_error(
-        FileNotFoundError, tmp_path / "empty")
+        FileNotFoundError, tmp_path / "empty"
+    )
 
 
 def test_is_checkpoint(tmp_path):
@@ -292,7 +324,7 @@ def test_is_checkpoint(tmp_path):
     model, opt, sched = make_run()
     save_checkpoint(tmp_path / "run" / "checkpoint", model=model, config={}, step=1)
     assert is_checkpoint(tmp_path / "run" / "checkpoint")
-    assert not is_checkpoint(tmp_path / "run")              # holds one, is not one
+    assert not is_checkpoint(tmp_path / "run")  # holds one, is not one
     assert not is_checkpoint(tmp_path / "nowhere")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "checkpoint.json").write_text('{"format": "someone-else"}')
@@ -303,7 +335,8 @@ def test_is_checkpoint(tmp_path):
 
 def test_missing(tmp_path, saved):
     assert str(tmp_path / "nope" / "checkpoint.json") in one_line_error(
-        FileNotFoundError, tmp_path / "nope")
+        FileNotFoundError, tmp_path / "nope"
+    )
     (saved / "model.safetensors").unlink()
     assert str(saved / "model.safetensors") in one_line_error(FileNotFoundError, saved)
 
@@ -342,23 +375,25 @@ def garbage_with_matching_hash(file):
     file.write_bytes(b"\xff" * 64)
     meta_file = file.parent / "checkpoint.json"
     meta = json.loads(meta_file.read_text())
-    meta["files"][file.name] = {"bytes": 64, "sha256": hashlib.sha256(
-        b"\xff" * 64).hexdigest()}
+    meta["files"][file.name] = {"bytes": 64, "sha256": hashlib.sha256(b"\xff" * 64).hexdigest()}
     meta_file.write_text(json.dumps(meta))
 
 
-@pytest.mark.parametrize("name, damage, words", [
-    ("checkpoint.json", truncate, "not valid JSON"),
-    ("checkpoint.json", torch_pickle, "torch.save file"),
-    ("checkpoint.json", foreign_json, "not an lstmlab checkpoint"),
-    ("checkpoint.json", future_version, "format version 99 is newer"),
-    ("checkpoint.json", drop_key, "missing rng"),
-    ("model.safetensors", truncate, "truncated"),
-    ("model.safetensors", flip_a_bit, "corrupt"),
-    ("model.safetensors", torch_pickle, "truncated or altered"),
-    ("model.safetensors", garbage_with_matching_hash, "not a valid safetensors file"),
-    ("optimizer.safetensors", flip_a_bit, "corrupt"),
-])
+@pytest.mark.parametrize(
+    "name, damage, words",
+    [
+        ("checkpoint.json", truncate, "not valid JSON"),
+        ("checkpoint.json", torch_pickle, "torch.save file"),
+        ("checkpoint.json", foreign_json, "not an lstmlab checkpoint"),
+        ("checkpoint.json", future_version, "format version 99 is newer"),
+        ("checkpoint.json", drop_key, "missing rng"),
+        ("model.safetensors", truncate, "truncated"),
+        ("model.safetensors", flip_a_bit, "corrupt"),
+        ("model.safetensors", torch_pickle, "truncated or altered"),
+        ("model.safetensors", garbage_with_matching_hash, "not a valid safetensors file"),
+        ("optimizer.safetensors", flip_a_bit, "corrupt"),
+    ],
+)
 def test_broken_files(saved, name, damage, words):
     damage(saved / name)
     model, opt, sched = make_run()
@@ -376,12 +411,15 @@ def test_pointed_at_a_file(tmp_path):
     assert "not an lstmlab checkpoint" in one_line_error(ValueError, tmp_path / "config.json")
 
 
-@pytest.mark.parametrize("build, words", [
-    (lambda: make_run(hidden=16), "lstm.weight_ih_l0 has shape (32, 3) in the file, (64, 3)"),
-    (lambda: (nn.Sequential(nn.Linear(3, 2)), None, None), "missing 0.weight; missing 0.bias"),
-    (lambda: (Net(), torch.optim.SGD(Net().parameters(), lr=1), None), "is for Adam, not SGD"),
-    (lambda: (Net(), torch.optim.Adam(Net().head.parameters()), None), "does not fit"),
-])
+@pytest.mark.parametrize(
+    "build, words",
+    [
+        (lambda: make_run(hidden=16), "lstm.weight_ih_l0 has shape (32, 3) in the file, (64, 3)"),
+        (lambda: (nn.Sequential(nn.Linear(3, 2)), None, None), "missing 0.weight; missing 0.bias"),
+        (lambda: (Net(), torch.optim.SGD(Net().parameters(), lr=1), None), "is for Adam, not SGD"),
+        (lambda: (Net(), torch.optim.Adam(Net().head.parameters()), None), "does not fit"),
+    ],
+)
 def test_mismatch(saved, build, words):
     model, opt, sched = build()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -400,8 +438,14 @@ def test_load_never_unpickles(saved, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("load_checkpoint unpickled")
 
-    for module, name in [(pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"),
-                         (torch, "load"), (torch.serialization, "load"), (np, "load")]:
+    for module, name in [
+        (pickle, "load"),
+        (pickle, "loads"),
+        (pickle, "Unpickler"),
+        (torch, "load"),
+        (torch.serialization, "load"),
+        (np, "load"),
+    ]:
         monkeypatch.setattr(module, name, forbidden)
     model, opt, sched = make_run()
     assert load_checkpoint(saved, model=model, optimizer=opt, scheduler=sched).step == 0

@@ -13,11 +13,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from lstmlab.train.checkpoint import read_config
 from lstmlab.data import TASKS, Task, make_task
 from lstmlab.data.tasks import CopyTask
 from lstmlab.models import LanguageModel
 from lstmlab.train import TaskJob, TrainConfig, evaluate_checkpoint, load_trained, train
+from lstmlab.train.checkpoint import read_config
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -32,11 +32,11 @@ def test_batch_is_the_papers_sequence(T):
     for b in range(16):
         row, target = x[b].tolist(), y[b].tolist()
         symbols = row[:10]
-        assert all(0 <= s <= 7 for s in symbols)                 # a_0 .. a_7
-        assert row[10:10 + T - 1] == [8] * (T - 1)               # T - 1 blanks (a_8)
-        assert row[10 + T - 1] == 9                              # the delimiter (a_9)
-        assert row[10 + T:] == [8] * 10                          # 10 blanks
-        assert target == [8] * (T + 10) + symbols                # blanks, then the symbols
+        assert all(0 <= s <= 7 for s in symbols)  # a_0 .. a_7
+        assert row[10 : 10 + T - 1] == [8] * (T - 1)  # T - 1 blanks (a_8)
+        assert row[10 + T - 1] == 9  # the delimiter (a_9)
+        assert row[10 + T :] == [8] * 10  # 10 blanks
+        assert target == [8] * (T + 10) + symbols  # blanks, then the symbols
 
 
 def test_symbols_are_uniform_and_independent():
@@ -55,8 +55,8 @@ def test_baseline_is_the_memoryless_strategy(T):
     task = CopyTask(delay=T)
     x, y = task.batch(32, gen(2))
     probs = torch.zeros(32, T + 20, 10, dtype=torch.float64)
-    probs[:, :T + 10, 8] = 1.0                     # blank while nothing is asked
-    probs[:, T + 10:, :8] = 1 / 8                  # then a uniform guess among the 8 symbols
+    probs[:, : T + 10, 8] = 1.0  # blank while nothing is asked
+    probs[:, T + 10 :, :8] = 1 / 8  # then a uniform guess among the 8 symbols
     ce = task.loss(probs.log(), y).item()
     assert ce == pytest.approx(10 * math.log(8) / (T + 20), rel=1e-12)
     assert task.baseline == pytest.approx(ce, rel=1e-12)
@@ -85,12 +85,21 @@ def test_protocol_registry_and_errors():
         CopyTask(delay=0)
     _, y = task.batch(4, gen())
     with pytest.raises(ValueError, match=r"one vector per step"):
-        task.loss(torch.zeros(4, 10), y)           # a last-step prediction is the wrong shape
+        task.loss(torch.zeros(4, 10), y)  # a last-step prediction is the wrong shape
 
 
 def test_training_uses_a_per_step_model_and_reloads(tmp_path):
-    cfg = TrainConfig(task="copy", delay=4, hidden_size=12, embed_size=6, batch_size=8,
-                      steps=3, eval_every=3, eval_batches=2, out=str(tmp_path / "run"))
+    cfg = TrainConfig(
+        task="copy",
+        delay=4,
+        hidden_size=12,
+        embed_size=6,
+        batch_size=8,
+        steps=3,
+        eval_every=3,
+        eval_batches=2,
+        out=str(tmp_path / "run"),
+    )
     job = TaskJob(cfg, 0, 1)
     assert isinstance(job.model, LanguageModel)
     x, y = job.batch(0)
@@ -104,8 +113,9 @@ def test_training_uses_a_per_step_model_and_reloads(tmp_path):
     batches = [task.batch(8, gen(2 * 10**9 + k)) for k in range(2)]
     with torch.no_grad():
         by_hand = sum(task.loss(model(x)[0], y).item() for x, y in batches) / 2
-    assert evaluate_checkpoint(tmp_path / "run" / "checkpoint", "test")["loss"] == \
-        pytest.approx(by_hand, rel=1e-6)
+    assert evaluate_checkpoint(tmp_path / "run" / "checkpoint", "test")["loss"] == pytest.approx(
+        by_hand, rel=1e-6
+    )
     # resumed, the run takes the caller's step and time budgets (the rest from the checkpoint)
     train(replace(cfg, steps=4, minutes=7.5, hidden_size=99), resume=True, progress=False)
     saved = read_config(tmp_path / "run" / "checkpoint")["train"]

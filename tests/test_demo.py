@@ -14,16 +14,25 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def test_tiny_demo_writes_a_self_contained_report(tmp_path, capsys):
     out = tmp_path / "report"
-    assert run_demo(out, minutes=0.01, gaps=(2,), recall_minutes=0.01, hidden_size=16,
-                    max_chars=60_000) == 0
+    assert (
+        run_demo(
+            out, minutes=0.01, gaps=(2,), recall_minutes=0.01, hidden_size=16, max_chars=60_000
+        )
+        == 0
+    )
     assert f"report: {(out / 'index.html').resolve()}" in capsys.readouterr().out
     page = (out / "index.html").read_text()
     links = set(re.findall(r'(?:href|src)="([^"#]+)"', page))
-    assert all(not re.match(r"[a-z]+:|/", link) for link in links), links   # relative only
+    assert all(not re.match(r"[a-z]+:|/", link) for link in links), links  # relative only
     for link in links:
         assert (out / link).is_file(), link
-    for png in ("lm-loss.png", "recall-by-gap.png", "gradient-flow-init.png",
-                "gradient-flow-trained.png", "forget-gates.png"):
+    for png in (
+        "lm-loss.png",
+        "recall-by-gap.png",
+        "gradient-flow-init.png",
+        "gradient-flow-trained.png",
+        "forget-gates.png",
+    ):
         assert png in links and (out / png).read_bytes()[:8] == PNG, png
     assert "explore.html" in links and (out / "explore.html").stat().st_size < 4_000_000
     drawn = {name for name in VARIANTS if hasattr(make_layer(name, 2, 2), "cells")}
@@ -35,9 +44,14 @@ def test_tiny_demo_writes_a_self_contained_report(tmp_path, capsys):
     assert re.search(r"<td>LSTM, forget bias 1</td><td>\d\.\de-\d\d</td>", page)
 
 
-@pytest.mark.parametrize("kwargs, message", [({"gaps": ()}, "gaps must be"),
-                                             ({"gaps": (5, -1)}, "gaps must be"),
-                                             ({"cells": ("lstm", "tree")}, "cells must be")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"gaps": ()}, "gaps must be"),
+        ({"gaps": (5, -1)}, "gaps must be"),
+        ({"cells": ("lstm", "tree")}, "cells must be"),
+    ],
+)
 def test_bad_options_fail_before_any_training(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         run_demo(tmp_path / "report", **kwargs)
@@ -50,16 +64,26 @@ def test_demo_recall_is_a_curriculum_and_the_demo_runs_again(tmp_path):
     from lstmlab.train.checkpoint import read_config
 
     out = tmp_path / "report"
-    kwargs = dict(minutes=0.01, gaps=(3, 2), cells=("lstm",), recall_minutes=0.01,
-                  hidden_size=16, max_chars=60_000)
+    kwargs = dict(
+        minutes=0.01,
+        gaps=(3, 2),
+        cells=("lstm",),
+        recall_minutes=0.01,
+        hidden_size=16,
+        max_chars=60_000,
+    )
     assert run_demo(out, **kwargs) == 0
     runs = out / "runs"
     assert read_config(runs / "recall-lstm-2")["train"]["init_from"] is None
-    assert read_config(runs / "recall-lstm-3")["train"]["init_from"] == \
-        str(runs / "recall-lstm-2" / "checkpoint")
+    assert read_config(runs / "recall-lstm-3")["train"]["init_from"] == str(
+        runs / "recall-lstm-2" / "checkpoint"
+    )
     assert run_demo(out, **kwargs) == 0
     for run in ("char-lstm", "recall-lstm-2", "recall-lstm-3"):
-        steps = [line for line in (runs / run / "metrics.jsonl").read_text().splitlines()
-                 if '"loss"' in line and '"valid_' not in line]
+        steps = [
+            line
+            for line in (runs / run / "metrics.jsonl").read_text().splitlines()
+            if '"loss"' in line and '"valid_' not in line
+        ]
         numbers = [int(re.search(r'"step": (\d+)', line).group(1)) for line in steps]
         assert numbers == list(range(1, len(numbers) + 1)), run

@@ -26,10 +26,11 @@ sigma, tanh = torch.sigmoid, torch.tanh
 def paper_weights(layer: lstmlab.DepthGatedLSTM, k: int) -> dict[str, Tensor]:
     """Layer k's weights per gate: W_x{i,f,g,o} (H, ·), W_h{..} (H, H), b_{..}, the peepholes
     w_c{i,f,o}, and for k > 0 the depth gate's W_xd, w_cd, w_ld, b_d."""
-    p = {name[:-len(f"_l{k}")]: t for name, t in layer.named_parameters()
-         if name.endswith(f"_l{k}")}
+    p = {
+        name[: -len(f"_l{k}")]: t for name, t in layer.named_parameters() if name.endswith(f"_l{k}")
+    }
     w = {}
-    for n, gate in enumerate("ifgo"):                               # weight_ih rows: i, f, g, o
+    for n, gate in enumerate("ifgo"):  # weight_ih rows: i, f, g, o
         rows = slice(n * H, (n + 1) * H)
         w[f"W_x{gate}"], w[f"W_h{gate}"] = p["weight_ih"][rows], p["weight_hh"][rows]
         w[f"b_{gate}"] = p["bias_ih"][rows] + p["bias_hh"][rows]
@@ -52,9 +53,9 @@ def paper_stack(x: Tensor, layer: lstmlab.DepthGatedLSTM, h0: Tensor, c0: Tensor
             i = sigma(below @ p["W_xi"].T + h[k] @ p["W_hi"].T + p["w_ci"] * c[k] + p["b_i"])
             f = sigma(below @ p["W_xf"].T + h[k] @ p["W_hf"].T + p["w_cf"] * c[k] + p["b_f"])
             g = tanh(below @ p["W_xg"].T + h[k] @ p["W_hg"].T + p["b_g"])
-            if k == 0:                                   # the bottom layer: a peephole LSTM
+            if k == 0:  # the bottom layer: a peephole LSTM
                 c_new = f * c[k] + i * g
-            else:                                        # the depth gate on the cell below
+            else:  # the depth gate on the cell below
                 d = sigma(below @ p["W_xd"].T + p["w_cd"] * c[k] + p["w_ld"] * c_below + p["b_d"])
                 c_new = d * c_below + f * c[k] + i * g
                 depth[k].append(d)
@@ -62,8 +63,12 @@ def paper_stack(x: Tensor, layer: lstmlab.DepthGatedLSTM, h0: Tensor, c0: Tensor
             h[k], c[k] = o * tanh(c_new), c_new
             below, c_below = h[k], c_new
         outputs.append(below)
-    return torch.stack(outputs), torch.stack(h), torch.stack(c), \
-        {k: torch.stack(d) for k, d in depth.items()}
+    return (
+        torch.stack(outputs),
+        torch.stack(h),
+        torch.stack(c),
+        {k: torch.stack(d) for k, d in depth.items()},
+    )
 
 
 def test_stack_equals_paper():
@@ -78,9 +83,8 @@ def test_stack_equals_paper():
     torch.testing.assert_close(c_n, ref_c, atol=1e-12, rtol=0)
     assert "depth" not in gates[0]
     for k in range(1, L):
-        torch.testing.assert_close(gates[k]["depth"], ref_d[k].transpose(0, 1), atol=1e-12,
-                                   rtol=0)
-        assert 0.05 < float(gates[k]["depth"].detach().mean()) < 0.95   # the gate is open
+        torch.testing.assert_close(gates[k]["depth"], ref_d[k].transpose(0, 1), atol=1e-12, rtol=0)
+        assert 0.05 < float(gates[k]["depth"].detach().mean()) < 0.95  # the gate is open
 
 
 def test_lengths_equal_separate_runs():
@@ -90,11 +94,11 @@ def test_lengths_equal_separate_runs():
     x, lengths = torch.randn(T, B, I, dtype=DT), [T, 3]
     out, (h_n, c_n) = layer(x, lengths=lengths)
     for b, n in enumerate(lengths):
-        row, (h, c) = layer(x[:n, b:b + 1])
-        torch.testing.assert_close(out[:n, b:b + 1], row, atol=1e-12, rtol=0)
+        row, (h, c) = layer(x[:n, b : b + 1])
+        torch.testing.assert_close(out[:n, b : b + 1], row, atol=1e-12, rtol=0)
         assert bool((out[n:, b] == 0).all())
-        torch.testing.assert_close(h_n[:, b:b + 1], h, atol=1e-12, rtol=0)
-        torch.testing.assert_close(c_n[:, b:b + 1], c, atol=1e-12, rtol=0)
+        torch.testing.assert_close(h_n[:, b : b + 1], h, atol=1e-12, rtol=0)
+        torch.testing.assert_close(c_n[:, b : b + 1], c, atol=1e-12, rtol=0)
 
 
 def test_gradcheck():
@@ -124,24 +128,27 @@ def test_shut_depth_gates_give_the_peephole_lstm():
     """Acceptance: with its depth gates at zero the stack is a plain stacked peephole LSTM."""
     torch.manual_seed(3)
     layer = lstmlab.DepthGatedLSTM(I, H, L, dtype=DT)
-    x, hx = torch.randn(T, B, I, dtype=DT), (torch.randn(L, B, H, dtype=DT),
-                                             torch.randn(L, B, H, dtype=DT))
+    x, hx = (
+        torch.randn(T, B, I, dtype=DT),
+        (torch.randn(L, B, H, dtype=DT), torch.randn(L, B, H, dtype=DT)),
+    )
     lstm = copy_into_peephole_lstm(layer)
     assert sorted(layer.state_dict().keys() - lstm.state_dict().keys()) == sorted(
-        f"{n}_l{k}" for k in range(1, L) for n in ("weight_xd", "weight_cd", "weight_ld", "bias_d"))
-    with lstmlab.kernels.disabled():       # the readable loop (the fused kernels are tested on it)
+        f"{n}_l{k}" for k in range(1, L) for n in ("weight_xd", "weight_cd", "weight_ld", "bias_d")
+    )
+    with lstmlab.kernels.disabled():  # the readable loop (the fused kernels are tested on it)
         expected, (h_e, c_e) = lstm(x, hx)
     open_out, _ = layer(x, hx)
-    assert not torch.allclose(open_out, expected, atol=1e-3)      # open gates do change things
+    assert not torch.allclose(open_out, expected, atol=1e-3)  # open gates do change things
     with torch.no_grad():
         for k in range(1, L):
-            getattr(layer, f"bias_d_l{k}").fill_(-1e4)             # sigma(-1e4) = 0 exactly
+            getattr(layer, f"bias_d_l{k}").fill_(-1e4)  # sigma(-1e4) = 0 exactly
     out, (h_n, c_n), gates = layer(x, hx, return_gates=True)
     assert all(bool((g["depth"] == 0).all()) for g in gates[1:])
     torch.testing.assert_close(out, expected, atol=1e-13, rtol=0)
     torch.testing.assert_close(h_n, h_e, atol=1e-13, rtol=0)
     torch.testing.assert_close(c_n, c_e, atol=1e-13, rtol=0)
-    out.pow(2).sum().backward()                                    # ... and learns the same
+    out.pow(2).sum().backward()  # ... and learns the same
     with lstmlab.kernels.disabled():
         lstm(x, hx)[0].pow(2).sum().backward()
     for name, p in lstm.named_parameters():
@@ -159,8 +166,9 @@ def test_one_layer_is_the_peephole_lstm():
 
 def test_language_model_step_equals_forward():
     torch.manual_seed(5)
-    model = LanguageModel(11, "depth-gated", embed_size=6, hidden_size=8, num_layers=3,
-                          tie_weights=False).eval()
+    model = LanguageModel(
+        11, "depth-gated", embed_size=6, hidden_size=8, num_layers=3, tie_weights=False
+    ).eval()
     tokens = torch.randint(11, (B, 7))
     logits, (h_n, c_n) = model(tokens)
     state, steps = None, []
@@ -176,11 +184,11 @@ def test_cell_reads_the_lower_cell_state():
     cell = lstmlab.DepthGatedLSTMCell(I, H)
     assert cell.input_size == I + H and cell.output_size == H
     with pytest.raises(ValueError, match=f"input_size={I + H}"):
-        cell(torch.randn(B, I))                                     # c_t^low missing
+        cell(torch.randn(B, I))  # c_t^low missing
     x, state = torch.randn(B, I + H), (torch.randn(B, H), torch.randn(B, H))
     h, (h, c), gates = cell.step(x, state)
     assert sorted(gates) == ["candidate", "depth", "forget", "input", "output"]
-    called = cell(x, state)                          # torch-style call: the fused kernel's step
+    called = cell(x, state)  # torch-style call: the fused kernel's step
     torch.testing.assert_close(called[0], h, atol=1e-6, rtol=0)
     torch.testing.assert_close(called[1], c, atol=1e-6, rtol=0)
     emitting = lstmlab.DepthGatedLSTMCell(I, H, depth_gate=False, emit_cell=True)

@@ -35,8 +35,11 @@ class Diagram:
         groups = list(self.root.iter(SVG + "g"))
         self.layers = [g for g in groups if g.get("class") == "layer"]
         self.ops = [g for g in groups if g.get("class") == "pointwise"]
-        self.edges = [(set(p.get("class").split()), p.get("data-from"), p.get("data-to"))
-                      for p in self.root.iter(SVG + "path") if "edge" in p.get("class", "")]
+        self.edges = [
+            (set(p.get("class").split()), p.get("data-from"), p.get("data-to"))
+            for p in self.root.iter(SVG + "path")
+            if "edge" in p.get("class", "")
+        ]
         self.ids = {g.get("data-id"): g for g in self.layers + self.ops}
 
     def boxes(self) -> Counter:
@@ -62,22 +65,37 @@ class Diagram:
         return [e for e in self.edges if cls in e[0]]
 
 
-def lstm_expected(input_gate=True, forget_gate=True, output_gate=True, coupled=False,
-                  input_activation=True, output_activation=True, proj_size=0, **_):
+def lstm_expected(
+    input_gate=True,
+    forget_gate=True,
+    output_gate=True,
+    coupled=False,
+    input_activation=True,
+    output_activation=True,
+    proj_size=0,
+    **_,
+):
     """Boxes and operations of Greff et al.'s variants, from their equations."""
     boxes = Counter()
     boxes[("sigmoid", "input")] += input_gate
     boxes[("sigmoid", "forget")] += forget_gate and not coupled
     boxes[("tanh" if input_activation else "identity", "candidate")] += 1
     boxes[("sigmoid", "output")] += output_gate
-    boxes[("identity", None)] += bool(proj_size)          # the projection W_hr
-    ops = Counter(mul=forget_gate + input_gate + output_gate,   # f⊙c, i⊙g, o⊙(tanh)c
-                  add=1, tanh=int(output_activation), **{"one-minus": int(coupled)})
+    boxes[("identity", None)] += bool(proj_size)  # the projection W_hr
+    ops = Counter(
+        mul=forget_gate + input_gate + output_gate,  # f⊙c, i⊙g, o⊙(tanh)c
+        add=1,
+        tanh=int(output_activation),
+        **{"one-minus": int(coupled)},
+    )
     return +boxes, +ops
 
 
-VARIANTS = {name: switches for name, (layer, switches, _) in REGISTRY.items()
-            if layer is lstmlab.LSTM and not switches.get("layer_norm")}   # LN: its own cell
+VARIANTS = {
+    name: switches
+    for name, (layer, switches, _) in REGISTRY.items()
+    if layer is lstmlab.LSTM and not switches.get("layer_norm")
+}  # LN: its own cell
 VARIANTS["proj"] = {"proj_size": 2}
 
 
@@ -160,7 +178,7 @@ def test_gru_has_no_cell_state_and_resets_where_its_form_says(reset_after):
     d = Diagram(cell_svg(lstmlab.GRUCell(3, 4, reset_after=reset_after)))
     boxes = Counter({("sigmoid", "reset"): 1, ("sigmoid", "update"): 1, ("tanh", "candidate"): 1})
     if reset_after:
-        boxes[("identity", None)] = 1                 # W_hn h_{t-1} + b_hn, reset after it
+        boxes[("identity", None)] = 1  # W_hn h_{t-1} + b_hn, reset after it
     assert d.boxes() == boxes
     assert d.op_kinds() == Counter(mul=3, add=1, **{"one-minus": 1})
     assert not d.with_class("cell-state")
@@ -171,7 +189,7 @@ def test_gru_has_no_cell_state_and_resets_where_its_form_says(reset_after):
         (w,) = other
         assert d.ids[w].get("data-activation") == "identity" and d.inputs(w) == {"h"}
     else:
-        assert other == {"h"}                         # Cho et al. v3: r ⊙ h_{t-1}
+        assert other == {"h"}  # Cho et al. v3: r ⊙ h_{t-1}
     # h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
     (one_minus,) = [n for n in d.consumers(d.gate("update")) if d.op(n) == "one-minus"]
     (blend,) = d.consumers(one_minus)
@@ -206,8 +224,11 @@ def test_unrolled_view_has_one_copy_per_step(tmp_path):
     for g in steps:
         assert len([e for e in g.iter(SVG + "rect") if e.get("class") == "cell"]) == 1
         assert len([e for e in g.iter(SVG + "g") if e.get("class") == "layer"]) == 4
-    labels = "".join(t.text + "".join(s.text for s in t) for t in root.iter(SVG + "text")
-                     if t.get("data-role") == "input")
+    labels = "".join(
+        t.text + "".join(s.text for s in t)
+        for t in root.iter(SVG + "text")
+        if t.get("data-role") == "input"
+    )
     assert labels == "xt−1xtxt+1"
 
 
@@ -231,8 +252,11 @@ def _boxes(root) -> dict[str, tuple[float, float, float, float]]:
         if g.get("class") not in ("layer", "pointwise", "concat"):
             continue
         (shape,) = [e for e in g if e.tag != SVG + "text"]
-        a = {k: float(v) for k, v in shape.attrib.items() if k in
-             ("x", "y", "width", "height", "cx", "cy", "rx", "ry", "r")}
+        a = {
+            k: float(v)
+            for k, v in shape.attrib.items()
+            if k in ("x", "y", "width", "height", "cx", "cy", "rx", "ry", "r")
+        }
         if "width" in a:
             out[g.get("data-id")] = (a["x"], a["y"], a["x"] + a["width"], a["y"] + a["height"])
         else:
@@ -257,15 +281,21 @@ def test_no_line_runs_through_a_node_it_does_not_join(name, tmp_path):
             for nid, (left, top, right, bottom) in boxes.items():
                 if nid in (p.get("data-from"), p.get("data-to")):
                     continue
-                inside = min(x1, x2) < right - 1 and max(x1, x2) > left + 1 and \
-                    min(y1, y2) < bottom - 1 and max(y1, y2) > top + 1
-                assert not inside, f"{name}: the line {p.get('data-from')} -> " \
-                                   f"{p.get('data-to')} runs through {nid}"
+                inside = (
+                    min(x1, x2) < right - 1
+                    and max(x1, x2) > left + 1
+                    and min(y1, y2) < bottom - 1
+                    and max(y1, y2) > top + 1
+                )
+                assert not inside, (
+                    f"{name}: the line {p.get('data-from')} -> "
+                    f"{p.get('data-to')} runs through {nid}"
+                )
 
 
 def test_the_grid_columns_empty_depth_memory_is_no_operation():
     """m_depth = zeros: f ⊙ 0 + i ⊙ g draws as i ⊙ g, with no op for the zeros."""
     column = lstmlab.GridLSTM(3, 4).cell
     d = Diagram(cell_svg(column))
-    assert d.op_kinds() == Counter(mul=3, add=1, tanh=1)       # the LSTM's, nothing more
-    assert d.boxes()[("identity", None)] == 1                    # x enters through W
+    assert d.op_kinds() == Counter(mul=3, add=1, tanh=1)  # the LSTM's, nothing more
+    assert d.boxes()[("identity", None)] == 1  # x enters through W

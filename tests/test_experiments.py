@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lstmlab.train.checkpoint import read_config
 from lstmlab.train import make_job
+from lstmlab.train.checkpoint import read_config
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
@@ -23,13 +23,19 @@ def script(name: str):
 def configs(tmp: Path):
     """Every run configuration of every script, by a readable id."""
     adding, copying, recall = script("adding"), script("copying"), script("recall")
-    smnist, word, tied, char = (script("smnist"), script("ptb_word"), script("ptb_word_tied"),
-                                script("ptb_char"))
-    yield from ((f"adding-{c}-T{n}", adding.config(c, n, tmp))
-                for n in adding.LENGTHS for c in adding.CELLS)
+    smnist, word, tied, char = (
+        script("smnist"),
+        script("ptb_word"),
+        script("ptb_word_tied"),
+        script("ptb_char"),
+    )
+    yield from (
+        (f"adding-{c}-T{n}", adding.config(c, n, tmp)) for n in adding.LENGTHS for c in adding.CELLS
+    )
     yield from ((f"copying-{c}", copying.config(c, tmp)) for c in copying.CELLS)
-    yield from ((f"recall-{c}-gap{g}", recall.config(c, g, tmp)) for g in (5, 200)
-                for c in recall.CELLS)
+    yield from (
+        (f"recall-{c}-gap{g}", recall.config(c, g, tmp)) for g in (5, 200) for c in recall.CELLS
+    )
     yield from ((f"smnist-{m}", smnist.config(m, 1, tmp)) for m in smnist.MODES)
     yield "ptb_word", word.config(tmp)
     yield "ptb_word_tied", tied.config(tmp, 200, 0.3)
@@ -53,9 +59,11 @@ def test_steps_per_epoch_are_the_training_streams_chunks(tmp_path, name):
     """A script's epoch (and so its decay schedule) is the number of bptt chunks the training
     stream really has."""
     module = script(name)
-    cfg = {"ptb_word": lambda: module.config(tmp_path),
-           "ptb_word_tied": lambda: module.config(tmp_path, 200, 0.3),
-           "ptb_char": lambda: module.config(tmp_path, 12, 1000)}[name]()
+    cfg = {
+        "ptb_word": lambda: module.config(tmp_path),
+        "ptb_word_tied": lambda: module.config(tmp_path, 200, 0.3),
+        "ptb_char": lambda: module.config(tmp_path, 12, 1000),
+    }[name]()
     assert module.EPOCH == len(make_job(cfg).stream)
 
 

@@ -15,14 +15,16 @@ import shutil
 import pytest
 import torch
 
-from lstmlab.train.checkpoint import save_checkpoint
 from lstmlab.data import Vocab
 from lstmlab.models import LanguageModel, SequenceModel
 from lstmlab.train import TrainConfig, load_trained
+from lstmlab.train.checkpoint import save_checkpoint
 from lstmlab.viz.explore import activations, write_explorer
 
-TEXT = ("def f(x):\n    return x + 1  # <script>window.__pwned=1</script>\n"
-        "s = '</script><script>window.__pwned=2</script>' <!-- & \u2028 é\n")
+TEXT = (
+    "def f(x):\n    return x + 1  # <script>window.__pwned=1</script>\n"
+    "s = '</script><script>window.__pwned=2</script>' <!-- & \u2028 é\n"
+)
 POS, NEG = (214, 96, 77), (59, 118, 175)
 
 
@@ -30,17 +32,23 @@ POS, NEG = (214, 96, 77), (59, 118, 175)
 def lstm_reference(model: LanguageModel, text: str, vocab: Vocab) -> list[dict]:
     """Hochreiter & Schmidhuber 1997 with a forget gate, written out in float64 from the weights:
     per layer {hidden, cell, input, forget, candidate, output}, each (T, H)."""
-    x = model.embedding.weight.double()[vocab.encode(vocab.tokenize(text))]   # (T, E)
+    x = model.embedding.weight.double()[vocab.encode(vocab.tokenize(text))]  # (T, E)
     layers = []
     for k in range(model.num_layers):
-        w = {n: getattr(model.rnn, f"{n}_l{k}").double()
-             for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        w = {
+            n: getattr(model.rnn, f"{n}_l{k}").double()
+            for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        }
         H = w["weight_hh"].shape[1]
         h, c, rows = torch.zeros(H, dtype=torch.double), torch.zeros(H, dtype=torch.double), []
         for x_t in x:
             z = w["weight_ih"] @ x_t + w["bias_ih"] + w["weight_hh"] @ h + w["bias_hh"]
-            i, f, g, o = z[:H].sigmoid(), z[H:2 * H].sigmoid(), z[2 * H:3 * H].tanh(), \
-                z[3 * H:].sigmoid()
+            i, f, g, o = (
+                z[:H].sigmoid(),
+                z[H : 2 * H].sigmoid(),
+                z[2 * H : 3 * H].tanh(),
+                z[3 * H :].sigmoid(),
+            )
             c = f * c + i * g
             h = o * c.tanh()
             rows.append(dict(hidden=h, cell=c, input=i, forget=f, candidate=g, output=o))
@@ -52,9 +60,8 @@ def lstm_reference(model: LanguageModel, text: str, vocab: Vocab) -> list[dict]:
 def char_model(cell: str = "lstm", num_layers: int = 2, hidden: int = 12, seed: int = 0):
     torch.manual_seed(seed)
     vocab = Vocab.build(TEXT, level="char")
-    model = LanguageModel(len(vocab), cell, embed_size=6, hidden_size=hidden,
-                          num_layers=num_layers)
-    with torch.no_grad():                  # larger weights than torch's init: livelier units
+    model = LanguageModel(len(vocab), cell, embed_size=6, hidden_size=hidden, num_layers=num_layers)
+    with torch.no_grad():  # larger weights than torch's init: livelier units
         for p in model.rnn.parameters():
             p.mul_(3.0)
     return model.eval(), vocab
@@ -62,10 +69,19 @@ def char_model(cell: str = "lstm", num_layers: int = 2, hidden: int = 12, seed: 
 
 def saved(model: LanguageModel, vocab: Vocab, folder) -> tuple:
     """The model through a checkpoint, as `lstmlab explore` loads it."""
-    cfg = TrainConfig(task="text", hidden_size=model.hidden_size, embed_size=model.embed_size,
-                      num_layers=model.num_layers, cell=model.cell_name)
-    ckpt = save_checkpoint(folder / "ckpt", model=model, vocab=vocab.to_json(),
-                           config={"train": dataclasses.asdict(cfg), "model": model.config()})
+    cfg = TrainConfig(
+        task="text",
+        hidden_size=model.hidden_size,
+        embed_size=model.embed_size,
+        num_layers=model.num_layers,
+        cell=model.cell_name,
+    )
+    ckpt = save_checkpoint(
+        folder / "ckpt",
+        model=model,
+        vocab=vocab.to_json(),
+        config={"train": dataclasses.asdict(cfg), "model": model.config()},
+    )
     model, vocab, _ = load_trained(ckpt)
     return model, vocab
 
@@ -89,14 +105,17 @@ def test_gru_and_variants_show_their_own_gates():
     model, vocab = char_model("gru")
     acts = activations(model, vocab, TEXT)
     out, h_n = model.rnn(model.embedding(vocab.encode(list(TEXT)))[None])
-    assert [list(layer) for layer in acts["layers"]] == [["hidden", "reset", "update",
-                                                          "candidate"]] * 2
+    assert [list(layer) for layer in acts["layers"]] == [
+        ["hidden", "reset", "update", "candidate"]
+    ] * 2
     torch.testing.assert_close(acts["layers"][1]["hidden"], out[0], atol=1e-5, rtol=1e-5)
     model, vocab = char_model("coupled", num_layers=1)
     layer = activations(model, vocab, TEXT)["layers"][0]
-    torch.testing.assert_close(layer["forget"], 1 - layer["input"])      # CIFG: f = 1 - i
-    torch.testing.assert_close(layer["cell"][1:], layer["forget"][1:] * layer["cell"][:-1]
-                               + layer["input"][1:] * layer["candidate"][1:])
+    torch.testing.assert_close(layer["forget"], 1 - layer["input"])  # CIFG: f = 1 - i
+    torch.testing.assert_close(
+        layer["cell"][1:],
+        layer["forget"][1:] * layer["cell"][:-1] + layer["input"][1:] * layer["candidate"][1:],
+    )
 
 
 def test_long_text_is_cut_with_a_warning_and_a_note(tmp_path):
@@ -104,17 +123,24 @@ def test_long_text_is_cut_with_a_warning_and_a_note(tmp_path):
     with pytest.warns(UserWarning, match="first 50 of 200 tokens"):
         acts = activations(model, vocab, "ab\n" * 66 + "ab", max_tokens=50)
     assert len(acts["tokens"]) == 50 and acts["total"] == 200
-    per_token = 12 * 6                                    # h, c and 4 gates of 12 units
+    per_token = 12 * 6  # h, c and 4 gates of 12 units
     with pytest.warns(UserWarning, match=f"first 10 of 200 tokens .*{per_token} per token"):
-        assert len(activations(model, vocab, "ab\n" * 66 + "ab",
-                               max_values=10 * per_token + 5)["tokens"]) == 10
+        assert (
+            len(
+                activations(model, vocab, "ab\n" * 66 + "ab", max_values=10 * per_token + 5)[
+                    "tokens"
+                ]
+            )
+            == 10
+        )
     page = write_explorer(acts, tmp_path / "cut.html").read_text()
     assert '"total":200' in page and "Showing the first" in page
 
 
 def page_data(html: str) -> dict:
-    blob = re.search(r'<script id="lstmlab-data" type="application/json">(.*?)</script>', html,
-                     re.S).group(1)
+    blob = re.search(
+        r'<script id="lstmlab-data" type="application/json">(.*?)</script>', html, re.S
+    ).group(1)
     return json.loads(blob)
 
 
@@ -123,12 +149,15 @@ def test_page_embeds_the_corpus_as_escaped_json(tmp_path):
     acts = activations(model, vocab, TEXT)
     html = write_explorer(acts, tmp_path / "e.html", title="<b>t</b>").read_text()
     blob = re.search(r'type="application/json">(.*?)</script>', html, re.S).group(1)
-    assert "<" not in blob and ">" not in blob and "&" not in blob   # nothing the parser sees
+    assert "<" not in blob and ">" not in blob and "&" not in blob  # nothing the parser sees
     data = page_data(html)
     assert "".join(data["tokens"]) == TEXT and data["title"] == "<b>t</b>"
     forget = data["layers"][0]["forget"]
-    assert forget["units"] == 12 and forget["values"] == \
-        torch.round(acts["layers"][0]["forget"] * 1000).long().flatten().tolist()
+    assert (
+        forget["units"] == 12
+        and forget["values"]
+        == torch.round(acts["layers"][0]["forget"] * 1000).long().flatten().tolist()
+    )
     assert "http://" not in html and "https://" not in html and "src=" not in html  # no network
 
 
@@ -149,12 +178,18 @@ def test_bad_inputs_name_the_problem(tmp_path):
 
 # --- the page in a real browser ---
 
+
 def chromium() -> str:
-    path = os.environ.get("LSTMLAB_CHROMIUM") or shutil.which("chromium") \
+    path = (
+        os.environ.get("LSTMLAB_CHROMIUM")
+        or shutil.which("chromium")
         or shutil.which("chromium-browser")
+    )
     if path is None:
-        pytest.skip("no Chromium to drive the explorer page: apt-get install -y chromium "
-                    "(or set LSTMLAB_CHROMIUM to a Chromium binary)")
+        pytest.skip(
+            "no Chromium to drive the explorer page: apt-get install -y chromium "
+            "(or set LSTMLAB_CHROMIUM to a Chromium binary)"
+        )
     return path
 
 
@@ -173,14 +208,17 @@ def browser():
 
 def colour(v: float, s: float) -> tuple[int, ...]:
     a, c = (min(1.0, abs(v) / s) if s > 0 else 0.0), (POS if v >= 0 else NEG)
-    return tuple(int(round(255 + a * (k - 255) + 1e-9)) for k in c)   # JS rounds .5 up
+    return tuple(int(round(255 + a * (k - 255) + 1e-9)) for k in c)  # JS rounds .5 up
 
 
 def test_explorer_page_in_chromium(tmp_path, browser):
     model, vocab = saved(*char_model(), tmp_path)
-    page = write_explorer(activations(model, vocab, TEXT), tmp_path / "explore.html",
-                          title="<img src=x onerror=window.__pwned=3>")
-    want = lstm_reference(model, TEXT, vocab)       # the oracle, not the explorer's own numbers
+    page = write_explorer(
+        activations(model, vocab, TEXT),
+        tmp_path / "explore.html",
+        title="<img src=x onerror=window.__pwned=3>",
+    )
+    want = lstm_reference(model, TEXT, vocab)  # the oracle, not the explorer's own numbers
 
     tab = browser.new_page(viewport={"width": 1300, "height": 800})
     errors: list[str] = []
@@ -202,10 +240,11 @@ def test_explorer_page_in_chromium(tmp_path, browser):
     assert tab.input_value("#unit") == str(unit)
 
     # every token's colour is its forget-gate value on the unit's own scale
-    values = want[layer][gate][:, unit].round(decimals=3)    # the page keeps 3 decimals
+    values = want[layer][gate][:, unit].round(decimals=3)  # the page keeps 3 decimals
     s = float(values.abs().max())
-    backgrounds = tab.evaluate("[...document.querySelectorAll('#text .tok')]"
-                               ".map(s => getComputedStyle(s).backgroundColor)")
+    backgrounds = tab.evaluate(
+        "[...document.querySelectorAll('#text .tok')].map(s => getComputedStyle(s).backgroundColor)"
+    )
     for t, (v, bg) in enumerate(zip(values.tolist(), backgrounds, strict=True)):
         got = tuple(int(n) for n in re.findall(r"\d+", bg))
         assert max(abs(a - b) for a, b in zip(got, colour(v, s))) <= 1, (t, v, bg)
@@ -214,8 +253,9 @@ def test_explorer_page_in_chromium(tmp_path, browser):
     tab.check("#centre")
     m = float(values.double().mean())
     s_centred = float((values.double() - m).abs().max())
-    backgrounds = tab.evaluate("[...document.querySelectorAll('#text .tok')]"
-                               ".map(s => getComputedStyle(s).backgroundColor)")
+    backgrounds = tab.evaluate(
+        "[...document.querySelectorAll('#text .tok')].map(s => getComputedStyle(s).backgroundColor)"
+    )
     for t, (v, bg) in enumerate(zip(values.tolist(), backgrounds, strict=True)):
         got = tuple(int(n) for n in re.findall(r"\d+", bg))
         assert max(abs(a - b) for a, b in zip(got, colour(v - m, s_centred))) <= 1, (t, v, bg)
@@ -243,18 +283,23 @@ def test_explorer_page_in_chromium(tmp_path, browser):
     assert tab.get_attribute("#selected", "data-end") == str(b)
     # a selection that ends where the next token begins, or starts where the one before ends,
     # covers none of that token
-    tab.evaluate("""([a, b]) => { const s = document.querySelectorAll('#text .tok');
+    tab.evaluate(
+        """([a, b]) => { const s = document.querySelectorAll('#text .tok');
         getSelection().setBaseAndExtent(s[a - 1].firstChild, 1, s[b + 1].firstChild, 0);
         document.getElementById('text').dispatchEvent(new MouseEvent('mouseup', {bubbles: true}));
-    }""", [a, b])
+    }""",
+        [a, b],
+    )
     assert tab.get_attribute("#selected", "data-start") == str(a)
     assert tab.get_attribute("#selected", "data-end") == str(b)
     inside = torch.zeros(len(TEXT), dtype=torch.bool)
-    inside[a:b + 1] = True
+    inside[a : b + 1] = True
     gates = want[layer][gate]
-    diff = gates[inside].mean(0) - gates[~inside].mean(0)               # (H,)
-    ranked = tab.evaluate("[...document.querySelectorAll('#rank-up button')]"
-                          ".map(b => [+b.dataset.unit, +b.dataset.diff])")
+    diff = gates[inside].mean(0) - gates[~inside].mean(0)  # (H,)
+    ranked = tab.evaluate(
+        "[...document.querySelectorAll('#rank-up button')]"
+        ".map(b => [+b.dataset.unit, +b.dataset.diff])"
+    )
     assert len(ranked) == 8
     for j, d in ranked:
         assert abs(d - float(diff[j])) <= 2e-3

@@ -12,7 +12,7 @@ from lstmlab.nn.registry import VARIANTS, make_layer
 
 PROJECTABLE = [name for name, (cls, _, _) in VARIANTS.items() if cls is LSTM]
 # The variants with a fused path (the families of csrc/); the other cells run the readable loop.
-FUSED = list(VARIANTS)          # every built-in cell has a fused path
+FUSED = list(VARIANTS)  # every built-in cell has a fused path
 
 
 def outputs_and_grads(layer, x, hx, lengths, seed=5):
@@ -35,24 +35,35 @@ def check_against_readable(layer, x, hx, lengths, atol, rtol=0.0):
 
 def random_case(name: str, seed: int, dtype: torch.dtype):
     rng = random.Random(seed)
-    kw = dict(num_layers=rng.randint(1, 3), bidirectional=rng.random() < 0.6,
-              batch_first=rng.random() < 0.5, bias=rng.random() < 0.8)
+    kw = dict(
+        num_layers=rng.randint(1, 3),
+        bidirectional=rng.random() < 0.6,
+        batch_first=rng.random() < 0.5,
+        bias=rng.random() < 0.8,
+    )
     if name in PROJECTABLE and rng.random() < 0.4:
         kw["proj_size"] = 2
-    if name in ("depth-gated", "grid", "grid-tied"):     # one direction only
+    if name in ("depth-gated", "grid", "grid-tied"):  # one direction only
         kw["bidirectional"] = False
     torch.manual_seed(seed)
     layer = make_layer(name, rng.randint(1, 5), rng.randint(3, 6), **kw).to(dtype)
     B, T = rng.randint(1, 5), rng.randint(1, 9)
-    x = torch.randn((B, T, layer.input_size) if kw["batch_first"] else (T, B, layer.input_size),
-                    dtype=dtype, requires_grad=True)
+    x = torch.randn(
+        (B, T, layer.input_size) if kw["batch_first"] else (T, B, layer.input_size),
+        dtype=dtype,
+        requires_grad=True,
+    )
     lengths = torch.randint(1, T + 1, (B,)) if rng.random() < 0.6 else None
     hx = None
     if rng.random() < 0.6:
         sizes = layer.state_sizes if isinstance(layer, GridLSTM) else layer.cells[0].state_sizes
-        parts = [torch.randn(kw["num_layers"] * layer.num_directions, B, n, dtype=dtype,
-                             requires_grad=True) for n in sizes]
-        if isinstance(layer, ClockworkRNN):          # the clock: whole steps, rows at any phase
+        parts = [
+            torch.randn(
+                kw["num_layers"] * layer.num_directions, B, n, dtype=dtype, requires_grad=True
+            )
+            for n in sizes
+        ]
+        if isinstance(layer, ClockworkRNN):  # the clock: whole steps, rows at any phase
             parts[1] = torch.randint(0, 9, parts[1].shape).to(dtype).requires_grad_()
         hx = parts[0] if len(parts) == 1 else tuple(parts)
     return layer, x, hx, lengths
@@ -70,21 +81,40 @@ def test_float32_matches_readable_loop(name, seed):
     check_against_readable(*random_case(name, 100 + seed, torch.float32), atol=2e-5)
 
 
-@pytest.mark.parametrize("name", ["peephole", "coupled", "fgr", "gru", "gru-v3", "rnn", "nig",
-                                  "ln-lstm", "ln-gru", "clockwork", "depth-gated", "grid",
-                                  "grid-tied"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "peephole",
+        "coupled",
+        "fgr",
+        "gru",
+        "gru-v3",
+        "rnn",
+        "nig",
+        "ln-lstm",
+        "ln-gru",
+        "clockwork",
+        "depth-gated",
+        "grid",
+        "grid-tied",
+    ],
+)
 def test_gradcheck_through_fused_path(name):
     torch.manual_seed(0)
     # Depth-gated and grid: two layers (the top one reads the bottom one's cells), one way.
-    shape = {"num_layers": 2} if name in ("depth-gated", "grid", "grid-tied") \
+    shape = (
+        {"num_layers": 2}
+        if name in ("depth-gated", "grid", "grid-tied")
         else {"bidirectional": True}
+    )
     layer = make_layer(name, 2, 3, **shape).double()
     x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
     params = dict(layer.named_parameters())
 
     def f(x, *weights):
-        out, _ = torch.func.functional_call(layer, dict(zip(params, weights)), (x,),
-                                            {"lengths": torch.tensor([4, 2])})
+        out, _ = torch.func.functional_call(
+            layer, dict(zip(params, weights)), (x,), {"lengths": torch.tensor([4, 2])}
+        )
         return out
 
     assert torch.autograd.gradcheck(f, (x, *params.values()))
@@ -94,7 +124,7 @@ def test_fused_path_is_taken_for_builtin_cells_only():
     x = torch.randn(3, 2, 4)
     assert kernels.sequence_op(LSTMCell(4, 5, peephole=True), x) is not None
 
-    class Mine(LSTMCell):           # a user's subclass may change step(): keep the reference
+    class Mine(LSTMCell):  # a user's subclass may change step(): keep the reference
         pass
 
     assert kernels.sequence_op(Mine(4, 5), x) is None
@@ -136,11 +166,17 @@ def test_bench_runs_and_prints_ratios(capsys):
 
     assert bench.main(["--shapes", "2x5x8", "--cells", "peephole,gru", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
-    for row in ["torch.nn.LSTM", "torch.nn.GRU", "peephole", "gru", "torch.nn.LSTMCell",
-                "lstmlab lstm"]:
+    for row in [
+        "torch.nn.LSTM",
+        "torch.nn.GRU",
+        "peephole",
+        "gru",
+        "torch.nn.LSTMCell",
+        "lstmlab lstm",
+    ]:
         assert row in out
     line = next(ln for ln in out.splitlines() if ln.strip().startswith("torch.nn.LSTM "))
-    assert float(line.split()[2]) == 1.0          # the ratio column is relative to nn.LSTM
+    assert float(line.split()[2]) == 1.0  # the ratio column is relative to nn.LSTM
 
 
 def test_bench_regularises_lstmlab_layers_only(monkeypatch, capsys):
@@ -149,7 +185,22 @@ def test_bench_regularises_lstmlab_layers_only(monkeypatch, capsys):
     built = []
     real = bench.make_layer
     monkeypatch.setattr(bench, "make_layer", lambda *a, **k: built.append(k) or real(*a, **k))
-    assert bench.main(["--shapes", "2x5x8", "--cells", "ln-lstm", "--repeats", "1",
-                       "--recurrent-dropout", "0.25", "--zoneout", "0.1"]) == 0
-    assert built[0] == {"recurrent_dropout": 0.25, "zoneout": 0.1}    # the timed layer
+    assert (
+        bench.main(
+            [
+                "--shapes",
+                "2x5x8",
+                "--cells",
+                "ln-lstm",
+                "--repeats",
+                "1",
+                "--recurrent-dropout",
+                "0.25",
+                "--zoneout",
+                "0.1",
+            ]
+        )
+        == 0
+    )
+    assert built[0] == {"recurrent_dropout": 0.25, "zoneout": 0.1}  # the timed layer
     assert "lstmlab layers with recurrent_dropout 0.25, zoneout 0.1" in capsys.readouterr().out

@@ -17,8 +17,9 @@ TEXT = "def f(x):\n    return x + 1\n"
 def model_and_vocab(cell: str = "lstm", layers: int = 2) -> tuple[LanguageModel, Vocab]:
     torch.manual_seed(0)
     vocab = Vocab.build(TEXT, level="char")
-    model = LanguageModel(len(vocab), cell, embed_size=6, hidden_size=5, num_layers=layers,
-                          dropout=0.5)                 # read without it: in evaluation mode
+    model = LanguageModel(
+        len(vocab), cell, embed_size=6, hidden_size=5, num_layers=layers, dropout=0.5
+    )  # read without it: in evaluation mode
     init_forget_bias(model, 1.0)
     return model, vocab
 
@@ -30,7 +31,7 @@ def test_forget_values_follow_the_equations():
     model, vocab = model_and_vocab()
     f = gate_values(model, vocab, TEXT)
     assert f.shape == (2, len(TEXT), 5)
-    x = model.embedding.weight.double()[vocab.encode(vocab.tokenize(TEXT))]      # (T, E)
+    x = model.embedding.weight.double()[vocab.encode(vocab.tokenize(TEXT))]  # (T, E)
     w_ih, w_hh = model.rnn.weight_ih_l0.double(), model.rnn.weight_hh_l0.double()
     b = model.rnn.bias_ih_l0.double() + model.rnn.bias_hh_l0.double()
     h, c = torch.zeros(5, dtype=torch.double), torch.zeros(5, dtype=torch.double)
@@ -43,9 +44,10 @@ def test_forget_values_follow_the_equations():
         want.append(f_t)
     torch.testing.assert_close(f[0].double(), torch.stack(want), rtol=1e-5, atol=1e-6)
     # The second layer: as the explorer reads it, one layer at a time through its own loop.
-    torch.testing.assert_close(f[1], activations(model, vocab, TEXT)["layers"][1]["forget"],
-                               rtol=1e-5, atol=1e-6)
-    assert model.training                                  # left as it was found
+    torch.testing.assert_close(
+        f[1], activations(model, vocab, TEXT)["layers"][1]["forget"], rtol=1e-5, atol=1e-6
+    )
+    assert model.training  # left as it was found
     torch.testing.assert_close(gate_values(model, vocab, TEXT, max_tokens=7), f[:, :7])
 
 
@@ -65,16 +67,21 @@ def test_histogram_writes_png_and_svg(tmp_path):
     assert text.lstrip().startswith("<?xml") and "init" in text and "trained" in text
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: gate_values(torch.nn.LSTM(3, 4), None, TEXT), "language model"),
-    (lambda: gate_values(*model_and_vocab(), ""), "non-empty string"),
-    (lambda: gate_values(*model_and_vocab(), TEXT, max_tokens=0), "max_tokens"),
-    (lambda: plot_forget_gate_distribution({}, "x.png"), "at least one label"),
-    (lambda: plot_forget_gate_distribution({"a": torch.tensor([0.5, 1.5])}, "x.png"),
-     r"in \[0, 1\].*max 1.5"),
-    (lambda: plot_forget_gate_distribution({"a": torch.tensor([])}, "x.png"), "non-empty"),
-    (lambda: plot_forget_gate_distribution({"a": torch.rand(3)}, "x.png", bins=0), "bins"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: gate_values(torch.nn.LSTM(3, 4), None, TEXT), "language model"),
+        (lambda: gate_values(*model_and_vocab(), ""), "non-empty string"),
+        (lambda: gate_values(*model_and_vocab(), TEXT, max_tokens=0), "max_tokens"),
+        (lambda: plot_forget_gate_distribution({}, "x.png"), "at least one label"),
+        (
+            lambda: plot_forget_gate_distribution({"a": torch.tensor([0.5, 1.5])}, "x.png"),
+            r"in \[0, 1\].*max 1.5",
+        ),
+        (lambda: plot_forget_gate_distribution({"a": torch.tensor([])}, "x.png"), "non-empty"),
+        (lambda: plot_forget_gate_distribution({"a": torch.rand(3)}, "x.png", bins=0), "bins"),
+    ],
+)
 def test_bad_input(call, message):
     with pytest.raises(ValueError, match=message):
         call()

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from lstmlab.data.vocab import Vocab
-from lstmlab.models.generate import sample
 from lstmlab.models import LanguageModel
+from lstmlab.models.generate import sample
 
 TEXT = "the quick brown fox jumps over the lazy dog.\nthe end.\n"
 
@@ -23,7 +23,7 @@ def vocab() -> Vocab:
 def model(vocab: Vocab) -> LanguageModel:
     torch.manual_seed(0)
     model = LanguageModel(len(vocab), "lstm", embed_size=8, hidden_size=16, num_layers=2)
-    for p in model.parameters():           # sharper than the initial near-uniform logits
+    for p in model.parameters():  # sharper than the initial near-uniform logits
         p.data.mul_(8)
     return model
 
@@ -37,7 +37,7 @@ def test_same_seed_same_text_other_seed_other_text(model, vocab):
 def test_top_k_1_is_greedy_decoding(model, vocab):
     ids = vocab.encode(vocab.tokenize("the q"))
     model.eval()
-    with torch.no_grad():                  # the reference re-runs the whole sequence each time
+    with torch.no_grad():  # the reference re-runs the whole sequence each time
         for _ in range(30):
             logits, _ = model(ids.unsqueeze(0))
             ids = torch.cat([ids, logits[0, -1].argmax().view(1)])
@@ -75,20 +75,26 @@ def test_the_callers_modes_are_kept_between_tokens(model, vocab):
 
 
 def test_empty_prompt_starts_after_a_line_end(model, vocab):
-    assert list(sample(model, vocab, "", length=20, seed=5)) == \
-        list(sample(model, vocab, "\n", length=20, seed=5))
-    unknown = list(sample(model, vocab, "@", length=10, seed=5))      # "@" reads as <unk>
+    assert list(sample(model, vocab, "", length=20, seed=5)) == list(
+        sample(model, vocab, "\n", length=20, seed=5)
+    )
+    unknown = list(sample(model, vocab, "@", length=10, seed=5))  # "@" reads as <unk>
     assert unknown == list(sample(model, vocab, "<", length=10, seed=5))  # so does "<"
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(temperature=0), "temperature"), (dict(temperature=-1.0), "temperature"),
-    (dict(temperature=float("nan")), "temperature"), (dict(top_k=0), "top_k"),
-    (dict(length=-1), "length"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(temperature=0), "temperature"),
+        (dict(temperature=-1.0), "temperature"),
+        (dict(temperature=float("nan")), "temperature"),
+        (dict(top_k=0), "top_k"),
+        (dict(length=-1), "length"),
+    ],
+)
 def test_bad_arguments_raise_at_the_call(model, vocab, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        sample(model, vocab, "the", **kwargs)          # no next(): raised before iterating
+        sample(model, vocab, "the", **kwargs)  # no next(): raised before iterating
 
 
 def test_vocab_must_fit_the_model(model):
@@ -97,12 +103,12 @@ def test_vocab_must_fit_the_model(model):
 
 
 def test_word_pieces_concatenate_into_text():
-    vocab = Vocab.build(["a", "b", "<eos>"], level="word")                 # <unk> a b <eos>
+    vocab = Vocab.build(["a", "b", "<eos>"], level="word")  # <unk> a b <eos>
     torch.manual_seed(0)
     model = LanguageModel(len(vocab), "gru", embed_size=4, hidden_size=4, num_layers=1)
     pieces = list(sample(model, vocab, "a b", length=200, seed=0))
     ids = vocab.encode(["a", "b"] + [p.strip() or "<eos>" for p in pieces])
-    words = vocab.decode(ids)                                           # the drawn tokens
+    words = vocab.decode(ids)  # the drawn tokens
     for piece, before, word in zip(pieces, words[1:], words[2:]):
         expected = "\n" if word == "<eos>" else word if before == "<eos>" else " " + word
         assert piece == expected

@@ -39,13 +39,17 @@ def randn(*shape: int, seed: int = 1) -> Tensor:
 # --------------------------------------------------------------------------------------------
 # The paper's equations, one weight matrix per gate and dimension.
 
+
 def dimension_weights(weight: Tensor, bias: Tensor | None, j: int) -> dict:
     """Dimension j's W^i, W^f, W^g, W^o (H, dims·H) and b^i, ... (H,): row block j of the block's
     (dims·4H, dims·H) weight, gates in the order i, f, g, o."""
-    rows = weight[j * 4 * H:(j + 1) * 4 * H]
-    b = bias[j * 4 * H:(j + 1) * 4 * H] if bias is not None else torch.zeros(4 * H, dtype=DT)
-    return {f"{k}_{gate}": t[n * H:(n + 1) * H] for n, gate in enumerate("ifgo")
-            for k, t in (("W", rows), ("b", b))}
+    rows = weight[j * 4 * H : (j + 1) * 4 * H]
+    b = bias[j * 4 * H : (j + 1) * 4 * H] if bias is not None else torch.zeros(4 * H, dtype=DT)
+    return {
+        f"{k}_{gate}": t[n * H : (n + 1) * H]
+        for n, gate in enumerate("ifgo")
+        for k, t in (("W", rows), ("b", b))
+    }
 
 
 def paper_lstm(w: dict, Hcat: Tensor, m: Tensor) -> tuple[Tensor, Tensor, dict]:
@@ -70,25 +74,30 @@ def reference(layer: GridLSTM, x: Tensor, h0: Tensor, c0: Tensor, drop_depth_h: 
     h_time, m_time = list(h0.unbind(0)), list(c0.unbind(0))
     outputs, gates = [], []
     for t in range(x.shape[0]):
-        h_depth = x[t] @ W_in.T                          # the input, projected into the grid
+        h_depth = x[t] @ W_in.T  # the input, projected into the grid
         m_depth = torch.zeros_like(h_depth)
         gates.append([])
         for l, block in enumerate(blocks):
             if l > 0 and drop_depth_h:
                 h_depth = torch.zeros_like(h_depth)
-            Hcat = torch.cat([h_time[l], h_depth], dim=-1)         # [h_time; h_depth]
+            Hcat = torch.cat([h_time[l], h_depth], dim=-1)  # [h_time; h_depth]
             w_time = dimension_weights(block.weight, block.bias, 0)
             w_depth = dimension_weights(block.weight, block.bias, 1)
             h_time[l], m_time[l], g_time = paper_lstm(w_time, Hcat, m_time[l])
             h_depth, m_depth, g_depth = paper_lstm(w_depth, Hcat, m_depth)
-            gates[t].append({**{f"time_{k}": v for k, v in g_time.items()},
-                             **{f"depth_{k}": v for k, v in g_depth.items()}})
+            gates[t].append(
+                {
+                    **{f"time_{k}": v for k, v in g_time.items()},
+                    **{f"depth_{k}": v for k, v in g_depth.items()},
+                }
+            )
         outputs.append(h_depth)
     return torch.stack(outputs), torch.stack(h_time), torch.stack(m_time), gates
 
 
 # --------------------------------------------------------------------------------------------
 # The block and the network against the equations.
+
 
 def test_block_dimension_is_an_lstm_step():
     """Each of a 3-LSTM block's dimensions is torch.nn.LSTMCell reading H = [h_1; h_2; h_3]."""
@@ -99,14 +108,15 @@ def test_block_dimension_is_an_lstm_step():
     for j in range(3):
         cell = torch.nn.LSTMCell(3 * H, H).to(DT)
         with torch.no_grad():
-            cell.weight_ih.copy_(block.weight[j * 4 * H:(j + 1) * 4 * H])
-            cell.bias_ih.copy_(block.bias[j * 4 * H:(j + 1) * 4 * H])
+            cell.weight_ih.copy_(block.weight[j * 4 * H : (j + 1) * 4 * H])
+            cell.bias_ih.copy_(block.bias[j * 4 * H : (j + 1) * 4 * H])
             cell.weight_hh.zero_(), cell.bias_hh.zero_()
         want_h, want_m = cell(torch.cat(h, dim=-1), (torch.zeros(B, H, dtype=DT), m[j]))
         torch.testing.assert_close(new_h[j], want_h, **TOL)
         torch.testing.assert_close(new_m[j], want_m, **TOL)
-        _, _, want_gates = paper_lstm(dimension_weights(block.weight, block.bias, j),
-                                      torch.cat(h, dim=-1), m[j])
+        _, _, want_gates = paper_lstm(
+            dimension_weights(block.weight, block.bias, j), torch.cat(h, dim=-1), m[j]
+        )
         for name, g in want_gates.items():
             torch.testing.assert_close(gates[name][:, j], g, **TOL)
 
@@ -125,8 +135,9 @@ def test_network_matches_paper_reference(num_layers, tied, bias):
     assert len(gates) == num_layers and len(gates[0]) == 8
     for l in range(num_layers):
         for name, g in gates[l].items():
-            torch.testing.assert_close(g, torch.stack([want_gates[t][l][name] for t in range(T)]),
-                                       **TOL)
+            torch.testing.assert_close(
+                g, torch.stack([want_gates[t][l][name] for t in range(T)]), **TOL
+            )
 
 
 def test_one_layer_grid_is_an_lstm_over_the_projected_input():
@@ -136,7 +147,7 @@ def test_one_layer_grid_is_an_lstm_over_the_projected_input():
     layer = grid(1)
     x, h0, c0 = randn(T, B, I), randn(1, B, H, seed=2), randn(1, B, H, seed=3)
     out, (h_n, c_n) = layer(x, (h0, c0))
-    block, projected = layer.cell.blocks[0], x @ layer.cell.weight_ih.T      # (T, B, H)
+    block, projected = layer.cell.blocks[0], x @ layer.cell.weight_ih.T  # (T, B, H)
 
     def torch_weights(module, j: int, suffix: str = ""):
         """Dimension j's rows of the block: columns [H:] read h_depth (the LSTM's input),
@@ -154,7 +165,7 @@ def test_one_layer_grid_is_an_lstm_over_the_projected_input():
     torch.testing.assert_close(h_n, want_h, **TOL)
     torch.testing.assert_close(c_n, want_c, **TOL)
     depth = torch_weights(torch.nn.LSTMCell(H, H).to(DT), 1)
-    previous = torch.cat([h0, time_h[:-1]])                      # h_time at t - 1, (T, B, H)
+    previous = torch.cat([h0, time_h[:-1]])  # h_time at t - 1, (T, B, H)
     for t in range(T):
         want, _ = depth(projected[t], (previous[t], torch.zeros(B, H, dtype=DT)))
         torch.testing.assert_close(out[t], want, **TOL)
@@ -175,17 +186,19 @@ def test_dropout_drops_the_depth_hidden_vector_only():
 # --------------------------------------------------------------------------------------------
 # Gradients, tying, layouts, lengths.
 
+
 @pytest.mark.parametrize("tied", [False, True])
 def test_gradcheck_float64(tied):
     torch.manual_seed(0)
-    layer = GridLSTM(2, 2, 2, tied=tied).to(DT)            # tiny: gradcheck is entry by entry
+    layer = GridLSTM(2, 2, 2, tied=tied).to(DT)  # tiny: gradcheck is entry by entry
     params = dict(layer.named_parameters())
     x = randn(3, 2, 2).requires_grad_()
     h0, c0 = randn(2, 2, 2, seed=2).requires_grad_(), randn(2, 2, 2, seed=3).requires_grad_()
 
     def f(x, h0, c0, *weights):
-        out, (h, c) = functional_call(layer, dict(zip(params, weights)), (x, (h0, c0)),
-                                      {"lengths": torch.tensor([3, 1])})
+        out, (h, c) = functional_call(
+            layer, dict(zip(params, weights)), (x, (h0, c0)), {"lengths": torch.tensor([3, 1])}
+        )
         return out, h, c
 
     assert gradcheck(f, (x, h0, c0, *params.values()), fast_mode=False)
@@ -194,10 +207,13 @@ def test_gradcheck_float64(tied):
 def test_tied_weights_are_one_set_whose_gradient_sums_over_layers():
     L = 3
     tied, untied = grid(L, tied=True), grid(L, seed=1)
-    assert [n for n, _ in tied.named_parameters()] == \
-        ["cell.weight_ih", "cell.blocks.0.weight", "cell.blocks.0.bias"]
+    assert [n for n, _ in tied.named_parameters()] == [
+        "cell.weight_ih",
+        "cell.blocks.0.weight",
+        "cell.blocks.0.bias",
+    ]
     assert sum(p.numel() for p in tied.parameters()) == H * I + 8 * H * 2 * H + 8 * H
-    with torch.no_grad():               # the untied grid with every block a copy of the tied one
+    with torch.no_grad():  # the untied grid with every block a copy of the tied one
         untied.cell.weight_ih.copy_(tied.cell.weight_ih)
         for block in untied.cell.blocks:
             block.weight.copy_(tied.cell.blocks[0].weight)
@@ -219,12 +235,13 @@ def test_lengths_pad_with_zeros_and_stop_each_sequence_at_its_end():
     h0, c0 = randn(2, 3, H, seed=2), randn(2, 3, H, seed=3)
     out, (h_n, c_n) = layer(x, (h0, c0), lengths=lengths)
     for b, n in enumerate(lengths):
-        want_out, want_h, want_c, _ = reference(layer, x[:n, b:b + 1], h0[:, b:b + 1],
-                                                c0[:, b:b + 1])
-        torch.testing.assert_close(out[:n, b:b + 1], want_out, **TOL)
+        want_out, want_h, want_c, _ = reference(
+            layer, x[:n, b : b + 1], h0[:, b : b + 1], c0[:, b : b + 1]
+        )
+        torch.testing.assert_close(out[:n, b : b + 1], want_out, **TOL)
         assert torch.equal(out[n:, b], torch.zeros_like(out[n:, b]))
-        torch.testing.assert_close(h_n[:, b:b + 1], want_h, **TOL)
-        torch.testing.assert_close(c_n[:, b:b + 1], want_c, **TOL)
+        torch.testing.assert_close(h_n[:, b : b + 1], want_h, **TOL)
+        torch.testing.assert_close(c_n[:, b : b + 1], want_c, **TOL)
     packed = pack_padded_sequence(x, torch.tensor(lengths), enforce_sorted=False)
     out_p, (h_p, c_p) = layer(packed, (h0, c0))
     torch.testing.assert_close(pad_packed_sequence(out_p, total_length=T)[0], out, **TOL)
@@ -239,7 +256,7 @@ def test_batch_first_unbatched_and_the_column_cell_agree():
     out_bf, (h_bf, _) = first(x.transpose(0, 1))
     torch.testing.assert_close(out_bf.transpose(0, 1), out, **TOL)
     torch.testing.assert_close(h_bf, h_n, **TOL)
-    out_1, (h_1, c_1) = layer(x[:, 1], (h_n[:, 1], c_n[:, 1]))            # unbatched: (T, I)
+    out_1, (h_1, c_1) = layer(x[:, 1], (h_n[:, 1], c_n[:, 1]))  # unbatched: (T, I)
     ref_1, (ref_h, _) = layer(x[:, 1:2], (h_n[:, 1:2], c_n[:, 1:2]))
     torch.testing.assert_close(out_1, ref_1[:, 0], **TOL)
     torch.testing.assert_close(h_1, ref_h[:, 0], **TOL)
@@ -252,6 +269,7 @@ def test_batch_first_unbatched_and_the_column_cell_agree():
 
 # --------------------------------------------------------------------------------------------
 # As a language model.
+
 
 @pytest.mark.parametrize("cell", ["grid", "grid-tied"])
 def test_language_model_forward_and_step(cell):
@@ -270,7 +288,7 @@ def test_language_model_forward_and_step(cell):
     torch.testing.assert_close(s[0], final[0], **TOL)
     torch.testing.assert_close(s[1], final[1], **TOL)
     starts = torch.zeros(B, T, dtype=torch.bool)
-    starts[0, 3] = True                 # a document begins: row 0's state is reset before t = 3
+    starts[0, 3] = True  # a document begins: row 0's state is reset before t = 3
     reset, _ = model(tokens, state, starts)
     fresh, _ = model(tokens[:1, 3:])
     torch.testing.assert_close(reset[:1, 3:], fresh, **TOL)
@@ -284,32 +302,41 @@ def test_init_forget_bias_sets_the_forget_rows_of_every_dimension():
     before = [b.bias.detach().clone() for b in model.rnn.cell.blocks]
     assert init_forget_bias(model, 1.0) == 2
     for block, old in zip(model.rnn.cell.blocks, before):
-        for j in range(2):                                  # time, depth: rows i, f, g, o
+        for j in range(2):  # time, depth: rows i, f, g, o
             rows = dimension_weights(block.weight, block.bias, j)
             assert torch.equal(rows["b_f"], torch.ones(H))
             for gate in "igo":
-                assert torch.equal(rows[f"b_{gate}"],
-                                   dimension_weights(block.weight, old, j)[f"b_{gate}"])
+                assert torch.equal(
+                    rows[f"b_{gate}"], dimension_weights(block.weight, old, j)[f"b_{gate}"]
+                )
     assert init_forget_bias(LanguageModel(7, "grid-tied", embed_size=3, hidden_size=H), 1.0) == 1
 
 
 # --------------------------------------------------------------------------------------------
 # Bad input.
 
-@pytest.mark.parametrize("make, pieces", [
-    (lambda: GridLSTM(I, H, bidirectional=True), ["bidirectional", "not supported"]),
-    (lambda: GridLSTM(I, H, 0), ["num_layers", ">= 1"]),
-    (lambda: GridLSTM(I, H, 2, dropout=1.5), ["dropout", "[0, 1]"]),
-    (lambda: GridLSTMCell(H, dims=2)([torch.zeros(1, H)], [torch.zeros(1, H)] * 2),
-     ["2 hidden and 2 memory", "got 1 and 2"]),
-    (lambda: grid(2)(randn(T, B, I + 1)), ["input_size=3"]),
-    (lambda: grid(2)(randn(T, B, I), (randn(3, B, H), randn(3, B, H))),
-     ["hx[0]", "(2, 2, 4)", "(3, 2, 4)"]),
-    (lambda: grid(2)(randn(T, B, I), randn(2, B, H)), ["hx", "2 part"]),
-    (lambda: grid(2)(randn(T, B, I), lengths=[T + 1, 1]), ["lengths", f"[1, {T}]"]),
-    (lambda: grid(2)(randn(T, I), lengths=[T]), ["lengths", "batched"]),
-    (lambda: grid(2)(randn(T, B, I) * float("nan")), ["NaN"]),
-])
+
+@pytest.mark.parametrize(
+    "make, pieces",
+    [
+        (lambda: GridLSTM(I, H, bidirectional=True), ["bidirectional", "not supported"]),
+        (lambda: GridLSTM(I, H, 0), ["num_layers", ">= 1"]),
+        (lambda: GridLSTM(I, H, 2, dropout=1.5), ["dropout", "[0, 1]"]),
+        (
+            lambda: GridLSTMCell(H, dims=2)([torch.zeros(1, H)], [torch.zeros(1, H)] * 2),
+            ["2 hidden and 2 memory", "got 1 and 2"],
+        ),
+        (lambda: grid(2)(randn(T, B, I + 1)), ["input_size=3"]),
+        (
+            lambda: grid(2)(randn(T, B, I), (randn(3, B, H), randn(3, B, H))),
+            ["hx[0]", "(2, 2, 4)", "(3, 2, 4)"],
+        ),
+        (lambda: grid(2)(randn(T, B, I), randn(2, B, H)), ["hx", "2 part"]),
+        (lambda: grid(2)(randn(T, B, I), lengths=[T + 1, 1]), ["lengths", f"[1, {T}]"]),
+        (lambda: grid(2)(randn(T, I), lengths=[T]), ["lengths", "batched"]),
+        (lambda: grid(2)(randn(T, B, I) * float("nan")), ["NaN"]),
+    ],
+)
 def test_bad_input_raises_a_value_error_naming_it(make, pieces):
     with pytest.raises(ValueError) as error:
         make()

@@ -46,10 +46,11 @@ def import_graph() -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    anchor = package[:len(package) - node.level + 1]
+                    anchor = package[: len(package) - node.level + 1]
                     base = ".".join(anchor + ([node.module] if node.module else []))
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base
-                           for a in node.names]
+                targets = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names
+                ]
             else:
                 continue
             graph[name] |= {t for t in targets if t in mods and t != name}
@@ -98,8 +99,11 @@ def test_the_circle_finder_finds_one():
 
 
 def test_top_level_has_at_most_ten_entries():
-    entries = [p.name for p in ROOT.iterdir()
-               if p.name != "__pycache__" and (p.suffix == ".py" or (p / "__init__.py").exists())]
+    entries = [
+        p.name
+        for p in ROOT.iterdir()
+        if p.name != "__pycache__" and (p.suffix == ".py" or (p / "__init__.py").exists())
+    ]
     assert len(entries) <= 10, entries
     assert set(ALLOWED) | {"__init__.py"} == set(entries)
 
@@ -114,7 +118,7 @@ def test_layers_import_only_the_layers_below():
         for target in targets:
             other = target.split(".")
             if len(other) < 2 or other[1] == parts[1]:
-                continue                       # the package's own modules, or lstmlab itself
+                continue  # the package's own modules, or lstmlab itself
             if other[1] not in ALLOWED[parts[1]]:
                 wrong.append(f"{module} -> {target}")
     assert wrong == []
@@ -124,8 +128,10 @@ def test_cells_import_no_runner_layer_or_kernel():
     graph = import_graph()
     for module, targets in graph.items():
         if module.startswith("lstmlab.nn.cells"):
-            assert all(t.startswith(("lstmlab.nn.cells", "lstmlab.nn._checks",
-                                     "lstmlab.nn.dispatch")) for t in targets), (module, targets)
+            assert all(
+                t.startswith(("lstmlab.nn.cells", "lstmlab.nn._checks", "lstmlab.nn.dispatch"))
+                for t in targets
+            ), (module, targets)
 
 
 def test_every_subpackage_says_what_it_is():

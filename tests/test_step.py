@@ -6,19 +6,36 @@ import torch
 from lstmlab import kernels
 from lstmlab.nn.cells import GRUCell, LSTMCell, RNNCell
 
-LSTM_SWITCHES = [{}, {"peephole": True}, {"coupled": True}, {"input_gate": False},
-                 {"forget_gate": False}, {"output_gate": False}, {"input_activation": False},
-                 {"output_activation": False}, {"gate_recurrence": True}, {"proj_size": 5},
-                 {"peephole": True, "proj_size": 5, "gate_recurrence": True}, {"bias": False}]
-CELLS = ([lambda dt, s=s: LSTMCell(6, 8, dtype=dt, **s) for s in LSTM_SWITCHES]
-         + [lambda dt, r=r, b=b: GRUCell(6, 8, bias=b, dtype=dt, reset_after=r)
-            for r in (True, False) for b in (True, False)]
-         + [lambda dt, n=n: RNNCell(6, 8, nonlinearity=n, dtype=dt) for n in ("tanh", "relu")])
+LSTM_SWITCHES = [
+    {},
+    {"peephole": True},
+    {"coupled": True},
+    {"input_gate": False},
+    {"forget_gate": False},
+    {"output_gate": False},
+    {"input_activation": False},
+    {"output_activation": False},
+    {"gate_recurrence": True},
+    {"proj_size": 5},
+    {"peephole": True, "proj_size": 5, "gate_recurrence": True},
+    {"bias": False},
+]
+CELLS = (
+    [lambda dt, s=s: LSTMCell(6, 8, dtype=dt, **s) for s in LSTM_SWITCHES]
+    + [
+        lambda dt, r=r, b=b: GRUCell(6, 8, bias=b, dtype=dt, reset_after=r)
+        for r in (True, False)
+        for b in (True, False)
+    ]
+    + [lambda dt, n=n: RNNCell(6, 8, nonlinearity=n, dtype=dt) for n in ("tanh", "relu")]
+)
 
 
 def random_state(cell, batch, dtype, generator):
-    return tuple(torch.randn(batch, size, dtype=dtype, generator=generator).sigmoid()
-                 for size in cell.state_sizes)
+    return tuple(
+        torch.randn(batch, size, dtype=dtype, generator=generator).sigmoid()
+        for size in cell.state_sizes
+    )
 
 
 @pytest.mark.parametrize("make", CELLS)
@@ -29,7 +46,7 @@ def test_no_grad_step_matches_readable_step(make, dtype):
     x = torch.randn(3, 6, dtype=dtype, generator=g)
     state = random_state(cell, 3, dtype, g)
     with torch.no_grad():
-        assert kernels.step_op(cell, x, state) is not None       # the fast route is the one taken
+        assert kernels.step_op(cell, x, state) is not None  # the fast route is the one taken
         fast = cell(x, state if len(state) > 1 else state[0])
         _, expected, _ = cell.step(x, state)
     fast = fast if isinstance(fast, tuple) else (fast,)

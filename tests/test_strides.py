@@ -11,8 +11,20 @@ from lstmlab import ClockworkRNN, GridLSTM, kernels
 from lstmlab.nn.registry import VARIANTS, make_layer
 from test_fused import check_against_readable
 
-STEP_CELLS = ["lstm", "peephole", "coupled", "nig", "nfg", "nog", "niaf", "noaf", "fgr", "gru",
-              "gru-v3", "rnn"]
+STEP_CELLS = [
+    "lstm",
+    "peephole",
+    "coupled",
+    "nig",
+    "nfg",
+    "nog",
+    "niaf",
+    "noaf",
+    "fgr",
+    "gru",
+    "gru-v3",
+    "rnn",
+]
 
 
 def strided(t: torch.Tensor, how: str) -> torch.Tensor:
@@ -25,7 +37,7 @@ def strided(t: torch.Tensor, how: str) -> torch.Tensor:
         out = t.t().contiguous().t()
     elif how == "expanded" and t.dim() >= 1 and t.shape[-1] > 1:
         out = t[..., :1].expand_as(t)
-    else:                                              # sliced, and the 1-D transposed case
+    else:  # sliced, and the 1-D transposed case
         out = torch.zeros(*t.shape, 2, dtype=t.dtype)[..., 0]
         out.copy_(t)
     assert not out.is_contiguous() or t.numel() <= 1
@@ -48,10 +60,9 @@ def case(name: str, how: str, dtype: torch.dtype):
     sizes = layer.state_sizes if isinstance(layer, GridLSTM) else layer.cells[0].state_sizes
     count = 2 * layer.num_directions
     parts = [torch.randn(count, 1, n, dtype=dtype).expand(count, B, n) for n in sizes]
-    if isinstance(layer, ClockworkRNN):                 # the clock holds whole steps
+    if isinstance(layer, ClockworkRNN):  # the clock holds whole steps
         parts[1] = torch.randint(0, 9, parts[1].shape).to(dtype)
-    parts = [p.clone().requires_grad_() if how != "expanded" else p.requires_grad_()
-             for p in parts]
+    parts = [p.clone().requires_grad_() if how != "expanded" else p.requires_grad_() for p in parts]
     hx = parts[0] if len(parts) == 1 else tuple(parts)
     return layer, x, hx, torch.tensor([5, 2, 4])
 

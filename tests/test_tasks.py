@@ -21,6 +21,7 @@ def gen(seed: int = 0) -> torch.Generator:
 
 # ---- adding --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("length", [2, 3, 10, 101])
 def test_adding_batch_matches_its_definition(length):
     task = AddingTask(length=length)
@@ -33,9 +34,10 @@ def test_adding_batch_matches_its_definition(length):
     for b in range(64):
         marked = markers[b].nonzero().flatten().tolist()
         assert len(marked) == 2
-        assert marked[0] < half <= marked[1]            # one in each half
-        assert y[b, 0].item() == pytest.approx(values[b, marked[0]].item()
-                                                + values[b, marked[1]].item(), abs=1e-6)
+        assert marked[0] < half <= marked[1]  # one in each half
+        assert y[b, 0].item() == pytest.approx(
+            values[b, marked[0]].item() + values[b, marked[1]].item(), abs=1e-6
+        )
 
 
 def test_adding_markers_cover_both_halves():
@@ -64,6 +66,7 @@ def test_adding_loss_rejects_a_prediction_per_step():
 
 # ---- recall --------------------------------------------------------------------------------
 
+
 def decode(task: RecallTask, row: torch.Tensor) -> list[str]:
     return [task.vocab[i] for i in row.tolist()]
 
@@ -79,7 +82,7 @@ def test_recall_sentences_parse_and_the_target_is_the_countrys_language(gap):
     filler_words = {w for s in FILLERS for w in s.split()}
     for b in range(200):
         words = decode(task, x[b])
-        fact, filler, query = words[:6], words[6:6 + gap], words[6 + gap:]
+        fact, filler, query = words[:6], words[6 : 6 + gap], words[6 + gap :]
         country = fact[4]
         assert " ".join(fact[:4] + ["X"] + fact[5:]) in templates
         assert task.languages[y[b]] == LANGUAGES[country]
@@ -99,7 +102,7 @@ def test_recall_filler_is_whole_sentences_cut_at_a_word():
         *whole, tail = " ".join(filler).replace(" . ", " .|").split("|")
         for s in whole:
             assert tuple(s.split()) in sentences
-        assert any(s[:len(tail.split())] == tuple(tail.split()) for s in sentences)
+        assert any(s[: len(tail.split())] == tuple(tail.split()) for s in sentences)
 
 
 def test_recall_classes_and_chance():
@@ -110,7 +113,7 @@ def test_recall_classes_and_chance():
     assert task.vocab_size == task.input_size == len(task.vocab)
     x, y = task.batch(3000, gen())
     counts = torch.bincount(y, minlength=5)
-    assert counts.min() > 500                          # every class drawn, roughly uniformly
+    assert counts.min() > 500  # every class drawn, roughly uniformly
     uniform = torch.zeros(3000, 5)
     assert task.loss(uniform, y).item() == pytest.approx(task.baseline)
     perfect = torch.nn.functional.one_hot(y, 5).float() * 20
@@ -120,6 +123,7 @@ def test_recall_classes_and_chance():
 
 
 # ---- shared --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_same_seed_same_batch_other_seed_other_batch(name):
@@ -146,18 +150,23 @@ def test_tasks_follow_the_protocol(name):
 def test_make_task_passes_arguments_and_names_the_choices():
     assert make_task("adding", length=7).length == 7
     assert make_task("recall", gap=4).length == 13
-    with pytest.raises(ValueError, match=r"unknown task 'typo'; choose one of: adding, recall, copy"):
+    with pytest.raises(
+        ValueError, match=r"unknown task 'typo'; choose one of: adding, recall, copy"
+    ):
         make_task("typo")
 
 
-@pytest.mark.parametrize("build, message", [
-    (lambda: AddingTask(length=1), r"length must be an integer >= 2, got 1"),
-    (lambda: RecallTask(gap=-1), r"gap must be an integer >= 0, got -1"),
-    (lambda: RecallTask(num_languages=1), r"num_languages must be an integer >= 2, got 1"),
-    (lambda: RecallTask(num_languages=99), r"num_languages must be at most 12, got 99"),
-    (lambda: AddingTask().batch(0, gen()), r"batch_size must be an integer >= 1, got 0"),
-    (lambda: RecallTask().batch(-3, gen()), r"batch_size must be an integer >= 1, got -3"),
-])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: AddingTask(length=1), r"length must be an integer >= 2, got 1"),
+        (lambda: RecallTask(gap=-1), r"gap must be an integer >= 0, got -1"),
+        (lambda: RecallTask(num_languages=1), r"num_languages must be an integer >= 2, got 1"),
+        (lambda: RecallTask(num_languages=99), r"num_languages must be at most 12, got 99"),
+        (lambda: AddingTask().batch(0, gen()), r"batch_size must be an integer >= 1, got 0"),
+        (lambda: RecallTask().batch(-3, gen()), r"batch_size must be an integer >= 1, got -3"),
+    ],
+)
 def test_bad_arguments_name_the_argument_the_expectation_and_the_value(build, message):
     with pytest.raises(ValueError, match=message):
         build()

@@ -24,19 +24,27 @@ from lstmlab.data.corpus import _stdlib_files
 
 def test_tokenize_by_char_and_by_word():
     assert tokenize("ab c\n", "char") == ["a", "b", " ", "c", "\n"]
-    assert tokenize("the cat\n sat  down\n\nend", "word") == \
-        ["the", "cat", "<eos>", "sat", "down", "<eos>", "<eos>", "end"]
+    assert tokenize("the cat\n sat  down\n\nend", "word") == [
+        "the",
+        "cat",
+        "<eos>",
+        "sat",
+        "down",
+        "<eos>",
+        "<eos>",
+        "end",
+    ]
     assert tokenize("a b\n", "word") == ["a", "b", "<eos>"]
     with pytest.raises(ValueError, match=r"level must be one of \('char', 'word'\), got 'byte'"):
         tokenize("x", "byte")
 
 
 def test_vocab_order_counts_and_limits():
-    vocab = Vocab.build("abracadabra", level="char")           # a5 b2 r2 c1 d1
+    vocab = Vocab.build("abracadabra", level="char")  # a5 b2 r2 c1 d1
     assert vocab.tokens == ("<unk>", "a", "b", "r", "c", "d")
     assert Vocab.build("abracadabra", min_count=2).tokens == ("<unk>", "a", "b", "r")
     assert Vocab.build("abracadabra", max_size=3).tokens == ("<unk>", "a", "b")
-    assert Vocab.build(reversed("abracadabra")) == vocab       # ids do not depend on order
+    assert Vocab.build(reversed("abracadabra")) == vocab  # ids do not depend on order
     assert len(vocab) == 6 and vocab.level == "char"
 
 
@@ -72,13 +80,19 @@ def test_vocab_json_round_trip():
     assert again != Vocab(vocab.tokens, "char")
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"level": "char", "tokens": ["a", "<unk>"]}, r"tokens\[0\] must be '<unk>', got \('a',\)"),
-    ({"level": "char", "tokens": ["<unk>", "a", "a"]}, r"tokens must be unique; repeated: \['a'\]"),
-    ({"level": "line", "tokens": ["<unk>"]}, r"level must be one of"),
-    ({"tokens": ["<unk>"]}, r"with 'level' and 'tokens'"),
-    ({"level": "char", "tokens": ["<unk>", 3]}, r"'tokens' must be a list of strings"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"level": "char", "tokens": ["a", "<unk>"]}, r"tokens\[0\] must be '<unk>', got \('a',\)"),
+        (
+            {"level": "char", "tokens": ["<unk>", "a", "a"]},
+            r"tokens must be unique; repeated: \['a'\]",
+        ),
+        ({"level": "line", "tokens": ["<unk>"]}, r"level must be one of"),
+        ({"tokens": ["<unk>"]}, r"with 'level' and 'tokens'"),
+        ({"level": "char", "tokens": ["<unk>", 3]}, r"'tokens' must be a list of strings"),
+    ],
+)
 def test_vocab_from_json_rejects_bad_data(data, message):
     with pytest.raises(ValueError, match=message):
         Vocab.from_json(data)
@@ -93,6 +107,7 @@ def test_vocab_build_checks_its_arguments():
 
 # ---- corpora -------------------------------------------------------------------------------
 
+
 def test_stdlib_corpus_is_capped_ordered_and_deterministic():
     docs = stdlib_corpus(max_chars=100_000)
     assert len(docs) > 1 and all(docs)
@@ -100,7 +115,7 @@ def test_stdlib_corpus_is_capped_ordered_and_deterministic():
     assert stdlib_corpus(max_chars=100_000) == docs
     root = Path(sysconfig.get_paths()["stdlib"])
     first = (root / "__future__.py").read_text(encoding="utf-8")
-    assert docs[0] == first[:100_000]                           # sorted: __future__.py first
+    assert docs[0] == first[:100_000]  # sorted: __future__.py first
     assert stdlib_corpus(max_chars=10) == [first[:10]]
 
 
@@ -146,18 +161,20 @@ def test_text_corpus_missing_or_empty(tmp_path):
 
 # ---- split ---------------------------------------------------------------------------------
 
+
 def test_split_documents_is_a_deterministic_partition():
     docs = [f"document {k}\n" * (k % 7 + 1) for k in range(200)]
     train, valid, test = split_documents(docs, valid_fraction=0.1, test_fraction=0.05)
     assert (len(train), len(valid), len(test)) == (170, 20, 10)
     assert sorted(train + valid + test) == sorted(docs)
-    for part in (train, valid, test):                           # corpus order kept
+    for part in (train, valid, test):  # corpus order kept
         assert [docs.index(d) for d in part] == sorted(docs.index(d) for d in part)
     assert split_documents(docs, 0.1, 0.05) == (train, valid, test)
     # a document's split does not depend on where it sits in the corpus
     shuffled = docs[::-1]
-    assert [sorted(p) for p in split_documents(shuffled, 0.1, 0.05)] == \
-        [sorted(p) for p in (train, valid, test)]
+    assert [sorted(p) for p in split_documents(shuffled, 0.1, 0.05)] == [
+        sorted(p) for p in (train, valid, test)
+    ]
     # held-out documents come from all over, not only the tail
     assert min(docs.index(d) for d in test) < 100
 
@@ -176,6 +193,7 @@ def test_split_documents_small_and_bad_inputs():
 
 # ---- TokenStream ---------------------------------------------------------------------------
 
+
 def numbered_documents(lengths: list[int]) -> list[torch.Tensor]:
     """Document k: consecutive integers, distinct across documents."""
     docs, start = [], 0
@@ -186,17 +204,23 @@ def numbered_documents(lengths: list[int]) -> list[torch.Tensor]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(lengths=st.lists(st.integers(0, 30), min_size=1, max_size=8),
-       batch_size=st.integers(1, 5), bptt=st.integers(1, 9))
+@given(
+    lengths=st.lists(st.integers(0, 30), min_size=1, max_size=8),
+    batch_size=st.integers(1, 5),
+    bptt=st.integers(1, 9),
+)
 def test_stream_reproduces_the_documents_stream_by_stream(lengths, batch_size, bptt):
     total = sum(lengths)
     if total < 2 * batch_size:
-        with pytest.raises(ValueError, match=rf"at least 2 \* batch_size = {2 * batch_size} "
-                                             rf"tokens .* got {total}"):
+        with pytest.raises(
+            ValueError,
+            match=rf"at least 2 \* batch_size = {2 * batch_size} "
+            rf"tokens .* got {total}",
+        ):
             TokenStream(numbered_documents(lengths), batch_size, bptt)
         return
     stream = TokenStream(numbered_documents(lengths), batch_size, bptt)
-    flat = list(range(total))                   # the documents end to end (values = positions)
+    flat = list(range(total))  # the documents end to end (values = positions)
     firsts = {sum(lengths[:k]) for k, n in enumerate(lengths) if n > 0}
     per = total // batch_size
     chunks = list(stream)
@@ -207,16 +231,16 @@ def test_stream_reproduces_the_documents_stream_by_stream(lengths, batch_size, b
     targets = torch.cat([c.targets for c in chunks], dim=1)
     starts = torch.cat([c.starts for c in chunks], dim=1)
     for b in range(batch_size):
-        expected = flat[b * per:(b + 1) * per]
+        expected = flat[b * per : (b + 1) * per]
         assert inputs[b].tolist() == expected[:-1]
         assert targets[b].tolist() == expected[1:]
         assert starts[b].tolist() == [t in firsts for t in expected[:-1]]
-    for before, after in zip(chunks, chunks[1:]):          # shifted by one across chunk edges
+    for before, after in zip(chunks, chunks[1:]):  # shifted by one across chunk edges
         assert torch.equal(before.targets[:, -1], after.inputs[:, 0])
 
 
 def test_stream_marks_document_starts_mid_chunk():
-    stream = TokenStream(numbered_documents([4, 3, 9]), batch_size=2, bptt=5)   # S = 8
+    stream = TokenStream(numbered_documents([4, 3, 9]), batch_size=2, bptt=5)  # S = 8
     first = stream[0]
     assert first.inputs.tolist() == [[0, 1, 2, 3, 4], [8, 9, 10, 11, 12]]
     assert first.starts.tolist() == [[True, False, False, False, True], [False] * 5]
@@ -243,8 +267,8 @@ def test_stream_resumes_at_the_same_chunk():
     reference = list(TokenStream(docs, 3, 4))
     stream = TokenStream(docs, 3, 4)
     for k, _ in zip(range(4), stream):
-        pass                                                   # chunks 0..3 handed out
-    state = json.loads(json.dumps(stream.state_dict()))        # plain JSON, as in a checkpoint
+        pass  # chunks 0..3 handed out
+    state = json.loads(json.dumps(stream.state_dict()))  # plain JSON, as in a checkpoint
     assert state["position"] == 4
     resumed = TokenStream(docs, 3, 4)
     resumed.load_state_dict(state)
@@ -252,7 +276,7 @@ def test_stream_resumes_at_the_same_chunk():
     assert len(rest) == len(reference) - 4
     for got, want in zip(rest, reference[4:]):
         assert all(torch.equal(g, w) for g, w in zip(got, want))
-    assert resumed.position == 0                               # a finished pass rewinds
+    assert resumed.position == 0  # a finished pass rewinds
     assert len(list(resumed)) == len(reference)
 
 
@@ -273,8 +297,11 @@ def test_stream_checks_its_arguments():
         TokenStream(docs, 0, 4)
     with pytest.raises(ValueError, match=r"bptt must be an integer >= 1, got 0"):
         TokenStream(docs, 2, 0)
-    with pytest.raises(TypeError, match=r"documents\[1\] must be an integer tensor .* "
-                                        r"got torch.float32"):
+    with pytest.raises(
+        TypeError,
+        match=r"documents\[1\] must be an integer tensor .* "
+        r"got torch.float32",
+    ):
         TokenStream([torch.arange(4), torch.zeros(3)], 1, 2)
     with pytest.raises(ValueError, match=r"documents\[0\] must be 1-D \(N,\), got shape \(2, 2\)"):
         TokenStream([torch.zeros(2, 2, dtype=torch.long)], 1, 2)

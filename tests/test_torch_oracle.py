@@ -10,6 +10,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import lstmlab
 
+
 @pytest.fixture(params=["fused", "readable"], autouse=True)
 def path(request):
     """Every oracle test runs twice: through the fast paths and through the readable loop."""
@@ -31,9 +32,14 @@ KINDS = {
 def random_config(kind: str, seed: int) -> dict:
     rng = random.Random(seed)
     cfg = dict(
-        input_size=rng.randint(1, 6), hidden_size=rng.randint(2, 7), num_layers=rng.randint(1, 3),
-        bias=rng.random() < 0.8, batch_first=rng.random() < 0.5,
-        bidirectional=rng.random() < 0.5, **KINDS[kind][2])
+        input_size=rng.randint(1, 6),
+        hidden_size=rng.randint(2, 7),
+        num_layers=rng.randint(1, 3),
+        bias=rng.random() < 0.8,
+        batch_first=rng.random() < 0.5,
+        bidirectional=rng.random() < 0.5,
+        **KINDS[kind][2],
+    )
     if kind == "lstm" and rng.random() < 0.4:
         cfg["proj_size"] = rng.randint(1, cfg["hidden_size"] - 1)
     return cfg
@@ -43,8 +49,9 @@ def twins(kind: str, cfg: dict):
     torch_cls, ours_cls, _ = KINDS[kind]
     ref = torch_cls(**cfg)
     ours = ours_cls(**cfg)
-    assert [(n, p.shape) for n, p in ref.named_parameters()] == \
-        [(n, p.shape) for n, p in ours.named_parameters()]
+    assert [(n, p.shape) for n, p in ref.named_parameters()] == [
+        (n, p.shape) for n, p in ours.named_parameters()
+    ]
     ours.load_state_dict(ref.state_dict())
     return ref, ours
 
@@ -73,13 +80,16 @@ def compare(ref, ours, run_ref, run_ours, leaves: list[torch.Tensor]):
         assert a.shape == b.shape
         torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
     probes = [torch.randn_like(a) for a in outs_r]
-    grads_r = torch.autograd.grad(sum((a * p).sum() for a, p in zip(outs_r, probes)),
-                                  [*ref.parameters(), *leaves])
+    grads_r = torch.autograd.grad(
+        sum((a * p).sum() for a, p in zip(outs_r, probes)), [*ref.parameters(), *leaves]
+    )
     leaves_o = [leaf for leaf in leaves]
-    grads_o = torch.autograd.grad(sum((a * p).sum() for a, p in zip(outs_o, probes)),
-                                  [*ours.parameters(), *leaves_o])
-    for (name, _), gr, go in zip([*ref.named_parameters(), *[("leaf", None)] * len(leaves)],
-                                  grads_r, grads_o):
+    grads_o = torch.autograd.grad(
+        sum((a * p).sum() for a, p in zip(outs_o, probes)), [*ours.parameters(), *leaves_o]
+    )
+    for (name, _), gr, go in zip(
+        [*ref.named_parameters(), *[("leaf", None)] * len(leaves)], grads_r, grads_o
+    ):
         torch.testing.assert_close(go, gr, atol=1e-5, rtol=0, msg=lambda m: f"{name}: {m}")
 
 
@@ -90,8 +100,11 @@ def test_batched_with_and_without_initial_state(kind, seed):
     cfg = random_config(kind, seed)
     ref, ours = twins(kind, cfg)
     T, B = random.Random(seed).randint(1, 6), random.Random(seed + 1).randint(1, 4)
-    x = torch.randn(B, T, cfg["input_size"]) if cfg["batch_first"] \
+    x = (
+        torch.randn(B, T, cfg["input_size"])
+        if cfg["batch_first"]
         else torch.randn(T, B, cfg["input_size"])
+    )
     x.requires_grad_(True)
     hx = [torch.randn(s, requires_grad=True) for s in state_shapes(kind, cfg, B)]
     h_arg = hx[0] if len(hx) == 1 else tuple(hx)
@@ -125,7 +138,7 @@ def test_packed_variable_lengths(kind, seed, enforce_sorted):
     lengths = torch.randint(1, T + 1, (B,))
     lengths[0] = T
     if seed == 5:
-        lengths[:] = T                          # packed, yet nothing padded
+        lengths[:] = T  # packed, yet nothing padded
     if enforce_sorted:
         lengths = lengths.sort(descending=True).values
     x = torch.randn(T, B, cfg["input_size"], requires_grad=True)

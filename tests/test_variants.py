@@ -12,8 +12,9 @@ the plain LSTM, every valid switch combination passes ``gradcheck``, and the inv
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -24,7 +25,7 @@ from torch.func import functional_call
 import lstmlab
 
 DT = torch.float64
-I, H, B, T = 3, 4, 2, 5          # input size, hidden size, batch, steps of the reference runs
+I, H, B, T = 3, 4, 2, 5  # input size, hidden size, batch, steps of the reference runs
 TOL = dict(atol=1e-10, rtol=0)
 sigma, tanh = torch.sigmoid, torch.tanh
 
@@ -37,6 +38,7 @@ def lin(W: Tensor, v: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------------
 # The papers' weights: one matrix per gate, cut out of the library's parameters.
 
+
 def paper_weights(p: dict[str, Tensor], order: str) -> dict[str, Tensor]:
     """Per-gate weights from one cell's parameters ``p`` (names without ``_l0`` suffixes).
 
@@ -45,15 +47,16 @@ def paper_weights(p: dict[str, Tensor], order: str) -> dict[str, Tensor]:
     the peepholes w_ci, w_cf, w_co (H,); the FGR matrices R_{to}{from} (H, H), the (to, from)
     block of weight_gg over the sigmoid gates in the order i, f, o; the projection W_proj (P, H).
     """
-    assert p["weight_ih"].shape[0] == p["weight_hh"].shape[0] == len(order) * H, \
+    assert p["weight_ih"].shape[0] == p["weight_hh"].shape[0] == len(order) * H, (
         f"expected {len(order)} row blocks ({order}) of {H} rows"
+    )
     w = {}
     for k, gate in enumerate(order):
         rows = slice(k * H, (k + 1) * H)
         w[f"W_x{gate}"], w[f"W_h{gate}"] = p["weight_ih"][rows], p["weight_hh"][rows]
         if "bias_ih" in p:
             w[f"b_x{gate}"], w[f"b_h{gate}"] = p["bias_ih"][rows], p["bias_hh"][rows]
-        else:                                                       # bias=False
+        else:  # bias=False
             w[f"b_x{gate}"] = w[f"b_h{gate}"] = torch.zeros(H, dtype=p["weight_ih"].dtype)
         w[f"b_{gate}"] = w[f"b_x{gate}"] + w[f"b_h{gate}"]
     for gate in "ifo":
@@ -64,7 +67,7 @@ def paper_weights(p: dict[str, Tensor], order: str) -> dict[str, Tensor]:
         assert p["weight_gg"].shape == (len(fed) * H, len(fed) * H)
         for a, to in enumerate(fed):
             for b, frm in enumerate(fed):
-                w[f"R_{to}{frm}"] = p["weight_gg"][a * H:(a + 1) * H, b * H:(b + 1) * H]
+                w[f"R_{to}{frm}"] = p["weight_gg"][a * H : (a + 1) * H, b * H : (b + 1) * H]
     if "weight_hr" in p:
         w["W_proj"] = p["weight_hr"]
     return w
@@ -77,6 +80,7 @@ def pre(w, gate: str, x: Tensor, h: Tensor) -> Tensor:
 
 # --------------------------------------------------------------------------------------------
 # Reference steps, one per paper. Each: (w, x (B, I), state) -> (output, new state, gates).
+
 
 def vanilla_step(w, x, state):
     """Hochreiter & Schmidhuber 1997 with the forget gate of Gers, Schmidhuber & Cummins 2000."""
@@ -197,8 +201,11 @@ def fgr_step(w, x, state):
     c_t = f * c + i * g
     o = sigma(pre(w, "o", x, h) + fed("o"))
     h_t = o * tanh(c_t)
-    return h_t, (h_t, c_t, torch.cat([i, f, o], dim=-1)), dict(input=i, forget=f, candidate=g,
-                                                                output=o)
+    return (
+        h_t,
+        (h_t, c_t, torch.cat([i, f, o], dim=-1)),
+        dict(input=i, forget=f, candidate=g, output=o),
+    )
 
 
 def lstmp_step(w, x, state):
@@ -239,7 +246,7 @@ class Variant(NamedTuple):
     layer: type
     cell: type
     kwargs: dict
-    order: str                                       # rows of weight_ih, by gate
+    order: str  # rows of weight_ih, by gate
     step: Callable
 
 
@@ -250,21 +257,26 @@ VARIANTS = {
     "nig": Variant(lstmlab.LSTM, lstmlab.LSTMCell, dict(input_gate=False), "fgo", nig_step),
     "nfg": Variant(lstmlab.LSTM, lstmlab.LSTMCell, dict(forget_gate=False), "igo", nfg_step),
     "nog": Variant(lstmlab.LSTM, lstmlab.LSTMCell, dict(output_gate=False), "ifg", nog_step),
-    "niaf": Variant(lstmlab.LSTM, lstmlab.LSTMCell, dict(input_activation=False), "ifgo",
-                    niaf_step),
-    "noaf": Variant(lstmlab.LSTM, lstmlab.LSTMCell, dict(output_activation=False), "ifgo",
-                    noaf_step),
+    "niaf": Variant(
+        lstmlab.LSTM, lstmlab.LSTMCell, dict(input_activation=False), "ifgo", niaf_step
+    ),
+    "noaf": Variant(
+        lstmlab.LSTM, lstmlab.LSTMCell, dict(output_activation=False), "ifgo", noaf_step
+    ),
     "fgr": Variant(lstmlab.LSTM, lstmlab.LSTMCell, dict(gate_recurrence=True), "ifgo", fgr_step),
     "lstmp": Variant(lstmlab.LSTM, lstmlab.LSTMCell, dict(proj_size=2), "ifgo", lstmp_step),
-    "gru_reset_before": Variant(lstmlab.GRU, lstmlab.GRUCell, dict(reset_after=False), "rzn",
-                                gru_reset_before_step),
-    "gru_reset_after": Variant(lstmlab.GRU, lstmlab.GRUCell, dict(reset_after=True), "rzn",
-                               gru_reset_after_step),
+    "gru_reset_before": Variant(
+        lstmlab.GRU, lstmlab.GRUCell, dict(reset_after=False), "rzn", gru_reset_before_step
+    ),
+    "gru_reset_after": Variant(
+        lstmlab.GRU, lstmlab.GRUCell, dict(reset_after=True), "rzn", gru_reset_after_step
+    ),
 }
 
 
 # --------------------------------------------------------------------------------------------
 # Helpers
+
 
 def randomize(module: torch.nn.Module, seed: int) -> None:
     """Weights larger than torch's init, so that every term moves the result; peepholes larger
@@ -291,8 +303,11 @@ def zero_state(sizes, *lead: int) -> tuple[Tensor, ...]:
 
 def params_of(module: torch.nn.Module, suffix: str = "") -> dict[str, Tensor]:
     """One cell's parameters by their cell names: ``weight_ih_l1_reverse`` -> ``weight_ih``."""
-    return {name[:len(name) - len(suffix)]: p for name, p in module.named_parameters()
-            if name.endswith(suffix)}
+    return {
+        name[: len(name) - len(suffix)]: p
+        for name, p in module.named_parameters()
+        if name.endswith(suffix)
+    }
 
 
 def reference_run(v: Variant, w, x: Tensor, state, reverse: bool = False):
@@ -327,18 +342,18 @@ def reference_stack(v: Variant, layer, x: Tensor, hx, lengths=None):
     D = layer.num_directions
     outputs, finals = [], []
     for b, n in enumerate([steps] * batch if lengths is None else lengths):
-        inp, final = x[:n, b:b + 1], []
+        inp, final = x[:n, b : b + 1], []
         for lay in range(layer.num_layers):
             outs = []
             for d, suffix in enumerate((f"_l{lay}", f"_l{lay}_reverse")[:D]):
                 w = paper_weights(params_of(layer, suffix), v.order)
-                start = tuple(part[lay * D + d, b:b + 1] for part in hx)
+                start = tuple(part[lay * D + d, b : b + 1] for part in hx)
                 o, state, _ = reference_run(v, w, inp, start, reverse=d == 1)
                 outs.append(o)
                 final.append(state)
             inp = torch.cat(outs, dim=-1)
         outputs.append(torch.cat([inp, inp.new_zeros(steps - n, 1, inp.shape[-1])]))
-        finals.append([torch.stack(parts) for parts in zip(*final)])   # (L * D, 1, ·) each
+        finals.append([torch.stack(parts) for parts in zip(*final)])  # (L * D, 1, ·) each
     return torch.cat(outputs, dim=1), tuple(torch.cat(parts, dim=1) for parts in zip(*finals))
 
 
@@ -373,6 +388,7 @@ def hx_arg(parts: tuple[Tensor, ...]):
 # --------------------------------------------------------------------------------------------
 # 1. Each variant against its paper.
 
+
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_layer_matches_paper(name, path):
@@ -402,7 +418,8 @@ def test_layer_gates_match_paper(name):
     start = random_state(layer.cells[0].state_sizes, B, seed=23)
     out, h_n, gates = layer(x, hx_arg(tuple(s.unsqueeze(0) for s in start)), return_gates=True)
     ref_out, ref_state, ref_gates = reference_run(
-        v, paper_weights(params_of(layer, "_l0"), v.order), x, start)
+        v, paper_weights(params_of(layer, "_l0"), v.order), x, start
+    )
     torch.testing.assert_close(out, ref_out, **TOL)
     assert_state_close(h_n, [s.unsqueeze(0) for s in ref_state])
     assert len(gates) == 1 and sorted(gates[0]) == sorted(ref_gates)
@@ -454,7 +471,7 @@ def test_stacked_bidirectional_matches_paper(name, path):
     v = VARIANTS[name]
     layer = build(v, seed=6, num_layers=2, bidirectional=True)
     x = torch.randn(T, B, I, dtype=DT, generator=torch.Generator().manual_seed(7))
-    hx = random_state(layer.cells[0].state_sizes, 4, B, seed=8)   # (L * D, B, ·) per part
+    hx = random_state(layer.cells[0].state_sizes, 4, B, seed=8)  # (L * D, B, ·) per part
     with taking(path):
         out, h_n = layer(x, hx_arg(hx))
     ref_out, ref_state = reference_stack(v, layer, x, hx)
@@ -479,8 +496,9 @@ def test_variable_lengths_match_paper(name, path):
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("name", ["peephole", "cifg", "fgr", "lstmp", "gru_reset_before",
-                                  "gru_reset_after"])
+@pytest.mark.parametrize(
+    "name", ["peephole", "cifg", "fgr", "lstmp", "gru_reset_before", "gru_reset_after"]
+)
 def test_layer_without_bias_matches_paper(name, path):
     v = VARIANTS[name]
     layer = build(v, seed=18, bias=False)
@@ -501,7 +519,7 @@ def test_peephole_timing_is_visible():
     layer = build(v)
     x = torch.randn(T, B, I, dtype=DT, generator=torch.Generator().manual_seed(1))
     start = random_state(layer.cells[0].state_sizes, B, seed=2)
-    out, _ = layer(x, tuple(s.unsqueeze(0) for s in start))        # through the kernels
+    out, _ = layer(x, tuple(s.unsqueeze(0) for s in start))  # through the kernels
     w = paper_weights(params_of(layer, "_l0"), v.order)
     right, _, _ = reference_run(v, w, x, start)
     wrong, _, _ = reference_run(v._replace(step=peephole_step_o_sees_c_prev), w, x, start)
@@ -517,10 +535,14 @@ def test_peephole_timing_is_visible():
 # 2. Neutral variant weights give the plain LSTM.
 
 GATE_SUBSETS = {
-    "plain": {}, "cifg": dict(coupled=True), "nig": dict(input_gate=False),
-    "nfg": dict(forget_gate=False), "nog": dict(output_gate=False),
+    "plain": {},
+    "cifg": dict(coupled=True),
+    "nig": dict(input_gate=False),
+    "nfg": dict(forget_gate=False),
+    "nog": dict(output_gate=False),
     "only_forget": dict(input_gate=False, output_gate=False),
-    "niaf_noaf": dict(input_activation=False, output_activation=False), "proj": dict(proj_size=2),
+    "niaf_noaf": dict(input_activation=False, output_activation=False),
+    "proj": dict(proj_size=2),
 }
 
 
@@ -564,7 +586,7 @@ def test_zero_gate_recurrence_gives_the_plain_lstm(flags, path):
     assert all(name.startswith("weight_gg") for name in zeroed)
     cell = variant.cells[0]
     x = torch.randn(T, B, I, dtype=DT, generator=torch.Generator().manual_seed(31))
-    h0, c0, a0 = random_state(cell.state_sizes, 4, B, seed=12)   # a0 is ignored by zero W_gg
+    h0, c0, a0 = random_state(cell.state_sizes, 4, B, seed=12)  # a0 is ignored by zero W_gg
     with taking(path):
         out_p, (h_p, c_p) = plain(x, (h0, c0))
         out_v, (h_v, c_v, a_v) = variant(x, (h0, c0, a0))
@@ -575,9 +597,8 @@ def test_zero_gate_recurrence_gives_the_plain_lstm(flags, path):
         _, _, gates_p = plain(x, (h0, c0), return_gates=True)
         fed = [g for g in ("input", "forget", "output") if g in cell.sigmoid_gates]
         for k, gates in enumerate(gates_p):
-            last = 0 if k % 2 else -1                                # the backward run ends at t=0
-            torch.testing.assert_close(a_v[k], torch.cat([gates[g][last] for g in fed], -1),
-                                       **TOL)
+            last = 0 if k % 2 else -1  # the backward run ends at t=0
+            torch.testing.assert_close(a_v[k], torch.cat([gates[g][last] for g in fed], -1), **TOL)
         # Not vacuous: with W_gg back on, the output moves.
         randomize(variant, 13)
         variant.load_state_dict(plain.state_dict(), strict=False)
@@ -587,11 +608,26 @@ def test_zero_gate_recurrence_gives_the_plain_lstm(flags, path):
 # --------------------------------------------------------------------------------------------
 # 3. Gradients: every valid combination of the switches, through the layer.
 
-SWITCHES = ("peephole", "coupled", "input_gate", "forget_gate", "output_gate",
-            "input_activation", "output_activation", "gate_recurrence")
-DEFAULTS = dict(peephole=False, coupled=False, input_gate=True, forget_gate=True,
-                output_gate=True, input_activation=True, output_activation=True,
-                gate_recurrence=False)
+SWITCHES = (
+    "peephole",
+    "coupled",
+    "input_gate",
+    "forget_gate",
+    "output_gate",
+    "input_activation",
+    "output_activation",
+    "gate_recurrence",
+)
+DEFAULTS = dict(
+    peephole=False,
+    coupled=False,
+    input_gate=True,
+    forget_gate=True,
+    output_gate=True,
+    input_activation=True,
+    output_activation=True,
+    gate_recurrence=False,
+)
 ALL_COMBOS = [dict(zip(SWITCHES, bits)) for bits in itertools.product((False, True), repeat=8)]
 
 
@@ -634,8 +670,14 @@ def test_the_valid_combinations_are_exactly_the_expected_ones():
     assert [combo_id(f) for f in VALID] == [combo_id(f) for f in expected]
 
 
-def check_layer_gradients(layer: torch.nn.Module, x: Tensor, hx: tuple[Tensor, ...], *,
-                          fast_mode: bool, lengths: list[int] | None = None) -> None:
+def check_layer_gradients(
+    layer: torch.nn.Module,
+    x: Tensor,
+    hx: tuple[Tensor, ...],
+    *,
+    fast_mode: bool,
+    lengths: list[int] | None = None,
+) -> None:
     """gradcheck w.r.t. the input, every part of the initial state and every parameter (passed in
     through functional_call), over the output and every part of the final state."""
     names = [n for n, _ in layer.named_parameters()]
@@ -645,14 +687,15 @@ def check_layer_gradients(layer: torch.nn.Module, x: Tensor, hx: tuple[Tensor, .
     kwargs = {} if lengths is None else {"lengths": torch.tensor(lengths)}
 
     def f(x, *rest):
-        ps, hs = rest[:len(names)], rest[len(names):]
+        ps, hs = rest[: len(names)], rest[len(names) :]
         out, h_n = functional_call(layer, dict(zip(names, ps)), (x, hx_arg(hs)), kwargs)
         return (out, *as_parts(h_n))
 
     # Not vacuous: the parameters handed in are the ones that run (each gets a gradient).
     outs = f(x, *params, *hx)
-    grads = torch.autograd.grad(sum((o * torch.randn_like(o)).sum() for o in outs),
-                                [x, *params, *hx])
+    grads = torch.autograd.grad(
+        sum((o * torch.randn_like(o)).sum() for o in outs), [x, *params, *hx]
+    )
     for name, g in zip(["input", *names, *(f"hx[{k}]" for k in range(len(hx)))], grads):
         assert g.abs().max() > 0, f"no gradient reaches {name}"
     assert gradcheck(f, (x, *params, *hx), fast_mode=fast_mode)
@@ -661,8 +704,7 @@ def check_layer_gradients(layer: torch.nn.Module, x: Tensor, hx: tuple[Tensor, .
 def tiny(layer_cls, *, seed: int, num_layers: int = 1, bidirectional: bool = False, **kwargs):
     """Input 2, hidden 3, batch 2, 3 steps: small enough to gradcheck 148 variants quickly."""
     torch.manual_seed(seed)
-    layer = layer_cls(2, 3, num_layers=num_layers, bidirectional=bidirectional, dtype=DT,
-                      **kwargs)
+    layer = layer_cls(2, 3, num_layers=num_layers, bidirectional=bidirectional, dtype=DT, **kwargs)
     randomize(layer, seed)
     x = torch.randn(3, 2, 2, dtype=DT)
     lead = num_layers * (2 if bidirectional else 1)
@@ -680,9 +722,17 @@ def test_gradcheck_every_valid_combination(flags):
 
 NAMED = {
     **{name: (v.layer, v.kwargs) for name, v in VARIANTS.items()},
-    "all_switches": (lstmlab.LSTM, dict(peephole=True, coupled=True, input_activation=False,
-                                        output_activation=False, gate_recurrence=True,
-                                        proj_size=2)),
+    "all_switches": (
+        lstmlab.LSTM,
+        dict(
+            peephole=True,
+            coupled=True,
+            input_activation=False,
+            output_activation=False,
+            gate_recurrence=True,
+            proj_size=2,
+        ),
+    ),
     "rnn_tanh": (lstmlab.RNN, dict(nonlinearity="tanh")),
     "rnn_relu": (lstmlab.RNN, dict(nonlinearity="relu")),
 }
@@ -697,8 +747,11 @@ def test_gradcheck_named_variants(name, path):
 
 
 BIDI_PROJ = {
-    "plain": {}, "peephole": dict(peephole=True), "cifg": dict(coupled=True),
-    "fgr": dict(gate_recurrence=True), "nig_nog": dict(input_gate=False, output_gate=False),
+    "plain": {},
+    "peephole": dict(peephole=True),
+    "cifg": dict(coupled=True),
+    "fgr": dict(gate_recurrence=True),
+    "nig_nog": dict(input_gate=False, output_gate=False),
     "nfg_niaf": dict(forget_gate=False, input_activation=False),
     "peephole_fgr_noaf": dict(peephole=True, gate_recurrence=True, output_activation=False),
 }
@@ -709,17 +762,24 @@ LENGTHS = {"full": None, "padded": [3, 2]}
 @pytest.mark.parametrize("flags", BIDI_PROJ.values(), ids=BIDI_PROJ.keys())
 def test_gradcheck_projected_bidirectional_two_layers(flags, lengths):
     # fast_mode: one random projection of the Jacobian per input tensor (the stack has ~20)
-    layer, x, hx = tiny(lstmlab.LSTM, seed=16, num_layers=2, bidirectional=True, proj_size=2,
-                        **flags)
+    layer, x, hx = tiny(
+        lstmlab.LSTM, seed=16, num_layers=2, bidirectional=True, proj_size=2, **flags
+    )
     with taking("fused"):
         check_layer_gradients(layer, x, hx, fast_mode=True, lengths=lengths)
 
 
 @pytest.mark.parametrize("lengths", LENGTHS.values(), ids=LENGTHS.keys())
-@pytest.mark.parametrize("layer_cls,kwargs", [
-    (lstmlab.GRU, dict(reset_after=True)), (lstmlab.GRU, dict(reset_after=False)),
-    (lstmlab.RNN, dict(nonlinearity="tanh")), (lstmlab.RNN, dict(nonlinearity="relu")),
-], ids=["gru_reset_after", "gru_reset_before", "rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize(
+    "layer_cls,kwargs",
+    [
+        (lstmlab.GRU, dict(reset_after=True)),
+        (lstmlab.GRU, dict(reset_after=False)),
+        (lstmlab.RNN, dict(nonlinearity="tanh")),
+        (lstmlab.RNN, dict(nonlinearity="relu")),
+    ],
+    ids=["gru_reset_after", "gru_reset_before", "rnn_tanh", "rnn_relu"],
+)
 def test_gradcheck_gru_rnn_bidirectional_two_layers(layer_cls, kwargs, lengths):
     layer, x, hx = tiny(layer_cls, seed=17, num_layers=2, bidirectional=True, **kwargs)
     with taking("fused"):
@@ -729,21 +789,28 @@ def test_gradcheck_gru_rnn_bidirectional_two_layers(layer_cls, kwargs, lengths):
 # --------------------------------------------------------------------------------------------
 # 4. Invalid combinations are refused, by name.
 
+
 @pytest.mark.parametrize("flags", INVALID, ids=[combo_id(f) for f in INVALID])
 def test_invalid_combinations_raise_naming_their_arguments(flags):
     rules = violated_rules(flags)
-    for build_it in (lambda: lstmlab.LSTMCell(2, 3, **flags), lambda: lstmlab.LSTM(2, 3, **flags),
-                     lambda: lstmlab.LSTM(2, 3, proj_size=1, bidirectional=True, **flags)):
+    for build_it in (
+        lambda: lstmlab.LSTMCell(2, 3, **flags),
+        lambda: lstmlab.LSTM(2, 3, **flags),
+        lambda: lstmlab.LSTM(2, 3, proj_size=1, bidirectional=True, **flags),
+    ):
         with pytest.raises(ValueError) as err:
             build_it()
         message = str(err.value)
-        assert any(all(arg in message for arg in rule) for rule in rules), \
+        assert any(all(arg in message for arg in rule) for rule in rules), (
             f"{message!r} names none of {rules}"
+        )
 
 
 @pytest.mark.parametrize("proj_size", [3, 4, -1])
 def test_bad_proj_size_raises_naming_it(proj_size):
-    for build_it in (lambda: lstmlab.LSTMCell(2, 3, proj_size=proj_size),
-                     lambda: lstmlab.LSTM(2, 3, proj_size=proj_size)):
+    for build_it in (
+        lambda: lstmlab.LSTMCell(2, 3, proj_size=proj_size),
+        lambda: lstmlab.LSTM(2, 3, proj_size=proj_size),
+    ):
         with pytest.raises(ValueError, match="proj_size"):
             build_it()

@@ -22,16 +22,64 @@ before the first layer runs.
 
 from lstmlab import kernels
 from lstmlab.models import AdditiveAttention, MultiplicativeAttention, Seq2Seq
-from lstmlab.nn import (GRU, LSTM, RNN, VARIANTS, Cell, ClockworkRNN, ClockworkRNNCell,
-                        DepthGatedLSTM, DepthGatedLSTMCell, Gates, GridLSTM, GridLSTMCell,
-                        GridLSTMColumn, GRUCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell,
-                        Recurrent, RNNCell, Stack, State, make_layer, regularizers, run)
+from lstmlab.nn import (
+    GRU,
+    LSTM,
+    RNN,
+    VARIANTS,
+    Cell,
+    ClockworkRNN,
+    ClockworkRNNCell,
+    DepthGatedLSTM,
+    DepthGatedLSTMCell,
+    Gates,
+    GridLSTM,
+    GridLSTMCell,
+    GridLSTMColumn,
+    GRUCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+    Recurrent,
+    RNNCell,
+    Stack,
+    State,
+    make_layer,
+    regularizers,
+    run,
+)
 
-fused = kernels     # ``lstmlab.fused.disabled()`` reads as well as ``lstmlab.kernels.disabled()``
+fused = kernels  # ``lstmlab.fused.disabled()`` reads as well as ``lstmlab.kernels.disabled()``
 
-__all__ = ["Cell", "Gates", "State", "LSTMCell", "GRUCell", "RNNCell", "LayerNormLSTMCell",
-           "LayerNormGRUCell", "ClockworkRNNCell", "DepthGatedLSTMCell", "GridLSTMCell",
-           "GridLSTMColumn", "LSTM", "GRU", "RNN", "ClockworkRNN", "DepthGatedLSTM", "GridLSTM",
-           "Recurrent", "Stack", "run", "VARIANTS", "make_layer", "regularizers", "kernels",
-           "fused", "AdditiveAttention", "MultiplicativeAttention", "Seq2Seq"]
+__all__ = [
+    "Cell",
+    "Gates",
+    "State",
+    "LSTMCell",
+    "GRUCell",
+    "RNNCell",
+    "LayerNormLSTMCell",
+    "LayerNormGRUCell",
+    "ClockworkRNNCell",
+    "DepthGatedLSTMCell",
+    "GridLSTMCell",
+    "GridLSTMColumn",
+    "LSTM",
+    "GRU",
+    "RNN",
+    "ClockworkRNN",
+    "DepthGatedLSTM",
+    "GridLSTM",
+    "Recurrent",
+    "Stack",
+    "run",
+    "VARIANTS",
+    "make_layer",
+    "regularizers",
+    "kernels",
+    "fused",
+    "AdditiveAttention",
+    "MultiplicativeAttention",
+    "Seq2Seq",
+]
 __version__ = "0.1.0"

@@ -22,7 +22,7 @@ import torch
 
 from lstmlab.nn.registry import VARIANTS, make_layer
 
-SHAPES = [(32, 128, 128), (32, 128, 512), (8, 512, 256), (1, 1000, 64)]   # (B, T, H)
+SHAPES = [(32, 128, 128), (32, 128, 512), (8, 512, 256), (1, 1000, 64)]  # (B, T, H)
 
 
 def saved_bytes(step) -> int:
@@ -46,6 +46,7 @@ def trainer(module: torch.nn.Module, x: torch.Tensor):
         if backward:
             out.sum().backward()
         return out
+
     return step
 
 
@@ -53,22 +54,36 @@ def gates(name: str) -> float:
     """Blocks of H rows in the matmuls (input size = hidden size), for the FLOP count: FGR's
     (3H, 3H) gate feedback adds 9H^2 per step to the LSTM's 8H^2, i.e. 4.5 blocks; clockwork
     counts all modules (an upper bound); a grid layer runs two LSTMs per block."""
-    return {"gru": 3, "gru-v3": 3, "rnn": 1, "nig": 3, "nfg": 3, "nog": 3, "coupled": 3,
-            "fgr": 8.5, "clockwork": 1, "grid": 8, "grid-tied": 8}.get(name, 4)
+    return {
+        "gru": 3,
+        "gru-v3": 3,
+        "rnn": 1,
+        "nig": 3,
+        "nfg": 3,
+        "nog": 3,
+        "coupled": 3,
+        "fgr": 8.5,
+        "clockwork": 1,
+        "grid": 8,
+        "grid-tied": 8,
+    }.get(name, 4)
 
 
-def bench_shape(batch: int, steps: int, hidden: int, names: list[str], repeats: int,
-                **regularisers: float) -> list[tuple]:
+def bench_shape(
+    batch: int, steps: int, hidden: int, names: list[str], repeats: int, **regularisers: float
+) -> list[tuple]:
     """Rows (name, ms, ratio to torch.nn.LSTM, GFLOP/s, MiB saved for backward); every lstmlab
     layer gets ``regularisers`` (``recurrent_dropout``, ``zoneout``), torch's layers none."""
     torch.manual_seed(0)
     x = torch.randn(steps, batch, hidden, requires_grad=True)
-    impls = {"torch.nn.LSTM": (torch.nn.LSTM(hidden, hidden), 4),
-             "torch.nn.GRU": (torch.nn.GRU(hidden, hidden), 3)}
+    impls = {
+        "torch.nn.LSTM": (torch.nn.LSTM(hidden, hidden), 4),
+        "torch.nn.GRU": (torch.nn.GRU(hidden, hidden), 3),
+    }
     for name in names:
         impls[name] = (make_layer(name, hidden, hidden, **regularisers), gates(name))
     steps_fn = {k: trainer(m, x) for k, (m, _) in impls.items()}
-    for fn in steps_fn.values():      # warm up (and build the kernels)
+    for fn in steps_fn.values():  # warm up (and build the kernels)
         fn(), fn()
     times: dict[str, list[float]] = {k: [] for k in impls}
     for _ in range(repeats):
@@ -80,9 +95,10 @@ def bench_shape(batch: int, steps: int, hidden: int, names: list[str], repeats: 
     rows = []
     for key, (module, n) in impls.items():
         ms = statistics.median(times[key])
-        flops = 3 * 2 * steps * batch * (hidden + hidden) * n * hidden   # fwd + 2x for bwd
-        rows.append((key, ms * 1e3, ms / base, flops / ms / 1e9,
-                     saved_bytes(steps_fn[key]) / 2**20))
+        flops = 3 * 2 * steps * batch * (hidden + hidden) * n * hidden  # fwd + 2x for bwd
+        rows.append(
+            (key, ms * 1e3, ms / base, flops / ms / 1e9, saved_bytes(steps_fn[key]) / 2**20)
+        )
     return rows
 
 
@@ -93,8 +109,10 @@ def bench_generation(repeats: int = 3000) -> list[tuple]:
     when the machine is not busy with something else."""
     torch.manual_seed(0)
     x = torch.randn(1, 64)
-    cells = {"torch.nn.LSTMCell": torch.nn.LSTMCell(64, 64),
-             "torch.nn.GRUCell": torch.nn.GRUCell(64, 64)}
+    cells = {
+        "torch.nn.LSTMCell": torch.nn.LSTMCell(64, 64),
+        "torch.nn.GRUCell": torch.nn.GRUCell(64, 64),
+    }
     for name in ("lstm", "peephole", "coupled", "fgr", "gru", "gru-v3", "rnn"):
         layer = make_layer(name, 64, 64)
         if hasattr(layer, "cells"):
@@ -115,15 +133,23 @@ def bench_generation(repeats: int = 3000) -> list[tuple]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="one shape, fewer repeats")
-    parser.add_argument("--shapes", default=None,
-                        help="comma-separated BxTxH, e.g. 32x128x128 (default: the four above)")
+    parser.add_argument(
+        "--shapes",
+        default=None,
+        help="comma-separated BxTxH, e.g. 32x128x128 (default: the four above)",
+    )
     parser.add_argument("--cells", default=",".join(VARIANTS), help="comma-separated variants")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
-    parser.add_argument("--recurrent-dropout", type=float, default=0.0,
-                        help="recurrent dropout on every lstmlab layer (default: 0)")
-    parser.add_argument("--zoneout", type=float, default=0.0,
-                        help="zoneout on every lstmlab layer (default: 0)")
+    parser.add_argument(
+        "--recurrent-dropout",
+        type=float,
+        default=0.0,
+        help="recurrent dropout on every lstmlab layer (default: 0)",
+    )
+    parser.add_argument(
+        "--zoneout", type=float, default=0.0, help="zoneout on every lstmlab layer (default: 0)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,18 +165,29 @@ def run(args: argparse.Namespace) -> int:
     shapes = SHAPES[:1] if args.quick else SHAPES
     if args.shapes:
         shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
-    regularisers = {k: v for k, v in (("recurrent_dropout", args.recurrent_dropout),
-                                      ("zoneout", args.zoneout)) if v}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
-          "1 layer, input_size = hidden_size; training step = forward + backward"
-          + ("; lstmlab layers with " + ", ".join(f"{k} {v}" for k, v in regularisers.items())
-             if regularisers else ""))
+    regularisers = {
+        k: v
+        for k, v in (("recurrent_dropout", args.recurrent_dropout), ("zoneout", args.zoneout))
+        if v
+    }
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
+        "1 layer, input_size = hidden_size; training step = forward + backward"
+        + (
+            "; lstmlab layers with " + ", ".join(f"{k} {v}" for k, v in regularisers.items())
+            if regularisers
+            else ""
+        )
+    )
     for batch, steps, hidden in shapes:
         repeats = args.repeats or (5 if args.quick else max(5, min(30, 2000 // steps)))
         print(f"\nB{batch} T{steps} H{hidden} (median of {repeats})")
-        print(f"  {'implementation':16} {'ms':>9} {'x nn.LSTM':>10} {'GFLOP/s':>8} {'saved MiB':>10}")
-        for key, ms, ratio, gflops, mib in bench_shape(batch, steps, hidden, names, repeats,
-                                                       **regularisers):
+        print(
+            f"  {'implementation':16} {'ms':>9} {'x nn.LSTM':>10} {'GFLOP/s':>8} {'saved MiB':>10}"
+        )
+        for key, ms, ratio, gflops, mib in bench_shape(
+            batch, steps, hidden, names, repeats, **regularisers
+        ):
             print(f"  {key:16} {ms:9.2f} {ratio:10.2f} {gflops:8.1f} {mib:10.2f}")
     print("\ngeneration step, B1 H64, no grad (best block of 100 calls)")
     print(f"  {'cell':26} {'us/step':>8} {'x nn.LSTMCell':>14}")

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from lstmlab.data import RecallTask, split_documents, stdlib_corpus
+from lstmlab.models.build import build_model, init_forget_bias
 from lstmlab.models.generate import sample
 from lstmlab.nn.layers.standard import GRU, LSTM, RNN
-from lstmlab.models.build import build_model, init_forget_bias
 from lstmlab.nn.registry import VARIANTS, make_layer
 from lstmlab.train import TrainConfig, load_trained, train
 from lstmlab.viz.diagram import draw_cell, draw_unrolled
@@ -34,13 +34,20 @@ from lstmlab.viz.plots import plot_accuracy_by_gap, plot_training_curves, read_m
 
 RECALL_GAPS = (5, 15, 30, 60)
 RECALL_CELLS = ("rnn", "lstm")
-EXPLORER_CHARS = 600       # ~1.5k numbers a character for 256 units: a page of ~4 MB
-GATE_CHARS = 3000          # held-out characters whose forget gates make the histogram
+EXPLORER_CHARS = 600  # ~1.5k numbers a character for 256 units: a page of ~4 MB
+GATE_CHARS = 3000  # held-out characters whose forget gates make the histogram
 
 
-def run_demo(out: Path, minutes: float = 3.5, *, gaps: tuple[int, ...] = RECALL_GAPS,
-             cells: tuple[str, ...] = RECALL_CELLS, recall_minutes: float = 0.3,
-             hidden_size: int = 256, max_chars: int = 1_500_000) -> int:
+def run_demo(
+    out: Path,
+    minutes: float = 3.5,
+    *,
+    gaps: tuple[int, ...] = RECALL_GAPS,
+    cells: tuple[str, ...] = RECALL_CELLS,
+    recall_minutes: float = 0.3,
+    hidden_size: int = 256,
+    max_chars: int = 1_500_000,
+) -> int:
     """Run the demo into the folder ``out``; ``minutes`` for the language model, ``recall_minutes``
     for each (cell, gap) run of ``recall``. The rest are the sizes (small ones make a quick
     test): ``hidden_size`` of the language model, ``max_chars`` of the corpus."""
@@ -48,8 +55,9 @@ def run_demo(out: Path, minutes: float = 3.5, *, gaps: tuple[int, ...] = RECALL_
         raise ValueError(f"gaps must be a non-empty tuple of integers >= 0, got {gaps!r}")
     unknown = [c for c in cells if c not in VARIANTS]
     if not cells or unknown:
-        raise ValueError(f"cells must be a non-empty tuple of names from: {', '.join(VARIANTS)}; "
-                         f"got {cells!r}")
+        raise ValueError(
+            f"cells must be a non-empty tuple of names from: {', '.join(VARIANTS)}; got {cells!r}"
+        )
     out.mkdir(parents=True, exist_ok=True)
     runs = out / "runs"
     start = time.perf_counter()
@@ -60,29 +68,54 @@ def run_demo(out: Path, minutes: float = 3.5, *, gaps: tuple[int, ...] = RECALL_
     def show_sample(step: int, metrics: dict, model, vocab) -> None:
         text = "".join(sample(model, vocab, "def ", length=240, temperature=0.7, seed=0))
         samples.append((step, metrics["bits_per_token"], "def " + text))
-        print(f"\n--- step {step}, {metrics['bits_per_token']:.3f} bits/char ---\n"
-              f"def {text}\n---")
+        print(f"\n--- step {step}, {metrics['bits_per_token']:.3f} bits/char ---\ndef {text}\n---")
 
-    lm = TrainConfig(task="text", cell="lstm", hidden_size=hidden_size, embed_size=32,
-                     batch_size=32, bptt=100, lr=3e-3, steps=max(1, int(900 * minutes)),
-                     minutes=minutes, eval_every=250, checkpoint_every=500, max_chars=max_chars,
-                     out=str(runs / "char-lstm"))
-    final = train(lm, overwrite=True, on_eval=lambda step, metrics, job: show_sample(step, metrics, job.model,
-                                                                      job.vocab))
-    trained = load_trained(runs / "char-lstm" / "checkpoint")     # (model, vocab, TrainConfig)
+    lm = TrainConfig(
+        task="text",
+        cell="lstm",
+        hidden_size=hidden_size,
+        embed_size=32,
+        batch_size=32,
+        bptt=100,
+        lr=3e-3,
+        steps=max(1, int(900 * minutes)),
+        minutes=minutes,
+        eval_every=250,
+        checkpoint_every=500,
+        max_chars=max_chars,
+        out=str(runs / "char-lstm"),
+    )
+    final = train(
+        lm,
+        overwrite=True,
+        on_eval=lambda step, metrics, job: show_sample(step, metrics, job.model, job.vocab),
+    )
+    trained = load_trained(runs / "char-lstm" / "checkpoint")  # (model, vocab, TrainConfig)
     last_step = read_metrics(runs / "char-lstm" / "metrics.jsonl")[-1]["step"]
-    if not samples or samples[-1][0] != last_step:    # stopped by the clock between evaluations
+    if not samples or samples[-1][0] != last_step:  # stopped by the clock between evaluations
         show_sample(last_step, final, *trained[:2])
 
     print(f"\n2/3  remembering across a gap: {' against '.join(cells)} on 'recall'")
     accuracy: dict[str, dict[int, float]] = {cell: {} for cell in cells}
     for cell in cells:
-        previous = None           # a curriculum: each gap starts from the last gap's weights
+        previous = None  # a curriculum: each gap starts from the last gap's weights
         for gap in sorted(gaps):
-            cfg = TrainConfig(task="recall", gap=gap, cell=cell, hidden_size=64, embed_size=16,
-                              batch_size=32, lr=3e-3, steps=3000, minutes=recall_minutes,
-                              eval_every=200, checkpoint_every=1500, patience=0,
-                              init_from=previous, out=str(runs / f"recall-{cell}-{gap}"))
+            cfg = TrainConfig(
+                task="recall",
+                gap=gap,
+                cell=cell,
+                hidden_size=64,
+                embed_size=16,
+                batch_size=32,
+                lr=3e-3,
+                steps=3000,
+                minutes=recall_minutes,
+                eval_every=200,
+                checkpoint_every=1500,
+                patience=0,
+                init_from=previous,
+                out=str(runs / f"recall-{cell}-{gap}"),
+            )
             metrics = train(cfg, overwrite=True, progress=False)
             previous = f"{cfg.out}/checkpoint"
             accuracy[cell][gap] = metrics["accuracy"]
@@ -93,8 +126,9 @@ def run_demo(out: Path, minutes: float = 3.5, *, gaps: tuple[int, ...] = RECALL_
     plot_accuracy_by_gap(accuracy, out / "recall-by-gap.png", chance=1 / 12)
     held_out = _held_out_code(max_chars)
     inside = _look_inside(out, runs, trained, held_out, cells, max(gaps))
-    (out / "samples.txt").write_text("\n\n".join(
-        f"# step {step}, {bits:.3f} bits/char\n{text}" for step, bits, text in samples))
+    (out / "samples.txt").write_text(
+        "\n\n".join(f"# step {step}, {bits:.3f} bits/char\n{text}" for step, bits, text in samples)
+    )
     (out / "recall.json").write_text(json.dumps(accuracy, indent=1))
     index = _write_index(out, samples, accuracy, inside, time.perf_counter() - start)
     print(f"\nreport: {index.resolve()}")
@@ -107,37 +141,47 @@ def _held_out_code(max_chars: int) -> str:
     _, _, test = split_documents(stdlib_corpus(max_chars))
     doc = max(test, key=len)
     starts = [k + 1 for k in (doc.find("\ndef "), doc.find("\nclass ")) if k >= 0]
-    return doc[min(starts, default=0):]
+    return doc[min(starts, default=0) :]
 
 
-def _look_inside(out: Path, runs: Path, language_model, held_out: str, cells: tuple[str, ...],
-                 gap: int) -> dict:
+def _look_inside(
+    out: Path, runs: Path, language_model, held_out: str, cells: tuple[str, ...], gap: int
+) -> dict:
     """Gradient flow, forget gates, explorer and diagrams into ``out``; what the page says.
     ``language_model`` is the trained char LSTM as :func:`~lstmlab.train.load_trained` gives it."""
     lm, vocab, lm_cfg = language_model
 
     # The vanishing gradient at initialisation: torch's init, 16 inputs, 64 units, T = 100.
     torch.manual_seed(0)
-    fresh = {"RNN": RNN(16, 64), "GRU": GRU(16, 64), "LSTM, torch's init (forget bias ~0)":
-             LSTM(16, 64), "LSTM, forget bias 1": LSTM(16, 64)}
+    fresh = {
+        "RNN": RNN(16, 64),
+        "GRU": GRU(16, 64),
+        "LSTM, torch's init (forget bias ~0)": LSTM(16, 64),
+        "LSTM, forget bias 1": LSTM(16, 64),
+    }
     init_forget_bias(fresh["LSTM, forget bias 1"], 1.0)
     at_init = {label: gradient_flow(layer, steps=100, batch=16) for label, layer in fresh.items()}
-    plot_gradient_flow(at_init, out / "gradient-flow-init.png",
-                       title="at initialisation (random inputs, 64 units)")
+    plot_gradient_flow(
+        at_init, out / "gradient-flow-init.png", title="at initialisation (random inputs, 64 units)"
+    )
 
     # After training, each model on its own inputs: the char LSTM on held-out code (8 chunks of
     # 100 characters), the recall models on recall sequences at the longest gap.
     ids = vocab.encode(vocab.tokenize(held_out))
     chunks = min(8, max(1, len(ids) // 100))
     steps = min(100, len(ids))
-    tokens = ids[:chunks * steps].view(chunks, steps)                                # (B, T)
-    trained = {"char LSTM (held-out code)": gradient_flow(
-        lm.rnn, inputs=lm.embedding(tokens).transpose(0, 1))}                        # (T, B, E)
-    x, _ = RecallTask(gap).batch(16, torch.Generator().manual_seed(0))               # (B, T)
+    tokens = ids[: chunks * steps].view(chunks, steps)  # (B, T)
+    trained = {
+        "char LSTM (held-out code)": gradient_flow(
+            lm.rnn, inputs=lm.embedding(tokens).transpose(0, 1)
+        )
+    }  # (T, B, E)
+    x, _ = RecallTask(gap).batch(16, torch.Generator().manual_seed(0))  # (B, T)
     for cell in cells:
         model, _, _ = load_trained(runs / f"recall-{cell}-{gap}" / "checkpoint")
         trained[f"recall {cell.upper()} (gap {gap})"] = gradient_flow(
-            model.rnn, inputs=model.embedding(x).transpose(0, 1))
+            model.rnn, inputs=model.embedding(x).transpose(0, 1)
+        )
     plot_gradient_flow(trained, out / "gradient-flow-trained.png", title="after training")
 
     # Forget gates over held-out code: the model as trained, and a fresh one initialised as
@@ -146,16 +190,23 @@ def _look_inside(out: Path, runs: Path, language_model, held_out: str, cells: tu
     start = build_model(lm.config())
     init_forget_bias(start, lm_cfg.forget_bias)
     text = held_out[:GATE_CHARS]
-    forget = {"char LSTM at initialisation": gate_values(start, vocab, text)[0],
-              "char LSTM after training": gate_values(lm, vocab, text)[0]}
-    plot_forget_gate_distribution(forget, out / "forget-gates.png",
-                                  title=f"forget gates over {len(text)} held-out characters")
+    forget = {
+        "char LSTM at initialisation": gate_values(start, vocab, text)[0],
+        "char LSTM after training": gate_values(lm, vocab, text)[0],
+    }
+    plot_forget_gate_distribution(
+        forget, out / "forget-gates.png", title=f"forget gates over {len(text)} held-out characters"
+    )
 
     acts = activations(lm, vocab, held_out[:EXPLORER_CHARS])
     write_explorer(acts, out / "explore.html", title="lstmlab demo: the char LSTM on held-out code")
-    return {"diagrams": _draw_diagrams(out / "diagrams"), "explorer_chars": len(acts["tokens"]),
-            "at_init": {k: float(g[50]) for k, g in at_init.items()}, "gate_chars": len(text),
-            "forget_mean": {k: float(v.mean()) for k, v in forget.items()}}
+    return {
+        "diagrams": _draw_diagrams(out / "diagrams"),
+        "explorer_chars": len(acts["tokens"]),
+        "at_init": {k: float(g[50]) for k, g in at_init.items()},
+        "gate_chars": len(text),
+        "forget_mean": {k: float(v.mean()) for k, v in forget.items()},
+    }
 
 
 def _draw_diagrams(folder: Path) -> list[tuple[str, str]]:
@@ -165,7 +216,7 @@ def _draw_diagrams(folder: Path) -> list[tuple[str, str]]:
     drawn = []
     for name, (_, _, about) in VARIANTS.items():
         layer = make_layer(name, 8, 16)
-        if hasattr(layer, "cells"):          # the Grid LSTM's blocks span depth: not one cell
+        if hasattr(layer, "cells"):  # the Grid LSTM's blocks span depth: not one cell
             draw_cell(layer.cells[0], folder / f"{name}.svg")
             drawn.append((f"diagrams/{name}.svg", f"{name}: {about}"))
     draw_unrolled(make_layer("lstm", 8, 16).cells[0], folder / "unrolled-lstm.svg", steps=3)
@@ -175,16 +226,26 @@ def _draw_diagrams(folder: Path) -> list[tuple[str, str]]:
 
 def _write_index(out: Path, samples, accuracy, inside: dict, seconds: float) -> Path:
     gaps = sorted({gap for by_gap in accuracy.values() for gap in by_gap})
-    rows = "".join(f"<tr><td>{gap}</td>" + "".join(
-        f"<td>{100 * accuracy[c][gap]:.1f} %</td>" for c in accuracy) + "</tr>" for gap in gaps)
-    shown = "".join(f"<h3>step {step} &middot; {bits:.3f} bits/char</h3>"
-                    f"<pre>{html.escape(text)}</pre>" for step, bits, text in samples[-3:])
-    g50 = "".join(f"<tr><td>{html.escape(label)}</td><td>{value:.1e}</td></tr>"
-                  for label, value in inside["at_init"].items())
+    rows = "".join(
+        f"<tr><td>{gap}</td>"
+        + "".join(f"<td>{100 * accuracy[c][gap]:.1f} %</td>" for c in accuracy)
+        + "</tr>"
+        for gap in gaps
+    )
+    shown = "".join(
+        f"<h3>step {step} &middot; {bits:.3f} bits/char</h3><pre>{html.escape(text)}</pre>"
+        for step, bits, text in samples[-3:]
+    )
+    g50 = "".join(
+        f"<tr><td>{html.escape(label)}</td><td>{value:.1e}</td></tr>"
+        for label, value in inside["at_init"].items()
+    )
     means = ", ".join(f"{html.escape(k)} {v:.2f}" for k, v in inside["forget_mean"].items())
-    figures = "".join(f'<figure><a href="{path}"><img src="{path}" alt="{html.escape(caption)}">'
-                      f"</a><figcaption>{html.escape(caption)}</figcaption></figure>"
-                      for path, caption in inside["diagrams"])
+    figures = "".join(
+        f'<figure><a href="{path}"><img src="{path}" alt="{html.escape(caption)}">'
+        f"</a><figcaption>{html.escape(caption)}</figcaption></figure>"
+        for path, caption in inside["diagrams"]
+    )
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>lstmlab demo</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}}

@@ -19,7 +19,9 @@ def _add_train_settings(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):
         flag, help = "--" + f.name.replace("_", "-"), f"{f.metadata['help']} (default: {f.default})"
         if isinstance(f.default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help)
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=help
+            )
         else:
             kind = type(f.default) if f.default is not None else str
             parser.add_argument(flag, type=kind, default=None, help=help)
@@ -39,16 +41,18 @@ def train_config(args: argparse.Namespace):
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"{args.config}: not valid TOML ({e})") from None
         if unknown := sorted(set(values) - names):
-            raise ValueError(f"{args.config}: unknown settings {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(names))}")
+            raise ValueError(
+                f"{args.config}: unknown settings {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(names))}"
+            )
     values.update({k: getattr(args, k) for k in names if getattr(args, k) is not None})
     return TrainConfig(**values)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from lstmlab.train import train
     from lstmlab.train.checkpoint import read_config
     from lstmlab.train.settings import SCHEDULE
-    from lstmlab.train import train
 
     cfg = train_config(args)
     # On --resume, schedule flags given change the run's schedule from here on; the others
@@ -57,8 +61,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and given:
         stored = read_config(Path(cfg.out) / "checkpoint")["train"]
         cfg = dataclasses.replace(cfg, **{**{k: stored[k] for k in SCHEDULE}, **given})
-    metrics = train(cfg, resume=args.resume, overwrite=args.overwrite,
-                    reschedule=bool(args.resume and given))
+    metrics = train(
+        cfg, resume=args.resume, overwrite=args.overwrite, reschedule=bool(args.resume and given)
+    )
     print(f"done: {cfg.out}/checkpoint  " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     return 0
 
@@ -68,8 +73,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from lstmlab.train import load_trained
 
     model, vocab, _ = load_trained(args.checkpoint)
-    for piece in sample(model, vocab, args.prompt, length=args.length,
-                        temperature=args.temperature, top_k=args.top_k, seed=args.seed):
+    for piece in sample(
+        model,
+        vocab,
+        args.prompt,
+        length=args.length,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        seed=args.seed,
+    ):
         print(piece, end="", flush=True)
     print()
     return 0
@@ -97,15 +109,18 @@ def cmd_explore(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"text file not found: {args.text}")
     model, vocab, _ = load_trained(args.checkpoint)
     text = args.text.read_text(encoding="utf-8", errors="replace")
-    with warnings.catch_warnings(record=True) as caught:    # printed below, as one plain line
+    with warnings.catch_warnings(record=True) as caught:  # printed below, as one plain line
         warnings.simplefilter("always")
-        acts = activations(model, vocab, text, max_tokens=args.max_tokens,
-                           max_values=args.max_values)
+        acts = activations(
+            model, vocab, text, max_tokens=args.max_tokens, max_values=args.max_values
+        )
     for warning in caught:
         print(f"lstmlab explore: note: {warning.message}", file=sys.stderr)
     page = write_explorer(acts, args.out, title=f"lstmlab explorer: {args.text.name}")
-    print(f"wrote {page} ({page.stat().st_size / 1e6:.1f} MB, {len(acts['tokens'])} of "
-          f"{acts['total']} tokens); open it in a browser")
+    print(
+        f"wrote {page} ({page.stat().st_size / 1e6:.1f} MB, {len(acts['tokens'])} of "
+        f"{acts['total']} tokens); open it in a browser"
+    )
     return 0
 
 
@@ -121,26 +136,37 @@ def cmd_diagram(args: argparse.Namespace) -> int:
         cells = [make_layer(args.cell, 8, 16).cell]
     cells = cells[-1:] if cells else []
     if not cells:
-        raise ValueError(f"cell {args.cell!r} has no single cell to draw; choose one of: "
-                         f"{', '.join(VARIANTS)}")
-    path = draw_unrolled(cells[0], args.out, steps=args.unrolled) if args.unrolled \
+        raise ValueError(
+            f"cell {args.cell!r} has no single cell to draw; choose one of: {', '.join(VARIANTS)}"
+        )
+    path = (
+        draw_unrolled(cells[0], args.out, steps=args.unrolled)
+        if args.unrolled
         else draw_cell(cells[0], args.out)
+    )
     print(path)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lstmlab", description="The LSTM family of Olah's 'Understanding LSTM Networks'.")
+        prog="lstmlab", description="The LSTM family of Olah's 'Understanding LSTM Networks'."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model on a task or a corpus (BPTT / truncated BPTT)")
     _add_train_settings(p)
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out (its settings; --steps, --minutes and the "
-                        "schedule flags --lr-decay/--decay-every/--decay-start may change)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start afresh in an --out that already holds a run, replacing it")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (its settings; --steps, --minutes and the "
+        "schedule flags --lr-decay/--decay-every/--decay-start may change)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in an --out that already holds a run, replacing it",
+    )
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("sample", help="generate text from a trained language model")
@@ -154,8 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on its validation data")
     p.add_argument("checkpoint", type=Path)
-    p.add_argument("--split", choices=("valid", "test"), default="valid",
-                   help="test: the whole test split (text: one stream, every token)")
+    p.add_argument(
+        "--split",
+        choices=("valid", "test"),
+        default="valid",
+        help="test: the whole test split (text: one stream, every token)",
+    )
     p.set_defaults(run=cmd_eval)
 
     p = sub.add_parser("demo", help="the main job: train, sample, compare cells, write a report")
@@ -165,17 +195,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     from lstmlab.viz.explore import MAX_TOKENS, MAX_VALUES
 
-    p = sub.add_parser("explore", help="a page to explore a language model's units and gates "
-                                       "over a text (one HTML file)")
+    p = sub.add_parser(
+        "explore",
+        help="a page to explore a language model's units and gates over a text (one HTML file)",
+    )
     p.add_argument("checkpoint", type=Path, help="a run's checkpoint folder (a language model)")
     p.add_argument("--text", type=Path, required=True, help="the text file to read")
-    p.add_argument("-o", "--out", type=Path, default=Path("explore.html"),
-                   help="the page to write (default: explore.html)")
-    p.add_argument("--max-tokens", type=int, default=MAX_TOKENS,
-                   help=f"read at most this many tokens (default: {MAX_TOKENS})")
-    p.add_argument("--max-values", type=int, default=MAX_VALUES,
-                   help=f"... and keep at most this many values in the page "
-                        f"(default: {MAX_VALUES})")
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=Path("explore.html"),
+        help="the page to write (default: explore.html)",
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=MAX_TOKENS,
+        help=f"read at most this many tokens (default: {MAX_TOKENS})",
+    )
+    p.add_argument(
+        "--max-values",
+        type=int,
+        default=MAX_VALUES,
+        help=f"... and keep at most this many values in the page (default: {MAX_VALUES})",
+    )
     p.set_defaults(run=cmd_explore)
 
     from lstmlab.cli import bench
@@ -185,21 +229,35 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_arguments(p)
     p.set_defaults(run=bench.run)
 
-    p = sub.add_parser("study", help="which variant? every cell on one task, same parameters, "
-                       "steps and seeds, with a significance test against the LSTM")
+    p = sub.add_parser(
+        "study",
+        help="which variant? every cell on one task, same parameters, "
+        "steps and seeds, with a significance test against the LSTM",
+    )
     study_cli.add_arguments(p)
     p.set_defaults(run=study_cli.run)
 
     p = sub.add_parser("diagram", help="draw a cell in the style of Olah's post (SVG or PNG)")
     p.add_argument("cell", help=f"a cell of `lstmlab cells` ({', '.join(VARIANTS)})")
-    p.add_argument("-o", "--out", type=Path, default=Path("cell.svg"),
-                   help="output file, .svg or .png (default: cell.svg)")
-    p.add_argument("--unrolled", type=int, default=0, metavar="N",
-                   help="draw N copies unrolled in time instead of one cell")
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=Path("cell.svg"),
+        help="output file, .svg or .png (default: cell.svg)",
+    )
+    p.add_argument(
+        "--unrolled",
+        type=int,
+        default=0,
+        metavar="N",
+        help="draw N copies unrolled in time instead of one cell",
+    )
     p.set_defaults(run=cmd_diagram)
 
     sub.add_parser("cells", help="list the built-in cells").set_defaults(
-        run=lambda a: print("\n".join(f"{k:10} {v[2]}" for k, v in VARIANTS.items())) or 0)
+        run=lambda a: print("\n".join(f"{k:10} {v[2]}" for k, v in VARIANTS.items())) or 0
+    )
     return parser
 
 

@@ -10,6 +10,22 @@ from lstmlab.data.stream import Chunk, TokenStream
 from lstmlab.data.tasks import TASKS, AddingTask, CopyTask, RecallTask, Task, make_task
 from lstmlab.data.vocab import Vocab, tokenize
 
-__all__ = ["Task", "AddingTask", "CopyTask", "RecallTask", "TASKS", "make_task", "Vocab",
-           "tokenize", "stdlib_corpus", "text_corpus", "split_documents", "TokenStream", "Chunk",
-           "DateTask", "ReverseTask", "Seq2SeqTask", "exact_match"]
+__all__ = [
+    "Task",
+    "AddingTask",
+    "CopyTask",
+    "RecallTask",
+    "TASKS",
+    "make_task",
+    "Vocab",
+    "tokenize",
+    "stdlib_corpus",
+    "text_corpus",
+    "split_documents",
+    "TokenStream",
+    "Chunk",
+    "DateTask",
+    "ReverseTask",
+    "Seq2SeqTask",
+    "exact_match",
+]

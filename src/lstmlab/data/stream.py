@@ -16,9 +16,9 @@ from lstmlab.nn._checks import check_positive_int
 class Chunk(NamedTuple):
     """One step of truncated BPTT: ``T = bptt`` (fewer in the last chunk)."""
 
-    inputs: Tensor      # (B, T) token ids
-    targets: Tensor     # (B, T) the token after each input: inputs shifted left by one
-    starts: Tensor      # (B, T) bool, True where inputs[b, t] is the first token of a document
+    inputs: Tensor  # (B, T) token ids
+    targets: Tensor  # (B, T) the token after each input: inputs shifted left by one
+    starts: Tensor  # (B, T) bool, True where inputs[b, t] is the first token of a document
 
 
 class TokenStream:
@@ -66,37 +66,46 @@ class TokenStream:
         self.bptt = check_positive_int("bptt", bptt)
         documents = list(documents)
         for k, doc in enumerate(documents):
-            if not isinstance(doc, Tensor) or doc.is_floating_point() or doc.is_complex() \
-                    or doc.dtype == torch.bool:
+            if (
+                not isinstance(doc, Tensor)
+                or doc.is_floating_point()
+                or doc.is_complex()
+                or doc.dtype == torch.bool
+            ):
                 got = doc.dtype if isinstance(doc, Tensor) else type(doc).__name__
                 raise TypeError(f"documents[{k}] must be an integer tensor of token ids, got {got}")
             if doc.dim() != 1:
                 raise ValueError(f"documents[{k}] must be 1-D (N,), got shape {tuple(doc.shape)}")
         lengths = torch.tensor([len(d) for d in documents], dtype=torch.long)
         total = int(lengths.sum())
-        self.steps = total // batch_size                      # S, tokens per stream
+        self.steps = total // batch_size  # S, tokens per stream
         if self.steps < 2:
-            raise ValueError(f"documents must hold at least 2 * batch_size = {2 * batch_size} "
-                             f"tokens (two per stream, to predict one); got {total}")
-        data = torch.cat([d.long() for d in documents])                      # (N,)
-        first = torch.zeros(total, dtype=torch.bool, device=data.device)     # (N,)
-        offsets = lengths.cumsum(0) - lengths                                # each doc's start
-        first[offsets[lengths > 0].to(data.device)] = True                   # empty docs: none
+            raise ValueError(
+                f"documents must hold at least 2 * batch_size = {2 * batch_size} "
+                f"tokens (two per stream, to predict one); got {total}"
+            )
+        data = torch.cat([d.long() for d in documents])  # (N,)
+        first = torch.zeros(total, dtype=torch.bool, device=data.device)  # (N,)
+        offsets = lengths.cumsum(0) - lengths  # each doc's start
+        first[offsets[lengths > 0].to(data.device)] = True  # empty docs: none
         used = self.steps * batch_size
-        self._tokens = data[:used].view(batch_size, self.steps)              # (B, S)
-        self._starts = first[:used].view(batch_size, self.steps)             # (B, S)
+        self._tokens = data[:used].view(batch_size, self.steps)  # (B, S)
+        self._starts = first[:used].view(batch_size, self.steps)  # (B, S)
         self.position = 0
 
     def __len__(self) -> int:
-        return math.ceil((self.steps - 1) / self.bptt)        # the last input is step S - 2
+        return math.ceil((self.steps - 1) / self.bptt)  # the last input is step S - 2
 
     def __getitem__(self, k: int) -> Chunk:
         if not isinstance(k, int) or not 0 <= k < len(self):
             raise IndexError(f"chunk index must be in [0, {len(self)}), got {k!r}")
         i, j = k * self.bptt, min((k + 1) * self.bptt, self.steps - 1)
         # clones: a trainer may write into its batch without corrupting the stream
-        return Chunk(self._tokens[:, i:j].clone(), self._tokens[:, i + 1:j + 1].clone(),
-                     self._starts[:, i:j].clone())
+        return Chunk(
+            self._tokens[:, i:j].clone(),
+            self._tokens[:, i + 1 : j + 1].clone(),
+            self._starts[:, i:j].clone(),
+        )
 
     def __iter__(self) -> Iterator[Chunk]:
         while self.position < len(self):
@@ -107,25 +116,34 @@ class TokenStream:
 
     def state_dict(self) -> dict[str, int]:
         """Where the stream is, plus its layout (checked on load); plain JSON."""
-        return {"position": self.position, "batch_size": self.batch_size, "bptt": self.bptt,
-                "steps": self.steps}
+        return {
+            "position": self.position,
+            "batch_size": self.batch_size,
+            "bptt": self.bptt,
+            "steps": self.steps,
+        }
 
     def load_state_dict(self, state: Mapping[str, int]) -> None:
         """Continue at ``state["position"]``; the layout must match this stream's."""
         mine = self.state_dict()
         for key in ("batch_size", "bptt", "steps"):
             if state.get(key) != mine[key]:
-                raise ValueError(f"state {key}={state.get(key)!r} does not match this stream's "
-                                 f"{key}={mine[key]}: it was saved from other data or settings")
+                raise ValueError(
+                    f"state {key}={state.get(key)!r} does not match this stream's "
+                    f"{key}={mine[key]}: it was saved from other data or settings"
+                )
         position = state.get("position")
         if not isinstance(position, int) or not 0 <= position <= len(self):
-            raise ValueError(f"state position must be an integer in [0, {len(self)}], "
-                             f"got {position!r}")
+            raise ValueError(
+                f"state position must be an integer in [0, {len(self)}], got {position!r}"
+            )
         self.position = position
 
     def __repr__(self) -> str:
-        return (f"TokenStream(batch_size={self.batch_size}, bptt={self.bptt}, "
-                f"steps={self.steps}, chunks={len(self)})")
+        return (
+            f"TokenStream(batch_size={self.batch_size}, bptt={self.bptt}, "
+            f"steps={self.steps}, chunks={len(self)})"
+        )
 
 
 __all__ = ["Chunk", "TokenStream"]

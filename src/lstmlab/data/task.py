@@ -61,5 +61,7 @@ class Task(Protocol):
 def check_prediction(prediction: Tensor, target: Tensor, size: int) -> None:
     expected = (target.shape[0], size)
     if tuple(prediction.shape) != expected:
-        raise ValueError(f"prediction must have shape {expected} (one vector per sequence, from "
-                         f"the last step); got {tuple(prediction.shape)}")
+        raise ValueError(
+            f"prediction must have shape {expected} (one vector per sequence, from "
+            f"the last step); got {tuple(prediction.shape)}"
+        )

@@ -12,13 +12,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmlab.nn._checks import check_positive_int
 from lstmlab.data.copying import CopyTask
 from lstmlab.data.recall import FACTS, FILLERS, LANGUAGES, QUERY, RecallTask
 from lstmlab.data.task import Task, check_prediction
+from lstmlab.nn._checks import check_positive_int
 
-__all__ = ["Task", "AddingTask", "RecallTask", "CopyTask", "TASKS", "make_task", "LANGUAGES",
-           "FACTS", "QUERY", "FILLERS"]
+__all__ = [
+    "Task",
+    "AddingTask",
+    "RecallTask",
+    "CopyTask",
+    "TASKS",
+    "make_task",
+    "LANGUAGES",
+    "FACTS",
+    "QUERY",
+    "FILLERS",
+]
 
 
 class AddingTask:
@@ -48,17 +58,17 @@ class AddingTask:
     every_step = False
 
     def __init__(self, length: int = 100) -> None:
-        self.length = check_positive_int("length", length, minimum=2)   # both halves non-empty
+        self.length = check_positive_int("length", length, minimum=2)  # both halves non-empty
 
     def batch(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         check_positive_int("batch_size", batch_size)
         B, T, half = batch_size, self.length, self.length // 2
-        values = torch.rand(B, T, generator=generator)                          # (B, T)
-        first = torch.randint(0, half, (B, 1), generator=generator)             # (B, 1)
-        second = torch.randint(half, T, (B, 1), generator=generator)            # (B, 1)
+        values = torch.rand(B, T, generator=generator)  # (B, T)
+        first = torch.randint(0, half, (B, 1), generator=generator)  # (B, 1)
+        second = torch.randint(half, T, (B, 1), generator=generator)  # (B, 1)
         markers = torch.zeros_like(values).scatter_(1, first, 1.0).scatter_(1, second, 1.0)
-        target = (values * markers).sum(1, keepdim=True)                        # (B, 1)
-        return torch.stack([values, markers], dim=-1), target                   # (B, T, 2)
+        target = (values * markers).sum(1, keepdim=True)  # (B, 1)
+        return torch.stack([values, markers], dim=-1), target  # (B, T, 2)
 
     def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
         check_prediction(prediction, target, self.output_size)
@@ -77,8 +87,12 @@ def _smnist(**kwargs) -> Task:
     return SequentialMNIST(**kwargs)
 
 
-TASKS: dict[str, Callable[..., Task]] = {"adding": AddingTask, "recall": RecallTask,
-                                         "copy": CopyTask, "smnist": _smnist}
+TASKS: dict[str, Callable[..., Task]] = {
+    "adding": AddingTask,
+    "recall": RecallTask,
+    "copy": CopyTask,
+    "smnist": _smnist,
+}
 
 
 def make_task(name: str, **kwargs) -> Task:

@@ -21,5 +21,15 @@ from lstmlab.data.corpus import split_documents, stdlib_corpus, text_corpus
 from lstmlab.data.stream import Chunk, TokenStream
 from lstmlab.data.vocab import EOS, LEVELS, UNK, Vocab, tokenize
 
-__all__ = ["UNK", "EOS", "LEVELS", "tokenize", "Vocab", "stdlib_corpus", "text_corpus",
-           "split_documents", "TokenStream", "Chunk"]
+__all__ = [
+    "UNK",
+    "EOS",
+    "LEVELS",
+    "tokenize",
+    "Vocab",
+    "stdlib_corpus",
+    "text_corpus",
+    "split_documents",
+    "TokenStream",
+    "Chunk",
+]

@@ -31,7 +31,7 @@ def tokenize(text: str, level: str) -> list[str]:
     tokens: list[str] = []
     for k, line in enumerate(text.split("\n")):
         if k:
-            tokens.append(EOS)                  # one <eos> per newline, blank lines included
+            tokens.append(EOS)  # one <eos> per newline, blank lines included
         tokens += line.split()
     return tokens
 
@@ -68,8 +68,14 @@ class Vocab:
             raise ValueError(f"tokens must be unique; repeated: {twice[:10]}")
 
     @classmethod
-    def build(cls, tokens: Iterable[str], min_count: int = 1, max_size: int | None = None, *,
-              level: str = "char") -> Vocab:
+    def build(
+        cls,
+        tokens: Iterable[str],
+        min_count: int = 1,
+        max_size: int | None = None,
+        *,
+        level: str = "char",
+    ) -> Vocab:
         """Count ``tokens``; keep those seen ``min_count`` times, at most ``max_size`` entries
         (``"<unk>"`` included), the most frequent first."""
         if not isinstance(min_count, int) or min_count < 1:
@@ -77,17 +83,25 @@ class Vocab:
         if max_size is not None and (not isinstance(max_size, int) or max_size < 1):
             raise ValueError(f"max_size must be None or an integer >= 1, got {max_size!r}")
         counts = Counter(tokens)
-        counts.pop(UNK, None)                   # a literal "<unk>" in the text is ours
-        kept = sorted((t for t, n in counts.items() if n >= min_count),
-                      key=lambda t: (-counts[t], t))            # most frequent first, then A-Z
-        return cls([UNK, *kept[:None if max_size is None else max_size - 1]], level)
+        counts.pop(UNK, None)  # a literal "<unk>" in the text is ours
+        kept = sorted(
+            (t for t, n in counts.items() if n >= min_count), key=lambda t: (-counts[t], t)
+        )  # most frequent first, then A-Z
+        return cls([UNK, *kept[: None if max_size is None else max_size - 1]], level)
 
     @classmethod
-    def from_documents(cls, documents: Iterable[str], min_count: int = 1,
-                       max_size: int | None = None, *, level: str = "char") -> Vocab:
+    def from_documents(
+        cls,
+        documents: Iterable[str],
+        min_count: int = 1,
+        max_size: int | None = None,
+        *,
+        level: str = "char",
+    ) -> Vocab:
         """:meth:`build` over every token of every document."""
-        return cls.build((t for d in documents for t in tokenize(d, level)), min_count, max_size,
-                         level=level)
+        return cls.build(
+            (t for d in documents for t in tokenize(d, level)), min_count, max_size, level=level
+        )
 
     def tokenize(self, text: str) -> list[str]:
         """``text`` split at this vocabulary's level (see :func:`tokenize`)."""

@@ -15,8 +15,7 @@ layer with recurrent dropout or zoneout back to the readable loop
 debugging and benchmarks).
 """
 
-from lstmlab.kernels import (clockwork, depth_gated, grid, gru, layer_norm, lstm, rnn,  # noqa: F401
-                             step)
+from lstmlab.kernels import clockwork, depth_gated, grid, gru, layer_norm, lstm, rnn, step  # noqa: F401
 from lstmlab.kernels._build import extension
 from lstmlab.nn.dispatch import disabled, is_enabled, sequence_op, step_op
 

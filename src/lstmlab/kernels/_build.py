@@ -13,7 +13,7 @@ import hashlib
 import os
 import platform
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -67,11 +67,11 @@ class Kernels:
             return kernel(*(a.contiguous() if isinstance(a, Tensor) else a for a in args))
 
         dense.__name__ = dense.__qualname__ = name
-        setattr(self, name, dense)       # found directly from now on: no lookup per call
+        setattr(self, name, dense)  # found directly from now on: no lookup per call
         return dense
 
 
-@lru_cache(maxsize=None)
+@cache
 def extension() -> Kernels | None:
     """The compiled kernels, or ``None`` (with a warning) if they cannot be built here."""
     from torch.utils import cpp_extension
@@ -84,11 +84,19 @@ def extension() -> Kernels | None:
     except ImportError:
         pass
     try:
-        return Kernels(cpp_extension.load(
-            name="lstmlab_fused", sources=[str(_SOURCES / "ext.cpp")],
-            build_directory=str(_build_dir()),
-            extra_cflags=_CFLAGS, verbose=False))
+        return Kernels(
+            cpp_extension.load(
+                name="lstmlab_fused",
+                sources=[str(_SOURCES / "ext.cpp")],
+                build_directory=str(_build_dir()),
+                extra_cflags=_CFLAGS,
+                verbose=False,
+            )
+        )
     except Exception as error:  # no compiler, no ninja, a failed build: stay correct, go slow
-        warnings.warn(f"lstmlab: fused kernels unavailable, using the readable loop ({error})",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"lstmlab: fused kernels unavailable, using the readable loop ({error})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return None

@@ -15,15 +15,18 @@ from lstmlab.nn.recurrent import run
 
 def runs_here(x: Tensor) -> bool:
     """Whether the C++ kernels take ``x``: float32 or float64 on the CPU, with the kernels built."""
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) \
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
         and extension() is not None
+    )
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     """Reverse each sequence of a (T, B, ·) batch within its own length; padding stays at the end."""
     if lengths is None:
         return x.flip(0)
-    steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)   # (T, 1)
+    steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)  # (T, 1)
     index = torch.where(steps < lengths, lengths - 1 - steps, steps)  # (T, B)
     return x.gather(0, index.unsqueeze(-1).expand_as(x))
 
@@ -45,26 +48,37 @@ def run_order(y: Tensor, lengths: Tensor | None, reverse: bool) -> Tensor:
     return reverse_padded(y, lengths) if reverse else y
 
 
-def readable_unless(fused_can: Callable[..., bool] = lambda cell, reverse: True, *,
-                    regularized: bool = False):
+def readable_unless(
+    fused_can: Callable[..., bool] = lambda cell, reverse: True, *, regularized: bool = False
+):
     """Decorate a fused op whose kernel lacks some form of its cell: where
     ``fused_can(cell, reverse)`` is false -- or, for a kernel without regularisers (not
     ``regularized``), given a recurrent-dropout mask or zoneout -- the readable loop runs the
     layer instead, with the same masks. A ``regularized`` op is handed the masks itself."""
+
     def decorate(op):
         @functools.wraps(op)
-        def fused_or_readable(cell, x, state, lengths, reverse, *, recurrent_mask=None,
-                              zoneout=()):
+        def fused_or_readable(cell, x, state, lengths, reverse, *, recurrent_mask=None, zoneout=()):
             masked = recurrent_mask is not None or bool(zoneout)
             if (masked and not regularized) or not fused_can(cell, reverse):
-                out, final, _ = run(cell, x, state, lengths, reverse=reverse,
-                                    recurrent_mask=recurrent_mask, zoneout=zoneout)
+                out, final, _ = run(
+                    cell,
+                    x,
+                    state,
+                    lengths,
+                    reverse=reverse,
+                    recurrent_mask=recurrent_mask,
+                    zoneout=zoneout,
+                )
                 return out, final
             if not regularized:
                 return op(cell, x, state, lengths, reverse)
-            return op(cell, x, state, lengths, reverse, recurrent_mask=recurrent_mask,
-                      zoneout=zoneout)
+            return op(
+                cell, x, state, lengths, reverse, recurrent_mask=recurrent_mask, zoneout=zoneout
+            )
+
         return fused_or_readable
+
     return decorate
 
 
@@ -73,9 +87,14 @@ def empty(like: Tensor) -> Tensor:
     return like.new_empty(0)
 
 
-def regularizers(recurrent_mask: Tensor | None, zoneout: Sequence[Tensor], parts: int,
-                 lengths: Tensor | None, reverse: bool,
-                 none: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
+def regularizers(
+    recurrent_mask: Tensor | None,
+    zoneout: Sequence[Tensor],
+    parts: int,
+    lengths: Tensor | None,
+    reverse: bool,
+    none: Tensor,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
     """The masks as the kernels read them: the recurrent dropout mask (B, P), and one zoneout keep
     tensor (T, B, size) per zoned state part (``parts`` of them), in the order the kernel runs
     through time (reversed within each sequence when ``reverse``); ``none`` where one is off."""

@@ -16,17 +16,18 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from lstmlab.nn import dispatch
-from lstmlab.nn.cells.depth_gated import DepthGatedLSTMCell
 from lstmlab.kernels._build import extension
 from lstmlab.kernels._common import empty, readable_unless, run_order, runs_here
+from lstmlab.nn import dispatch
+from lstmlab.nn.cells.depth_gated import DepthGatedLSTMCell
 
 
 class _DepthGatedSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, e, c_low, w_hh, w_ci, w_cf, w_co, w_cd, h0, c0, lengths):
-        hs, cs, acts, ds = extension().depth_gated_forward(a, e, c_low, w_hh, w_ci, w_cf, w_co,
-                                                           w_cd, h0, c0, lengths)
+        hs, cs, acts, ds = extension().depth_gated_forward(
+            a, e, c_low, w_hh, w_ci, w_cf, w_co, w_cd, h0, c0, lengths
+        )
         ctx.save_for_backward(c_low, w_hh, w_ci, w_cf, w_co, w_cd, hs, cs, acts, ds, lengths)
         return hs, cs
 
@@ -34,36 +35,71 @@ class _DepthGatedSequence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, d_hs, d_cs):
         c_low, w_hh, w_ci, w_cf, w_co, w_cd, hs, cs, acts, ds, lengths = ctx.saved_tensors
-        da, de, dcl, dw_hh, dw_ci, dw_cf, dw_co, dw_cd, dh0, dc0 = \
-            extension().depth_gated_backward(d_hs.contiguous(), d_cs.contiguous(), c_low, w_hh,
-                                             w_ci, w_cf, w_co, w_cd, hs, cs, acts, ds, lengths)
+        da, de, dcl, dw_hh, dw_ci, dw_cf, dw_co, dw_cd, dh0, dc0 = extension().depth_gated_backward(
+            d_hs.contiguous(),
+            d_cs.contiguous(),
+            c_low,
+            w_hh,
+            w_ci,
+            w_cf,
+            w_co,
+            w_cd,
+            hs,
+            cs,
+            acts,
+            ds,
+            lengths,
+        )
         depth = ds.numel() > 0
-        return (da, de if depth else None, dcl if depth else None, dw_hh, dw_ci, dw_cf, dw_co,
-                dw_cd if depth else None, dh0, dc0, None)
+        return (
+            da,
+            de if depth else None,
+            dcl if depth else None,
+            dw_hh,
+            dw_ci,
+            dw_cf,
+            dw_co,
+            dw_cd if depth else None,
+            dh0,
+            dc0,
+            None,
+        )
 
 
 @readable_unless()
-def depth_gated_sequence(cell: DepthGatedLSTMCell, x: Tensor, state: tuple[Tensor, ...],
-                         lengths: Tensor | None, reverse: bool
-                         ) -> tuple[Tensor, tuple[Tensor, ...]]:
+def depth_gated_sequence(
+    cell: DepthGatedLSTMCell,
+    x: Tensor,
+    state: tuple[Tensor, ...],
+    lengths: Tensor | None,
+    reverse: bool,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run a depth-gated cell over ``x`` (T, B, I [+ H: c_t^low]) like
     :func:`lstmlab.recurrent.run` (no gates); with a regulariser, through that loop itself."""
     x = run_order(x, lengths, reverse)
     none = empty(x)
     e = c_low = w_cd = none
-    if cell.depth_gate:                  # [x_t, c_t^low]: (T, B, I + H) -> (T, B, I), (T, B, H)
+    if cell.depth_gate:  # [x_t, c_t^low]: (T, B, I + H) -> (T, B, I), (T, B, H)
         x, c_low = x.split([x.shape[-1] - cell.hidden_size, cell.hidden_size], dim=-1)
-        e = F.linear(x, cell.weight_xd, cell.bias_d) + cell.weight_ld * c_low       # (T, B, H)
+        e = F.linear(x, cell.weight_xd, cell.bias_d) + cell.weight_ld * c_low  # (T, B, H)
         w_cd = cell.weight_cd
-    a = F.linear(x, cell.weight_ih, cell.bias_ih)                        # (T, B, 4H)
+    a = F.linear(x, cell.weight_ih, cell.bias_ih)  # (T, B, 4H)
     if cell.bias_hh is not None:
         a = a + cell.bias_hh
-    hs, cs = _DepthGatedSequence.apply(a.contiguous(), e.contiguous(), c_low.contiguous(),
-                                       cell.weight_hh, cell.weight_ci, cell.weight_cf,
-                                       cell.weight_co, w_cd, state[0].contiguous(),
-                                       state[1].contiguous(),
-                                       none.long() if lengths is None else lengths)
-    out = torch.cat([hs[1:], cs[1:]], dim=-1) if cell.emit_cell else hs[1:]   # (T, B, 2H | H)
+    hs, cs = _DepthGatedSequence.apply(
+        a.contiguous(),
+        e.contiguous(),
+        c_low.contiguous(),
+        cell.weight_hh,
+        cell.weight_ci,
+        cell.weight_cf,
+        cell.weight_co,
+        w_cd,
+        state[0].contiguous(),
+        state[1].contiguous(),
+        none.long() if lengths is None else lengths,
+    )
+    out = torch.cat([hs[1:], cs[1:]], dim=-1) if cell.emit_cell else hs[1:]  # (T, B, 2H | H)
     return run_order(out, lengths, reverse), (hs[-1], cs[-1])
 
 

@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from lstmlab.nn import dispatch
-from lstmlab.nn.cells.grid import GridLSTMColumn
 from lstmlab.kernels._build import extension
 from lstmlab.kernels._common import empty, readable_unless, runs_here, zero_padding
+from lstmlab.nn import dispatch
+from lstmlab.nn.cells.grid import GridLSTMColumn
 
 
 class _GridSequence(torch.autograd.Function):
@@ -33,8 +33,17 @@ class _GridSequence(torch.autograd.Function):
     def backward(ctx, d_ys, d_hn, d_mn):
         w, ms, inp, md, acts, lengths = ctx.saved_tensors
         dd, dw, dbias, dh0, dm0 = extension().grid_backward(
-            d_ys.contiguous(), d_hn.contiguous(), d_mn.contiguous(), w, ctx.has_bias, ms, inp,
-            md, acts, lengths)
+            d_ys.contiguous(),
+            d_hn.contiguous(),
+            d_mn.contiguous(),
+            w,
+            ctx.has_bias,
+            ms,
+            inp,
+            md,
+            acts,
+            lengths,
+        )
         return dd, dw, dbias if ctx.has_bias else None, dh0, dm0, None
 
 
@@ -44,19 +53,29 @@ def _fused_can(cell: GridLSTMColumn, reverse: bool) -> bool:
 
 
 @readable_unless(_fused_can)
-def grid_sequence(cell: GridLSTMColumn, x: Tensor, state: tuple[Tensor, ...],
-                  lengths: Tensor | None, reverse: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
+def grid_sequence(
+    cell: GridLSTMColumn,
+    x: Tensor,
+    state: tuple[Tensor, ...],
+    lengths: Tensor | None,
+    reverse: bool,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run a Grid LSTM column over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run` (no
     gates); the state is ``(h, m)``, each (B, L·H)."""
     x = zero_padding(x, lengths)
-    d = F.linear(x, cell.weight_ih)                                      # (T, B, H)
+    d = F.linear(x, cell.weight_ih)  # (T, B, H)
     blocks = [cell.blocks[0 if cell.tied else l] for l in range(cell.num_layers)]
-    w = torch.stack([b.weight for b in blocks])                # (L, 8H, 2H); tied: L copies
+    w = torch.stack([b.weight for b in blocks])  # (L, 8H, 2H); tied: L copies
     none = empty(x)
-    bias = none if blocks[0].bias is None else torch.stack([b.bias for b in blocks])   # (L, 8H)
-    ys, h_n, m_n = _GridSequence.apply(d.contiguous(), w, bias, state[0].contiguous(),
-                                       state[1].contiguous(),
-                                       none.long() if lengths is None else lengths)
+    bias = none if blocks[0].bias is None else torch.stack([b.bias for b in blocks])  # (L, 8H)
+    ys, h_n, m_n = _GridSequence.apply(
+        d.contiguous(),
+        w,
+        bias,
+        state[0].contiguous(),
+        state[1].contiguous(),
+        none.long() if lengths is None else lengths,
+    )
     return zero_padding(ys, lengths), (h_n, m_n)
 
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor, _VF
+from torch import _VF, Tensor
 
-from lstmlab.nn import dispatch
-from lstmlab.nn.cells import Cell, GRUCell, LSTMCell, RNNCell
 from lstmlab.kernels._build import extension
 from lstmlab.kernels.lstm import _layout
+from lstmlab.nn import dispatch
+from lstmlab.nn.cells import Cell, GRUCell, LSTMCell, RNNCell
 
 State = tuple[Tensor, ...]
 StepOp = Callable[[Cell, Tensor, State], State]
@@ -48,20 +48,42 @@ def _fused_lstm(cell: LSTMCell, x: Tensor, state: State) -> State:
     """The LSTM family's C++ step (csrc/step.h), without autograd."""
     none = x.new_empty(0)
     layout = cell.__dict__.get("_fused_layout")
-    if layout is None:      # the switches never change after __init__: compute the layout once
+    if layout is None:  # the switches never change after __init__: compute the layout once
         layout = cell.__dict__["_fused_layout"] = _layout(cell)
-    return tuple(extension().lstm_step(
-        x, cell.weight_ih, _or(cell.bias_ih, none), _or(cell.bias_hh, none), cell.weight_hh,
-        _or(cell.weight_hr, none), _or(cell.weight_ci, none), _or(cell.weight_cf, none),
-        _or(cell.weight_co, none), _or(cell.weight_gg, none), state[0], state[1],
-        state[2] if cell.gate_recurrence else none, layout))
+    return tuple(
+        extension().lstm_step(
+            x,
+            cell.weight_ih,
+            _or(cell.bias_ih, none),
+            _or(cell.bias_hh, none),
+            cell.weight_hh,
+            _or(cell.weight_hr, none),
+            _or(cell.weight_ci, none),
+            _or(cell.weight_cf, none),
+            _or(cell.weight_co, none),
+            _or(cell.weight_gg, none),
+            state[0],
+            state[1],
+            state[2] if cell.gate_recurrence else none,
+            layout,
+        )
+    )
 
 
 def _fused_gru(cell: GRUCell, x: Tensor, state: State) -> State:
     """The GRU's C++ step (csrc/step.h), without autograd."""
     none = x.new_empty(0)
-    return (extension().gru_step(x, cell.weight_ih, _or(cell.bias_ih, none), cell.weight_hh,
-                                 _or(cell.bias_hh, none), state[0], cell.reset_after),)
+    return (
+        extension().gru_step(
+            x,
+            cell.weight_ih,
+            _or(cell.bias_ih, none),
+            cell.weight_hh,
+            _or(cell.bias_hh, none),
+            state[0],
+            cell.reset_after,
+        ),
+    )
 
 
 def _or(t: Tensor | None, none: Tensor) -> Tensor:
@@ -70,24 +92,36 @@ def _or(t: Tensor | None, none: Tensor) -> Tensor:
 
 
 def _is_standard_lstm(cell: LSTMCell) -> bool:
-    return not (cell.proj_size or cell.peephole or cell.coupled or cell.gate_recurrence) \
-        and cell.input_gate and cell.forget_gate and cell.output_gate \
-        and cell.input_activation and cell.output_activation
+    return (
+        not (cell.proj_size or cell.peephole or cell.coupled or cell.gate_recurrence)
+        and cell.input_gate
+        and cell.forget_gate
+        and cell.output_gate
+        and cell.input_activation
+        and cell.output_activation
+    )
 
 
 def _wants_grad(cell: Cell, x: Tensor, state: State) -> bool:
     return torch.is_grad_enabled() and (
-        x.requires_grad or any(s.requires_grad for s in state)
-        or any(p.requires_grad for p in cell.parameters()))
+        x.requires_grad
+        or any(s.requires_grad for s in state)
+        or any(p.requires_grad for p in cell.parameters())
+    )
 
 
 def step_op(cell: Cell, x: Tensor, state: State) -> StepOp | None:
     """The fastest exact one-step route for ``cell`` on ``x`` and ``state``, or ``None``."""
     kind = type(cell)
     if kind not in (LSTMCell, GRUCell, RNNCell):
-        return None                          # a user's cell, or a subclass: its own step runs
-    if kind is not RNNCell and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) \
-            and not _wants_grad(cell, x, state) and extension() is not None:
+        return None  # a user's cell, or a subclass: its own step runs
+    if (
+        kind is not RNNCell
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and not _wants_grad(cell, x, state)
+        and extension() is not None
+    ):
         return _fused_lstm if kind is LSTMCell else _fused_gru
     if kind is LSTMCell and _is_standard_lstm(cell):
         return _torch_lstm

@@ -19,6 +19,15 @@ from lstmlab.models.language_model import LanguageModel
 from lstmlab.models.seq2seq import Seq2Seq
 from lstmlab.models.sequence_model import SequenceModel
 
-__all__ = ["LanguageModel", "SequenceModel", "MODELS", "StateLike", "build_model",
-           "detach_state", "init_forget_bias", "Seq2Seq", "AdditiveAttention",
-           "MultiplicativeAttention"]
+__all__ = [
+    "LanguageModel",
+    "SequenceModel",
+    "MODELS",
+    "StateLike",
+    "build_model",
+    "detach_state",
+    "init_forget_bias",
+    "Seq2Seq",
+    "AdditiveAttention",
+    "MultiplicativeAttention",
+]

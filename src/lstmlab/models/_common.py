@@ -38,8 +38,10 @@ def _cell_options(options: dict) -> dict:
     try:
         json.dumps(options)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"cell options must be JSON values, as they are saved in config() "
-                         f"(move or convert the model with .to() instead); {error}") from None
+        raise ValueError(
+            f"cell options must be JSON values, as they are saved in config() "
+            f"(move or convert the model with .to() instead); {error}"
+        ) from None
     return dict(options)
 
 
@@ -50,8 +52,9 @@ def _check_tokens(tokens: object, vocab_size: int, *, rank: int) -> Tensor:
         got = tokens.dtype if isinstance(tokens, Tensor) else type(tokens).__name__
         raise TypeError(f"tokens must be a torch.long tensor {shape} of token ids, got {got}")
     if tokens.dim() != rank or tokens.numel() == 0:
-        raise ValueError(f"tokens must be a non-empty {shape} tensor, got shape "
-                         f"{tuple(tokens.shape)}")
+        raise ValueError(
+            f"tokens must be a non-empty {shape} tensor, got shape {tuple(tokens.shape)}"
+        )
     low, high = int(tokens.min()), int(tokens.max())
     if low < 0 or high >= vocab_size:
         raise ValueError(f"token ids must lie in [0, {vocab_size}); got min {low}, max {high}")
@@ -63,7 +66,8 @@ def _check_starts(starts: object, tokens: Tensor) -> Tensor:
         got = starts.dtype if isinstance(starts, Tensor) else type(starts).__name__
         raise TypeError(f"starts must be a bool tensor (B, T), got {got}")
     if starts.shape != tokens.shape:
-        raise ValueError(f"starts must have the shape of tokens, {tuple(tokens.shape)}; got "
-                         f"{tuple(starts.shape)}")
+        raise ValueError(
+            f"starts must have the shape of tokens, {tuple(tokens.shape)}; got "
+            f"{tuple(starts.shape)}"
+        )
     return starts.to(tokens.device)
-

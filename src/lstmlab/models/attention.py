@@ -41,8 +41,14 @@ class _Attention(nn.Module):
         """Scores e (B, S) of ``query`` (B, Q) against ``projected`` keys (B, S, ·)."""
         raise NotImplementedError
 
-    def forward(self, query: Tensor, keys: Tensor, mask: Tensor | None = None, *,
-                projected: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        query: Tensor,
+        keys: Tensor,
+        mask: Tensor | None = None,
+        *,
+        projected: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """Context (B, K) and weights (B, S); see the module docstring.
 
         Args:
@@ -52,41 +58,51 @@ class _Attention(nn.Module):
             projected: ``project_keys(keys)``, to skip recomputing it at every decoder step.
         """
         mask = self._check(query, keys, mask)
-        if mask is not None:      # padding may hold anything (even NaN): it never gets in
+        if mask is not None:  # padding may hold anything (even NaN): it never gets in
             keys = keys.masked_fill(~mask.unsqueeze(2), 0.0)
         if projected is None:
             projected = self.project_keys(keys)
-        e = self.score(query, projected)                                   # (B, S)
+        e = self.score(query, projected)  # (B, S)
         if mask is not None:
-            e = e.masked_fill(~mask, float("-inf"))       # exp(-inf) = 0: exactly no weight
-        weights = torch.softmax(e, dim=-1)                                 # (B, S)
-        context = torch.bmm(weights.unsqueeze(1), keys).squeeze(1)        # (B, 1, S) @ (B, S, K)
+            e = e.masked_fill(~mask, float("-inf"))  # exp(-inf) = 0: exactly no weight
+        weights = torch.softmax(e, dim=-1)  # (B, S)
+        context = torch.bmm(weights.unsqueeze(1), keys).squeeze(1)  # (B, 1, S) @ (B, S, K)
         return context, weights
 
     def _check(self, query: object, keys: object, mask: object) -> Tensor | None:
         if not isinstance(query, Tensor) or not isinstance(keys, Tensor):
-            raise TypeError(f"query and keys must be torch.Tensors, got "
-                            f"{type(query).__name__} and {type(keys).__name__}")
+            raise TypeError(
+                f"query and keys must be torch.Tensors, got "
+                f"{type(query).__name__} and {type(keys).__name__}"
+            )
         if query.dim() != 2 or query.shape[1] != self.query_size:
-            raise ValueError(f"query must have shape (B, query_size={self.query_size}); got "
-                             f"{tuple(query.shape)}")
+            raise ValueError(
+                f"query must have shape (B, query_size={self.query_size}); got {tuple(query.shape)}"
+            )
         if keys.dim() != 3 or keys.shape[2] != self.key_size or keys.shape[0] != query.shape[0]:
-            raise ValueError(f"keys must have shape (B={query.shape[0]}, S, key_size="
-                             f"{self.key_size}); got {tuple(keys.shape)}")
+            raise ValueError(
+                f"keys must have shape (B={query.shape[0]}, S, key_size="
+                f"{self.key_size}); got {tuple(keys.shape)}"
+            )
         if keys.shape[1] == 0:
             raise ValueError("keys must hold at least one source position; got S = 0")
         if mask is None:
             return None
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
             got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
-            raise TypeError(f"mask must be a bool tensor (B, S), True at valid positions; "
-                            f"got {got}")
+            raise TypeError(
+                f"mask must be a bool tensor (B, S), True at valid positions; got {got}"
+            )
         if tuple(mask.shape) != tuple(keys.shape[:2]):
-            raise ValueError(f"mask must have shape (B, S) = {tuple(keys.shape[:2])} like keys; "
-                             f"got {tuple(mask.shape)}")
+            raise ValueError(
+                f"mask must have shape (B, S) = {tuple(keys.shape[:2])} like keys; "
+                f"got {tuple(mask.shape)}"
+            )
         if not bool(mask.any(dim=1).all()):
-            raise ValueError("mask must leave at least one valid position in every row; row(s) "
-                             f"{(~mask.any(dim=1)).nonzero().flatten().tolist()} are all padding")
+            raise ValueError(
+                "mask must leave at least one valid position in every row; row(s) "
+                f"{(~mask.any(dim=1)).nonzero().flatten().tolist()} are all padding"
+            )
         return mask
 
 
@@ -122,15 +138,17 @@ class AdditiveAttention(_Attention):
             nn.init.uniform_(p, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
 
     def project_keys(self, keys: Tensor) -> Tensor:
-        return keys @ self.U.T                                             # U h_j: (B, S, A)
+        return keys @ self.U.T  # U h_j: (B, S, A)
 
     def score(self, query: Tensor, projected: Tensor) -> Tensor:
-        Ws = (query @ self.W.T).unsqueeze(1)                               # (B, 1, A)
-        return torch.tanh(Ws + projected) @ self.v                         # (B, S)
+        Ws = (query @ self.W.T).unsqueeze(1)  # (B, 1, A)
+        return torch.tanh(Ws + projected) @ self.v  # (B, S)
 
     def extra_repr(self) -> str:
-        return f"query_size={self.query_size}, key_size={self.key_size}, " \
-               f"attention_size={self.attention_size}"
+        return (
+            f"query_size={self.query_size}, key_size={self.key_size}, "
+            f"attention_size={self.attention_size}"
+        )
 
 
 class MultiplicativeAttention(_Attention):
@@ -159,14 +177,16 @@ class MultiplicativeAttention(_Attention):
             self.W = nn.Parameter(torch.empty(query_size, key_size))
             nn.init.uniform_(self.W, -1 / math.sqrt(key_size), 1 / math.sqrt(key_size))
         elif query_size != key_size:
-            raise ValueError(f"the dot score s^T h_j needs query_size == key_size; got "
-                             f"query_size={query_size}, key_size={key_size} (use general=True)")
+            raise ValueError(
+                f"the dot score s^T h_j needs query_size == key_size; got "
+                f"query_size={query_size}, key_size={key_size} (use general=True)"
+            )
 
     def project_keys(self, keys: Tensor) -> Tensor:
-        return keys @ self.W.T if self.general else keys                  # W h_j: (B, S, Q)
+        return keys @ self.W.T if self.general else keys  # W h_j: (B, S, Q)
 
     def score(self, query: Tensor, projected: Tensor) -> Tensor:
-        return torch.bmm(projected, query.unsqueeze(2)).squeeze(2)        # (B, S, Q) @ (B, Q, 1)
+        return torch.bmm(projected, query.unsqueeze(2)).squeeze(2)  # (B, S, Q) @ (B, Q, 1)
 
     def extra_repr(self) -> str:
         return f"query_size={self.query_size}, key_size={self.key_size}, general={self.general}"

@@ -20,8 +20,9 @@ def build_model(config: Mapping) -> nn.Module:
     its constructor's arguments. Load the weights into it with ``load_state_dict``."""
     kind = config.get("kind") if isinstance(config, Mapping) else None
     if kind not in MODELS:
-        raise ValueError(f"config['kind'] must be one of {', '.join(map(repr, MODELS))}; "
-                         f"got {kind!r}")
+        raise ValueError(
+            f"config['kind'] must be one of {', '.join(map(repr, MODELS))}; got {kind!r}"
+        )
     return MODELS[kind](**{k: v for k, v in config.items() if k != "kind"})
 
 
@@ -34,18 +35,22 @@ def init_forget_bias(model: nn.Module, value: float) -> int:
     changed = 0
     for stack in (m for m in model.modules() if isinstance(m, Stack)):
         for cell in stack.cells:
-            if not isinstance(cell, (LSTMCell, LayerNormLSTMCell)) \
-                    or "forget" not in cell.gate_names \
-                    or cell.bias_ih is None:
+            if (
+                not isinstance(cell, (LSTMCell, LayerNormLSTMCell))
+                or "forget" not in cell.gate_names
+                or cell.bias_ih is None
+            ):
                 continue
-            rows = slice(cell.gate_names.index("forget") * cell.hidden_size,
-                         (cell.gate_names.index("forget") + 1) * cell.hidden_size)
+            rows = slice(
+                cell.gate_names.index("forget") * cell.hidden_size,
+                (cell.gate_names.index("forget") + 1) * cell.hidden_size,
+            )
             with torch.no_grad():
                 cell.bias_ih[rows] = value
                 cell.bias_hh[rows] = 0.0
             changed += 1
     for block in (m for m in model.modules() if isinstance(m, GridLSTMCell)):
-        if block.bias is not None:            # (N·4H,) as (N, 4, H): rows i, f, g, o per dimension
+        if block.bias is not None:  # (N·4H,) as (N, 4, H): rows i, f, g, o per dimension
             with torch.no_grad():
                 block.bias.view(block.dims, 4, -1)[:, 1] = value
             changed += 1

@@ -17,13 +17,19 @@ import torch
 from torch import Tensor
 
 from lstmlab.data.vocab import EOS, Vocab
-from lstmlab.models.language_model import LanguageModel
 from lstmlab.models._common import StateLike
+from lstmlab.models.language_model import LanguageModel
 
 
-def sample(model: LanguageModel, vocab: Vocab, prompt: str = "", length: int = 200,
-           temperature: float = 1.0, top_k: int | None = None,
-           seed: int | None = None) -> Iterator[str]:
+def sample(
+    model: LanguageModel,
+    vocab: Vocab,
+    prompt: str = "",
+    length: int = 200,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int | None = None,
+) -> Iterator[str]:
     r"""Continue ``prompt`` with ``length`` tokens drawn from the model, yielded one by one.
 
     Each token is drawn from :math:`\mathrm{softmax}(z / \tau)` over the ``top_k`` largest
@@ -59,24 +65,36 @@ def sample(model: LanguageModel, vocab: Vocab, prompt: str = "", length: int = 2
 
         >>> text = "".join(sample(model, vocab, prompt="The ", length=100, top_k=5, seed=1))
     """
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-            or not 0 < temperature < float("inf"):
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, (int, float))
+        or not 0 < temperature < float("inf")
+    ):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
     if isinstance(length, bool) or not isinstance(length, int) or length < 0:
         raise ValueError(f"length must be an integer >= 0, got {length!r}")
     if len(vocab) != model.vocab_size:
-        raise ValueError(f"the vocabulary has {len(vocab)} tokens but the model predicts "
-                         f"{model.vocab_size}: they were not trained together")
-    ids = vocab.encode(vocab.tokenize(prompt))                              # (P,)
+        raise ValueError(
+            f"the vocabulary has {len(vocab)} tokens but the model predicts "
+            f"{model.vocab_size}: they were not trained together"
+        )
+    ids = vocab.encode(vocab.tokenize(prompt))  # (P,)
     if len(ids) == 0:
-        ids = vocab.encode([EOS if vocab.level == "word" else "\n"])       # (1,); 0 if absent
+        ids = vocab.encode([EOS if vocab.level == "word" else "\n"])  # (1,); 0 if absent
     return _tokens(model, vocab, ids, length, temperature, top_k, seed)
 
 
-def _tokens(model: LanguageModel, vocab: Vocab, ids: Tensor, length: int, temperature: float,
-            top_k: int | None, seed: int | None) -> Iterator[str]:
+def _tokens(
+    model: LanguageModel,
+    vocab: Vocab,
+    ids: Tensor,
+    length: int,
+    temperature: float,
+    top_k: int | None,
+    seed: int | None,
+) -> Iterator[str]:
     device = model.embedding.weight.device
     generator = torch.Generator(device=device)
     if seed is None:
@@ -87,12 +105,12 @@ def _tokens(model: LanguageModel, vocab: Vocab, ids: Tensor, length: int, temper
     previous = int(ids[-1])
     for n in range(length):
         with _inference(model):
-            if n == 0:                                   # the whole prompt in one call
-                logits, state = model(ids.to(device).unsqueeze(0))          # (1, P, V)
-                logits = logits[:, -1]                                      # (1, V)
+            if n == 0:  # the whole prompt in one call
+                logits, state = model(ids.to(device).unsqueeze(0))  # (1, P, V)
+                logits = logits[:, -1]  # (1, V)
             else:
-                logits, state = model.step(token, state)                    # (1, V)
-            token = _draw(logits, temperature, top_k, generator)            # (1,)
+                logits, state = model.step(token, state)  # (1, V)
+            token = _draw(logits, temperature, top_k, generator)  # (1,)
         yield _text(vocab, int(token), previous)
         previous = int(token)
 
@@ -107,13 +125,14 @@ def _text(vocab: Vocab, token: int, previous: int) -> str:
     return word if vocab.tokens[previous] == EOS else " " + word
 
 
-def _draw(logits: Tensor, temperature: float, top_k: int | None,
-          generator: torch.Generator) -> Tensor:
+def _draw(
+    logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator
+) -> Tensor:
     """One token id (1,) from softmax(logits (1, V) / temperature) over the top-k logits."""
     k = logits.shape[-1] if top_k is None else min(top_k, logits.shape[-1])
-    top, index = logits.topk(k, dim=-1)                                     # (1, k), largest first
-    probs = torch.softmax(top.double() / temperature, dim=-1)              # float64: tiny τ
-    pick = torch.multinomial(probs, 1, generator=generator)                 # (1, 1) in [0, k)
+    top, index = logits.topk(k, dim=-1)  # (1, k), largest first
+    probs = torch.softmax(top.double() / temperature, dim=-1)  # float64: tiny τ
+    pick = torch.multinomial(probs, 1, generator=generator)  # (1, 1) in [0, k)
     return index.gather(-1, pick).view(1)
 
 

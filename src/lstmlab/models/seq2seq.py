@@ -35,21 +35,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmlab.nn._checks import check_lengths, check_positive_int
 from lstmlab.models._common import _check_tokens
 from lstmlab.models.attention import AdditiveAttention
+from lstmlab.nn._checks import check_lengths, check_positive_int
 from lstmlab.nn.registry import make_layer
 from lstmlab.nn.stack import Stack
 
-State = tuple[Tensor, ...]      # the decoder's state parts, each (num_layers, B, size)
+State = tuple[Tensor, ...]  # the decoder's state parts, each (num_layers, B, size)
 
 
 class Memory(NamedTuple):
     """What the decoder reads at every step: the encoder's outputs and their mask."""
 
-    keys: Tensor                 # (B, S, K) encoder outputs, zeros past each length
-    mask: Tensor                 # (B, S) bool, True at valid source positions
-    projected: Tensor | None     # attention.project_keys(keys), computed once
+    keys: Tensor  # (B, S, K) encoder outputs, zeros past each length
+    mask: Tensor  # (B, S) bool, True at valid source positions
+    projected: Tensor | None  # attention.project_keys(keys), computed once
 
     def take(self, rows: Tensor) -> Memory:
         return Memory(*(None if t is None else t[rows] for t in self))
@@ -87,86 +87,113 @@ class Seq2Seq(nn.Module):
         >>> tokens, weights = model.greedy(src, lengths, max_len=11)
     """
 
-    def __init__(self, src_vocab: int, tgt_vocab: int, cell: str = "lstm", embed_size: int = 32,
-                 hidden_size: int = 64, num_layers: int = 1,
-                 attention: Callable[[int, int], nn.Module] | None = AdditiveAttention, *,
-                 encoder_cell: str | None = None, bidirectional: bool = False, pad_id: int = 0,
-                 bos_id: int = 1, eos_id: int = 2) -> None:
+    def __init__(
+        self,
+        src_vocab: int,
+        tgt_vocab: int,
+        cell: str = "lstm",
+        embed_size: int = 32,
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        attention: Callable[[int, int], nn.Module] | None = AdditiveAttention,
+        *,
+        encoder_cell: str | None = None,
+        bidirectional: bool = False,
+        pad_id: int = 0,
+        bos_id: int = 1,
+        eos_id: int = 2,
+    ) -> None:
         super().__init__()
         self.src_vocab = check_positive_int("src_vocab", src_vocab)
         self.tgt_vocab = check_positive_int("tgt_vocab", tgt_vocab)
         for name, i in (("pad_id", pad_id), ("bos_id", bos_id), ("eos_id", eos_id)):
             if not isinstance(i, int) or not 0 <= i < min(src_vocab, tgt_vocab):
-                raise ValueError(f"{name} must be an id in [0, {min(src_vocab, tgt_vocab)}); "
-                                 f"got {i!r}")
+                raise ValueError(
+                    f"{name} must be an id in [0, {min(src_vocab, tgt_vocab)}); got {i!r}"
+                )
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
         self.src_embedding = nn.Embedding(src_vocab, embed_size, padding_idx=pad_id)
         self.tgt_embedding = nn.Embedding(tgt_vocab, embed_size)
-        self.encoder = make_layer(encoder_cell or cell, embed_size, hidden_size,
-                                  num_layers=num_layers, batch_first=True,
-                                  bidirectional=bidirectional)
+        self.encoder = make_layer(
+            encoder_cell or cell,
+            embed_size,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+        )
         key_size = self.encoder.num_directions * self.encoder.output_size
-        feed = hidden_size if attention is not None else 0          # input feeding: h~_{t-1}
-        self.decoder = make_layer(cell, embed_size + feed, hidden_size, num_layers=num_layers,
-                                  batch_first=True)
+        feed = hidden_size if attention is not None else 0  # input feeding: h~_{t-1}
+        self.decoder = make_layer(
+            cell, embed_size + feed, hidden_size, num_layers=num_layers, batch_first=True
+        )
         if not isinstance(self.decoder, Stack):
-            raise ValueError(f"the decoder steps one token at a time through the cells of a "
-                             f"lstmlab.Stack; cell {cell!r} builds a {type(self.decoder).__name__}")
+            raise ValueError(
+                f"the decoder steps one token at a time through the cells of a "
+                f"lstmlab.Stack; cell {cell!r} builds a {type(self.decoder).__name__}"
+            )
         self.state_sizes = self.decoder.cells[0].state_sizes
-        self.bridge = nn.Linear(key_size, self.state_sizes[0])        # -> the hidden state h_0
+        self.bridge = nn.Linear(key_size, self.state_sizes[0])  # -> the hidden state h_0
         if attention is None:
             self.attention, self.combine = None, None
         else:
             self.attention = attention(self.decoder.output_size, key_size)
             if not isinstance(self.attention, nn.Module):
-                raise TypeError(f"attention must build an nn.Module from (query_size, key_size); "
-                                f"got {type(self.attention).__name__}")
+                raise TypeError(
+                    f"attention must build an nn.Module from (query_size, key_size); "
+                    f"got {type(self.attention).__name__}"
+                )
             # W_c of Luong eq. 5, no bias as in the paper: [c_t; h_t] -> h~_t
             self.combine = nn.Linear(key_size + self.decoder.output_size, hidden_size, bias=False)
-        self.head = nn.Linear(hidden_size if attention is not None else self.decoder.output_size,
-                              tgt_vocab)
+        self.head = nn.Linear(
+            hidden_size if attention is not None else self.decoder.output_size, tgt_vocab
+        )
 
     def encode(self, src: Tensor, src_lengths: Tensor | Sequence[int]) -> tuple[Memory, State]:
         """Run the encoder: the decoder's memory and its initial state (through the bridge)."""
         src = _check_tokens(src, self.src_vocab, rank=2)
         lengths = check_lengths(src_lengths, src.shape[0], src.shape[1], src.device)
-        keys, h_n = self.encoder(self.src_embedding(src), lengths=lengths)    # (B, S, D * O)
-        h_n = h_n if isinstance(h_n, Tensor) else h_n[0]                      # (L * D, B, O)
+        keys, h_n = self.encoder(self.src_embedding(src), lengths=lengths)  # (B, S, D * O)
+        h_n = h_n if isinstance(h_n, Tensor) else h_n[0]  # (L * D, B, O)
         L, D = self.encoder.num_layers, self.encoder.num_directions
         last = h_n.view(L, D, *h_n.shape[1:]).permute(0, 2, 1, 3).flatten(2)  # (L, B, D * O)
-        h_0 = torch.tanh(self.bridge(last))                                   # (L, B, size)
+        h_0 = torch.tanh(self.bridge(last))  # (L, B, size)
         state = (h_0, *(h_0.new_zeros(*h_0.shape[:2], n) for n in self.state_sizes[1:]))
-        mask = torch.arange(src.shape[1], device=src.device) < lengths.unsqueeze(1)    # (B, S)
+        mask = torch.arange(src.shape[1], device=src.device) < lengths.unsqueeze(1)  # (B, S)
         projected = None if self.attention is None else self.attention.project_keys(keys)
         return Memory(keys, mask, projected), state
 
-    def step(self, token: Tensor, state: State, feed: Tensor | None,
-             memory: Memory) -> tuple[Tensor, State, Tensor | None, Tensor | None]:
+    def step(
+        self, token: Tensor, state: State, feed: Tensor | None, memory: Memory
+    ) -> tuple[Tensor, State, Tensor | None, Tensor | None]:
         """One target token: ``token`` (B,), the state parts (L, B, size), h~_{t-1} (B, H) ->
         logits (B, V), the new state, h~_t (B, H) and the attention weights (B, S)."""
-        x = self.tgt_embedding(token)                                         # (B, E)
+        x = self.tgt_embedding(token)  # (B, E)
         if self.attention is not None:
-            x = torch.cat([x, feed], dim=-1)           # input feeding (Luong sec. 3.3): (B, E + H)
+            x = torch.cat([x, feed], dim=-1)  # input feeding (Luong sec. 3.3): (B, E + H)
         finals = []
         for k, cell in enumerate(self.decoder.cells):
-            x, layer_state, _ = cell.step(x, tuple(p[k] for p in state))     # x: (B, O)
+            x, layer_state, _ = cell.step(x, tuple(p[k] for p in state))  # x: (B, O)
             finals.append(layer_state)
-        state = tuple(torch.stack(p) for p in zip(*finals))                   # each (L, B, size)
+        state = tuple(torch.stack(p) for p in zip(*finals))  # each (L, B, size)
         if self.attention is None:
             return self.head(x), state, None, None
         context, weights = self.attention(x, memory.keys, memory.mask, projected=memory.projected)
-        feed = torch.tanh(self.combine(torch.cat([context, x], dim=-1)))       # eq. 5: (B, H)
+        feed = torch.tanh(self.combine(torch.cat([context, x], dim=-1)))  # eq. 5: (B, H)
         return self.head(feed), state, feed, weights
 
-    def forward(self, src: Tensor, src_lengths: Tensor | Sequence[int],
-                tgt_in: Tensor) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self, src: Tensor, src_lengths: Tensor | Sequence[int], tgt_in: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing: logits (B, T, V) for ``tgt_in`` (B, T) (starting with BOS), and the
         attention weights (B, T, S) (``None`` without attention)."""
         memory, state = self.encode(src, src_lengths)
         tgt_in = _check_tokens(tgt_in, self.tgt_vocab, rank=2)
         if tgt_in.shape[0] != src.shape[0]:
-            raise ValueError(f"tgt_in must have one row per source, shape ({src.shape[0]}, T); "
-                             f"got {tuple(tgt_in.shape)}")
+            raise ValueError(
+                f"tgt_in must have one row per source, shape ({src.shape[0]}, T); "
+                f"got {tuple(tgt_in.shape)}"
+            )
         feed = self._no_feed(memory)
         logits, weights = [], []
         for t in range(tgt_in.shape[1]):
@@ -175,20 +202,22 @@ class Seq2Seq(nn.Module):
             weights.append(w)
         return torch.stack(logits, 1), None if self.attention is None else torch.stack(weights, 1)
 
-    def sequence_log_prob(self, src: Tensor, src_lengths: Tensor | Sequence[int],
-                          tokens: Tensor) -> Tensor:
+    def sequence_log_prob(
+        self, src: Tensor, src_lengths: Tensor | Sequence[int], tokens: Tensor
+    ) -> Tensor:
         """log p(tokens | src) (B,) by teacher forcing; ``tokens`` (B, T') as ``greedy`` returns
         them (no BOS); tokens after the first EOS are not counted."""
         tokens = _check_tokens(tokens, self.tgt_vocab, rank=2)
         bos = torch.full_like(tokens[:, :1], self.bos_id)
         logits, _ = self(src, src_lengths, torch.cat([bos, tokens[:, :-1]], dim=1))
-        logp = F.log_softmax(logits, -1).gather(2, tokens.unsqueeze(2)).squeeze(2)   # (B, T')
+        logp = F.log_softmax(logits, -1).gather(2, tokens.unsqueeze(2)).squeeze(2)  # (B, T')
         ended_before = (tokens == self.eos_id).long().cumsum(1) - (tokens == self.eos_id).long()
         return logp.masked_fill(ended_before > 0, 0.0).sum(1)
 
     @torch.no_grad()
-    def greedy(self, src: Tensor, src_lengths: Tensor | Sequence[int],
-               max_len: int) -> tuple[Tensor, Tensor | None]:
+    def greedy(
+        self, src: Tensor, src_lengths: Tensor | Sequence[int], max_len: int
+    ) -> tuple[Tensor, Tensor | None]:
         """The most likely token at every step, until EOS or ``max_len`` tokens: tokens (B, T')
         and attention weights (B, T', S) (rows after EOS are PAD and zeros)."""
         check_positive_int("max_len", max_len)
@@ -208,8 +237,9 @@ class Seq2Seq(nn.Module):
         return torch.stack(tokens, 1), None if w is None else torch.stack(weights, 1)
 
     @torch.no_grad()
-    def beam_search(self, src: Tensor, src_lengths: Tensor | Sequence[int], beam_width: int,
-                    max_len: int) -> tuple[Tensor, Tensor | None, Tensor]:
+    def beam_search(
+        self, src: Tensor, src_lengths: Tensor | Sequence[int], beam_width: int, max_len: int
+    ) -> tuple[Tensor, Tensor | None, Tensor]:
         """Beam search (Sutskever et al. 2014; Graves 2012): keep the ``beam_width`` most likely
         prefixes per source, by total log-probability (no length normalisation), until every
         hypothesis has ended in EOS or ``max_len`` tokens. Width 1 is greedy decoding.
@@ -221,10 +251,10 @@ class Seq2Seq(nn.Module):
         check_positive_int("max_len", max_len)
         memory, state = self.encode(src, src_lengths)
         B, V, device = src.shape[0], self.tgt_vocab, src.device
-        parent = torch.arange(B, device=device).repeat_interleave(K)          # (B*K,): source row
+        parent = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,): source row
         memory, state = memory.take(parent), tuple(p[:, parent] for p in state)
         scores = torch.full((B, K), float("-inf"), dtype=memory.keys.dtype, device=device)
-        scores[:, 0] = 0.0                    # one live hypothesis to start from: just BOS
+        scores[:, 0] = 0.0  # one live hypothesis to start from: just BOS
         token = torch.full((B * K,), self.bos_id, dtype=torch.long, device=device)
         feed, done = self._no_feed(memory), torch.zeros(B * K, dtype=torch.bool, device=device)
         # An ended hypothesis continues with PAD at no cost, so it keeps its score in the race.
@@ -237,7 +267,7 @@ class Seq2Seq(nn.Module):
             logp = torch.where(done.unsqueeze(1), ended, F.log_softmax(logits, -1))  # (B*K, V)
             scores, best = (scores.view(B * K, 1) + logp).view(B, K * V).topk(K, dim=1)
             rows = (torch.arange(B, device=device).unsqueeze(1) * K + best // V).view(-1)
-            token = (best % V).view(-1)                                      # (B*K,)
+            token = (best % V).view(-1)  # (B*K,)
             state, done = tuple(p[:, rows] for p in state), done[rows]
             feed = None if feed is None else feed[rows]
             tokens = torch.cat([tokens[rows], token.unsqueeze(1)], dim=1)
@@ -247,7 +277,7 @@ class Seq2Seq(nn.Module):
             done = done | (token == self.eos_id)
             if bool(done.all()):
                 break
-        first = torch.arange(B, device=device) * K     # topk sorts: beam 0 is each row's best
+        first = torch.arange(B, device=device) * K  # topk sorts: beam 0 is each row's best
         return tokens[first], None if self.attention is None else weights[first], scores[:, 0]
 
     def _no_feed(self, memory: Memory) -> Tensor | None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lstmlab.nn._checks import check_positive_int
 from lstmlab.models._common import _cell_options, _check_tokens
+from lstmlab.nn._checks import check_positive_int
 from lstmlab.nn.registry import make_layer
 
 
@@ -40,38 +40,58 @@ class SequenceModel(nn.Module):
         torch.Size([8, 12])
     """
 
-    def __init__(self, cell: str, input_size: int | None, output_size: int,
-                 hidden_size: int = 128, num_layers: int = 1, vocab_size: int | None = None,
-                 embed_size: int = 32, bidirectional: bool = False, **cell_kwargs) -> None:
+    def __init__(
+        self,
+        cell: str,
+        input_size: int | None,
+        output_size: int,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        vocab_size: int | None = None,
+        embed_size: int = 32,
+        bidirectional: bool = False,
+        **cell_kwargs,
+    ) -> None:
         super().__init__()
         if vocab_size is None:
             if input_size is None:
-                raise ValueError("give input_size for float inputs (B, T, input_size) or "
-                                 "vocab_size for token ids (B, T); got neither")
+                raise ValueError(
+                    "give input_size for float inputs (B, T, input_size) or "
+                    "vocab_size for token ids (B, T); got neither"
+                )
             self.embedding, features = None, input_size
         else:
             check_positive_int("vocab_size", vocab_size)
             if input_size not in (None, vocab_size):
-                raise ValueError(f"with token inputs input_size must be None or vocab_size="
-                                 f"{vocab_size}; got input_size={input_size}")
+                raise ValueError(
+                    f"with token inputs input_size must be None or vocab_size="
+                    f"{vocab_size}; got input_size={input_size}"
+                )
             self.embedding, features = nn.Embedding(vocab_size, embed_size), embed_size
         check_positive_int("output_size", output_size)
         self.cell_name, self.input_size, self.output_size = cell, input_size, output_size
         self.hidden_size, self.num_layers, self.vocab_size = hidden_size, num_layers, vocab_size
         self.embed_size, self.bidirectional = embed_size, bidirectional
         self.cell_kwargs = _cell_options(cell_kwargs)
-        self.rnn = make_layer(cell, features, hidden_size, num_layers=num_layers,
-                              batch_first=True, bidirectional=bidirectional, **self.cell_kwargs)
+        self.rnn = make_layer(
+            cell,
+            features,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            **self.cell_kwargs,
+        )
         self.head = nn.Linear(self.rnn.num_directions * self.rnn.output_size, output_size)
 
     def forward(self, inputs: Tensor) -> Tensor:
         """``inputs`` (B, T) token ids or (B, T, input_size) floats -> (B, output_size)."""
         if self.embedding is not None:
             inputs = self.embedding(_check_tokens(inputs, self.vocab_size, rank=2))  # (B, T, E)
-        out, _ = self.rnn(inputs)                                           # (B, T, D * O)
+        out, _ = self.rnn(inputs)  # (B, T, D * O)
         if not self.bidirectional:
             return self.head(out[:, -1])
-        size = self.rnn.output_size       # [forward | backward] on the feature axis
+        size = self.rnn.output_size  # [forward | backward] on the feature axis
         return self.head(torch.cat([out[:, -1, :size], out[:, 0, size:]], dim=-1))  # (B, 2O)
 
     def config(self) -> dict:
@@ -79,8 +99,15 @@ class SequenceModel(nn.Module):
 
         :func:`build_model` rebuilds the model from it.
         """
-        return {"kind": "sequence", "cell": self.cell_name, "input_size": self.input_size,
-                "output_size": self.output_size, "hidden_size": self.hidden_size,
-                "num_layers": self.num_layers, "vocab_size": self.vocab_size,
-                "embed_size": self.embed_size, "bidirectional": self.bidirectional,
-                **self.cell_kwargs}
+        return {
+            "kind": "sequence",
+            "cell": self.cell_name,
+            "input_size": self.input_size,
+            "output_size": self.output_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "vocab_size": self.vocab_size,
+            "embed_size": self.embed_size,
+            "bidirectional": self.bidirectional,
+            **self.cell_kwargs,
+        }

@@ -14,15 +14,49 @@ nothing here imports a kernel.
 """
 
 from lstmlab.nn import dispatch, regularizers
-from lstmlab.nn.cells import (Cell, ClockworkRNNCell, DepthGatedLSTMCell, Gates, GridLSTMCell,
-                              GridLSTMColumn, GRUCell, LayerNormGRUCell, LayerNormLSTMCell,
-                              LSTMCell, RNNCell, State)
+from lstmlab.nn.cells import (
+    Cell,
+    ClockworkRNNCell,
+    DepthGatedLSTMCell,
+    Gates,
+    GridLSTMCell,
+    GridLSTMColumn,
+    GRUCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+    RNNCell,
+    State,
+)
 from lstmlab.nn.layers import GRU, LSTM, RNN, ClockworkRNN, DepthGatedLSTM, GridLSTM
 from lstmlab.nn.recurrent import Recurrent, run
 from lstmlab.nn.registry import VARIANTS, make_layer
 from lstmlab.nn.stack import Stack
 
-__all__ = ["Cell", "Gates", "State", "LSTMCell", "GRUCell", "RNNCell", "LayerNormLSTMCell",
-           "LayerNormGRUCell", "ClockworkRNNCell", "DepthGatedLSTMCell", "GridLSTMCell",
-           "GridLSTMColumn", "LSTM", "GRU", "RNN", "ClockworkRNN", "DepthGatedLSTM", "GridLSTM",
-           "Recurrent", "run", "Stack", "VARIANTS", "make_layer", "dispatch", "regularizers"]
+__all__ = [
+    "Cell",
+    "Gates",
+    "State",
+    "LSTMCell",
+    "GRUCell",
+    "RNNCell",
+    "LayerNormLSTMCell",
+    "LayerNormGRUCell",
+    "ClockworkRNNCell",
+    "DepthGatedLSTMCell",
+    "GridLSTMCell",
+    "GridLSTMColumn",
+    "LSTM",
+    "GRU",
+    "RNN",
+    "ClockworkRNN",
+    "DepthGatedLSTM",
+    "GridLSTM",
+    "Recurrent",
+    "run",
+    "Stack",
+    "VARIANTS",
+    "make_layer",
+    "dispatch",
+    "regularizers",
+]

@@ -13,14 +13,15 @@ from torch import Tensor, nn
 
 
 def _param_like(module: nn.Module) -> Tensor | None:
-    for p in module._parameters.values():       # the module's own first: no generator walk
+    for p in module._parameters.values():  # the module's own first: no generator walk
         if p is not None:
             return p
     return next(module.parameters(), None)
 
 
-def check_input(input: object, module: nn.Module, *, rank: int, name: str = "input",
-                check_nan: bool = False) -> bool:
+def check_input(
+    input: object, module: nn.Module, *, rank: int, name: str = "input", check_nan: bool = False
+) -> bool:
     """Check ``input`` against ``module`` (its ``input_size``, dtype and device).
 
     ``rank`` is the batched rank (2 for a cell, 3 for a sequence); ``rank - 1`` means unbatched.
@@ -29,26 +30,39 @@ def check_input(input: object, module: nn.Module, *, rank: int, name: str = "inp
     if not isinstance(input, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(input).__name__}")
     if input.dim() not in (rank - 1, rank):
-        shape = "(T, B, input_size), (B, T, input_size) or (T, input_size)" if rank == 3 \
+        shape = (
+            "(T, B, input_size), (B, T, input_size) or (T, input_size)"
+            if rank == 3
             else "(B, input_size) or (input_size,)"
-        raise ValueError(f"{name} must be {rank - 1}-D (unbatched) or {rank}-D (batched) with shape "
-                         f"{shape}; got a {input.dim()}-D tensor of shape {tuple(input.shape)}")
+        )
+        raise ValueError(
+            f"{name} must be {rank - 1}-D (unbatched) or {rank}-D (batched) with shape "
+            f"{shape}; got a {input.dim()}-D tensor of shape {tuple(input.shape)}"
+        )
     if input.shape[-1] != module.input_size:
-        raise ValueError(f"{name}.size(-1) must equal input_size={module.input_size}; "
-                         f"got shape {tuple(input.shape)}")
+        raise ValueError(
+            f"{name}.size(-1) must equal input_size={module.input_size}; "
+            f"got shape {tuple(input.shape)}"
+        )
     if not input.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {input.dtype}")
     ref = _param_like(module)
     if ref is not None:
         if input.dtype != ref.dtype:
-            raise TypeError(f"{name} has dtype {input.dtype} but the module's parameters are "
-                            f"{ref.dtype}; convert one (e.g. module.to({input.dtype}))")
+            raise TypeError(
+                f"{name} has dtype {input.dtype} but the module's parameters are "
+                f"{ref.dtype}; convert one (e.g. module.to({input.dtype}))"
+            )
         if input.device != ref.device:
-            raise ValueError(f"{name} is on {input.device} but the module's parameters are on "
-                             f"{ref.device}; move one (e.g. module.to('{input.device}'))")
+            raise ValueError(
+                f"{name} is on {input.device} but the module's parameters are on "
+                f"{ref.device}; move one (e.g. module.to('{input.device}'))"
+            )
     if input.numel() == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(input.shape)}): a batch needs at least "
-                         "one sequence and a sequence at least one step")
+        raise ValueError(
+            f"{name} is empty (shape {tuple(input.shape)}): a batch needs at least "
+            "one sequence and a sequence at least one step"
+        )
     if check_nan and not torch.compiler.is_compiling() and bool(torch.isnan(input).any()):
         raise ValueError(f"{name} contains NaN (shape {tuple(input.shape)}); clean the data first")
     return input.dim() == rank
@@ -60,8 +74,7 @@ def state_parts(state: object, name: str) -> tuple:
         return (state,)
     if isinstance(state, (tuple, list)):
         return tuple(state)
-    raise TypeError(f"{name} must be a torch.Tensor or a tuple of them, got "
-                    f"{type(state).__name__}")
+    raise TypeError(f"{name} must be a torch.Tensor or a tuple of them, got {type(state).__name__}")
 
 
 def qualified(obj: object) -> str:
@@ -70,17 +83,26 @@ def qualified(obj: object) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def check_state(parts: Sequence[object], sizes: Sequence[int], batch: int, batched: bool,
-                like: Tensor, *, name: str, lead: tuple[int, ...] = ()) -> tuple[Tensor, ...]:
+def check_state(
+    parts: Sequence[object],
+    sizes: Sequence[int],
+    batch: int,
+    batched: bool,
+    like: Tensor,
+    *,
+    name: str,
+    lead: tuple[int, ...] = (),
+) -> tuple[Tensor, ...]:
     """Check a state given as a tuple of tensors against the expected part sizes.
 
     Each part ``k`` must be ``lead + (batch, sizes[k])`` (``lead + (sizes[k],)`` if unbatched), with
     the dtype and device of ``like``. ``lead`` is e.g. ``(num_layers * num_directions,)``.
     """
     if len(parts) != len(sizes):
-        raise ValueError(f"{name} must have {len(sizes)} part(s) (sizes {tuple(sizes)}), "
-                         f"got {len(parts)}")
-    dtype, device = like.dtype, like.device      # read once: this runs at every generation step
+        raise ValueError(
+            f"{name} must have {len(sizes)} part(s) (sizes {tuple(sizes)}), got {len(parts)}"
+        )
+    dtype, device = like.dtype, like.device  # read once: this runs at every generation step
     for k, (part, size) in enumerate(zip(parts, sizes)):
         label = name if len(sizes) == 1 else f"{name}[{k}]"
         if not isinstance(part, Tensor):
@@ -101,25 +123,30 @@ def check_lengths(lengths: object, batch: int, steps: int, device: torch.device)
         if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
             raise TypeError(f"lengths must hold integers, got dtype {lengths.dtype}")
         t = lengths
-    elif isinstance(lengths, Sequence) and all(isinstance(n, int) and not isinstance(n, bool)
-                                               for n in lengths):
+    elif isinstance(lengths, Sequence) and all(
+        isinstance(n, int) and not isinstance(n, bool) for n in lengths
+    ):
         t = torch.tensor(list(lengths), dtype=torch.long)
     else:
         raise TypeError(f"lengths must be a 1-D integer tensor or a list of ints, got {lengths!r}")
     if t.dim() != 1 or t.shape[0] != batch:
-        raise ValueError(f"lengths must have one entry per sequence, shape ({batch},); "
-                         f"got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"lengths must have one entry per sequence, shape ({batch},); "
+            f"got shape {tuple(t.shape)}"
+        )
     lo, hi = int(t.min()), int(t.max())
     if lo < 1 or hi > steps:
-        raise ValueError(f"lengths must lie in [1, {steps}] (the padded length); got min {lo}, "
-                         f"max {hi}")
+        raise ValueError(
+            f"lengths must lie in [1, {steps}] (the padded length); got min {lo}, max {hi}"
+        )
     return t.to(device=device, dtype=torch.long)
 
 
 def check_positive_int(name: str, value: object, *, minimum: int = 1) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r} "
-                        f"({type(value).__name__})")
+        raise TypeError(
+            f"{name} must be an integer >= {minimum}, got {value!r} ({type(value).__name__})"
+        )
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value

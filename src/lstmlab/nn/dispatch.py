@@ -33,8 +33,9 @@ _STEP_FINDERS: list[StepFinder] = []
 _enabled = True
 
 
-def register_sequence_op(cell_class: type, op: SequenceOp, *,
-                         accepts: Callable[[Tensor], bool]) -> None:
+def register_sequence_op(
+    cell_class: type, op: SequenceOp, *, accepts: Callable[[Tensor], bool]
+) -> None:
     """Offer ``op`` for cells of exactly ``cell_class`` (a user's subclass, which may change
     ``step``, keeps the readable loop) on inputs ``x`` for which ``accepts(x)`` holds."""
     _SEQUENCE_OPS[cell_class] = (op, accepts)

@@ -23,9 +23,17 @@ def _where(live: Tensor, new: Tensor, old: Tensor | float) -> Tensor:
     return torch.where(live.view(-1, *[1] * (new.dim() - 1)), new, old)
 
 
-def run(cell: Cell, x: Tensor, state: State, lengths: Tensor | None = None, *,
-        reverse: bool = False, keep_gates: bool = False, recurrent_mask: Tensor | None = None,
-        zoneout: Sequence[Tensor] = ()) -> tuple[Tensor, State, Gates]:
+def run(
+    cell: Cell,
+    x: Tensor,
+    state: State,
+    lengths: Tensor | None = None,
+    *,
+    reverse: bool = False,
+    keep_gates: bool = False,
+    recurrent_mask: Tensor | None = None,
+    zoneout: Sequence[Tensor] = (),
+) -> tuple[Tensor, State, Gates]:
     """Run ``cell`` over a time-major sequence.
 
     Args:
@@ -55,7 +63,7 @@ def run(cell: Cell, x: Tensor, state: State, lengths: Tensor | None = None, *,
     # initial state untouched, so padding never leaks into any sequence.
     shortest = steps if lengths is None else int(lengths.min())
     for t in order:
-        live = None if t < shortest else t < lengths   # (B,) bool once some sequences ended
+        live = None if t < shortest else t < lengths  # (B,) bool once some sequences ended
         # Padding never reaches the cell: even inf there must not turn gradients into NaN.
         x_t = x[t] if live is None else _where(live, x[t], 0.0)
         if recurrent_mask is None:
@@ -64,8 +72,8 @@ def run(cell: Cell, x: Tensor, state: State, lengths: Tensor | None = None, *,
             h, new_state, gates = dropped_step(cell, x_t, state, recurrent_mask)
         if zoneout:
             zoned = tuple(zone(n, s, k[t]) for n, s, k in zip(new_state, state, zoneout))
-            new_state = (*zoned, *new_state[len(zoned):])
-            h = cell.output(new_state)         # the zoned state's output
+            new_state = (*zoned, *new_state[len(zoned) :])
+            h = cell.output(new_state)  # the zoned state's output
         if live is not None:
             h = _where(live, h, 0.0)
             new_state = tuple(_where(live, n, s) for n, s in zip(new_state, state))
@@ -74,11 +82,14 @@ def run(cell: Cell, x: Tensor, state: State, lengths: Tensor | None = None, *,
         outputs.append(h)
         if keep_gates:
             gates_by_step.append(gates)
-    if reverse:                               # back to the order of time
+    if reverse:  # back to the order of time
         outputs.reverse()
         gates_by_step.reverse()
-    stacked = {k: torch.stack([g[k] for g in gates_by_step]) for k in gates_by_step[0]} \
-        if keep_gates else {}
+    stacked = (
+        {k: torch.stack([g[k] for g in gates_by_step]) for k in gates_by_step[0]}
+        if keep_gates
+        else {}
+    )
     return torch.stack(outputs), state, stacked
 
 
@@ -115,8 +126,14 @@ class Recurrent(nn.Module):
         self.cell, self.batch_first, self.reverse = cell, batch_first, reverse
         self.input_size = cell.input_size
 
-    def forward(self, input: Tensor | PackedSequence, state: State | Tensor | None = None,
-                lengths: Tensor | Sequence[int] | None = None, *, return_gates: bool = False):
+    def forward(
+        self,
+        input: Tensor | PackedSequence,
+        state: State | Tensor | None = None,
+        lengths: Tensor | Sequence[int] | None = None,
+        *,
+        return_gates: bool = False,
+    ):
         x, layout = time_major(self, input, lengths, self.batch_first)  # (T, B, I)
         batch, batched = x.shape[1], layout.batched
         if state is None:
@@ -126,8 +143,9 @@ class Recurrent(nn.Module):
             state = check_state(parts, self.cell.state_sizes, batch, batched, x, name="state")
             if not batched:
                 state = tuple(s.unsqueeze(0) for s in state)
-        out, state, gates = run(self.cell, x, state, layout.lengths, reverse=self.reverse,
-                                keep_gates=return_gates)
+        out, state, gates = run(
+            self.cell, x, state, layout.lengths, reverse=self.reverse, keep_gates=return_gates
+        )
         out, gates = layout(out), {k: layout(g) for k, g in gates.items()}
         if not batched:
             state = tuple(s.squeeze(0) for s in state)
@@ -155,13 +173,16 @@ class Layout:
         if self.packed is not None:
             return _repack(y, self.lengths, self.packed)
         if not self.batched:
-            return y.squeeze(1)                                         # (T, 1, ·) -> (T, ·)
-        return y.transpose(0, 1) if self.batch_first else y            # -> (B, T, ·)
+            return y.squeeze(1)  # (T, 1, ·) -> (T, ·)
+        return y.transpose(0, 1) if self.batch_first else y  # -> (B, T, ·)
 
 
-def time_major(module: nn.Module, input: Tensor | PackedSequence,
-               lengths: Tensor | Sequence[int] | None, batch_first: bool
-               ) -> tuple[Tensor, Layout]:
+def time_major(
+    module: nn.Module,
+    input: Tensor | PackedSequence,
+    lengths: Tensor | Sequence[int] | None,
+    batch_first: bool,
+) -> tuple[Tensor, Layout]:
     """A layer's input, checked, as (T, B, I) (unbatched: (T, 1, I)), and its :class:`Layout`.
 
     ``input`` is (T, B, I), (B, T, I) with ``batch_first``, (T, I) unbatched, or a
@@ -171,20 +192,23 @@ def time_major(module: nn.Module, input: Tensor | PackedSequence,
     packed = input if isinstance(input, PackedSequence) else None
     if packed is not None:
         if lengths is not None:
-            raise ValueError("lengths must not be given with a PackedSequence, which "
-                             "carries its own")
-        x, lengths = pad_packed_sequence(packed)                        # (T, B, I), (B,)
+            raise ValueError(
+                "lengths must not be given with a PackedSequence, which carries its own"
+            )
+        x, lengths = pad_packed_sequence(packed)  # (T, B, I), (B,)
         check_input(x, module, rank=3, check_nan=True)
         batched = True
     else:
         batched = check_input(input, module, rank=3, check_nan=True)
         x = input if batched else input.unsqueeze(1)
         if batch_first and batched:
-            x = x.transpose(0, 1)                                       # (B, T, I) -> (T, B, I)
+            x = x.transpose(0, 1)  # (B, T, I) -> (T, B, I)
     if lengths is not None:
         if not batched:
-            raise ValueError("lengths applies to batched input only; unbatched input is one "
-                             "sequence of its full length")
+            raise ValueError(
+                "lengths applies to batched input only; unbatched input is one "
+                "sequence of its full length"
+            )
         lengths = check_lengths(lengths, x.shape[1], x.shape[0], x.device)
     return x, Layout(batched, batch_first, lengths, packed)
 

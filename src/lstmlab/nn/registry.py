@@ -22,8 +22,11 @@ VARIANTS: dict[str, tuple[type[nn.Module], dict, str]] = {
     "nfg": (LSTM, {"forget_gate": False}, "no forget gate (Greff et al. 2015)"),
     "nog": (LSTM, {"output_gate": False}, "no output gate (Greff et al. 2015)"),
     "niaf": (LSTM, {"input_activation": False}, "no input activation function (Greff et al. 2015)"),
-    "noaf": (LSTM, {"output_activation": False},
-             "no output activation function (Greff et al. 2015)"),
+    "noaf": (
+        LSTM,
+        {"output_activation": False},
+        "no output activation function (Greff et al. 2015)",
+    ),
     "fgr": (LSTM, {"gate_recurrence": True}, "full gate recurrence (Greff et al. 2015)"),
     "gru": (GRU, {}, "gated recurrent unit (torch.nn.GRU, reset after the matmul)"),
     "gru-v3": (GRU, {"reset_after": False}, "GRU of Cho et al. 2014 v3 (reset before the matmul)"),
@@ -32,10 +35,16 @@ VARIANTS: dict[str, tuple[type[nn.Module], dict, str]] = {
     "ln-gru": (GRU, {"layer_norm": True}, "layer-normalised GRU (Ba, Kiros & Hinton 2016)"),
     "grid": (GridLSTM, {}, "2-D Grid LSTM, LSTM cells along depth too (Kalchbrenner et al. 2015)"),
     "grid-tied": (GridLSTM, {"tied": True}, "2-D Grid LSTM, one block shared by all layers"),
-    "clockwork": (ClockworkRNN, {}, "Clockwork RNN, modules at periods 1, 2, 4, ... "
-                  "(Koutník et al. 2014)"),
-    "depth-gated": (DepthGatedLSTM, {}, "depth-gated LSTM, cells linked across layers "
-                    "(Yao et al. 2015)"),
+    "clockwork": (
+        ClockworkRNN,
+        {},
+        "Clockwork RNN, modules at periods 1, 2, 4, ... (Koutník et al. 2014)",
+    ),
+    "depth-gated": (
+        DepthGatedLSTM,
+        {},
+        "depth-gated LSTM, cells linked across layers (Yao et al. 2015)",
+    ),
 }
 
 

@@ -36,8 +36,9 @@ def recurrent_dropout_mask(p: float, batch: int, size: int, like: Tensor) -> Ten
     return torch.bernoulli(keep) / (1.0 - p)
 
 
-def zoneout_keep(z: float, steps: int, batch: int, sizes: tuple[int, ...], like: Tensor,
-                 training: bool) -> tuple[Tensor, ...]:
+def zoneout_keep(
+    z: float, steps: int, batch: int, sizes: tuple[int, ...], like: Tensor, training: bool
+) -> tuple[Tensor, ...]:
     """Keep weights, one (steps, batch, size) tensor per zoned state part, in the order of time:
     Bernoulli(z) draws while training, the constant z (the expectation) in evaluation."""
     full = [torch.full((steps, batch, n), z, dtype=like.dtype, device=like.device) for n in sizes]
@@ -57,7 +58,7 @@ def dropped_step(cell: Cell, x: Tensor, state: State, mask: Tensor) -> tuple[Ten
     h, new_state, gates = cell.step(x, (h_prev * mask, *state[1:]))
     carry = cell.carry(gates)
     if carry is not None:
-        h = h + carry * (h_prev - h_prev * mask)       # c ⊙ (m ⊙ h_{t-1}) -> c ⊙ h_{t-1}
+        h = h + carry * (h_prev - h_prev * mask)  # c ⊙ (m ⊙ h_{t-1}) -> c ⊙ h_{t-1}
         new_state = (h, *new_state[1:])
     return h, new_state, gates
 

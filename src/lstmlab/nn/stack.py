@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
+from lstmlab.nn import dispatch
 from lstmlab.nn._checks import check_positive_int, check_state, qualified, state_parts
 from lstmlab.nn.cells.base import Cell, Gates
-from lstmlab.nn import dispatch
 from lstmlab.nn.recurrent import run, time_major
 from lstmlab.nn.regularizers import check_probability, recurrent_dropout_mask, zoneout_keep
 
@@ -66,24 +66,42 @@ class Stack(nn.Module):
         >>> out, h_n = stack(torch.randn(10, 4, 8))      # out (10, 4, 64), h_n (4, 4, 32)
     """
 
-    def __init__(self, make_cell: Callable[[int], Cell], input_size: int, num_layers: int = 1,
-                 *, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, recurrent_dropout: float = 0.0,
-                 zoneout: float = 0.0) -> None:
+    def __init__(
+        self,
+        make_cell: Callable[[int], Cell],
+        input_size: int,
+        num_layers: int = 1,
+        *,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+    ) -> None:
         super().__init__()
         if not callable(make_cell):
-            raise TypeError(f"make_cell must be a callable input_size -> Cell, got "
-                            f"{qualified(make_cell)}")
+            raise TypeError(
+                f"make_cell must be a callable input_size -> Cell, got {qualified(make_cell)}"
+            )
         self.input_size = check_positive_int("input_size", input_size)
         self.num_layers = check_positive_int("num_layers", num_layers)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
-                or not 0 <= dropout <= 1:
+        if (
+            isinstance(dropout, bool)
+            or not isinstance(dropout, (int, float))
+            or not 0 <= dropout <= 1
+        ):
             raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
         if dropout > 0 and num_layers == 1:
-            warnings.warn("dropout acts between layers, so with num_layers=1 it does nothing "
-                          f"(got dropout={dropout})", stacklevel=3)
-        self.batch_first, self.dropout, self.bidirectional = batch_first, float(dropout), \
-            bidirectional
+            warnings.warn(
+                "dropout acts between layers, so with num_layers=1 it does nothing "
+                f"(got dropout={dropout})",
+                stacklevel=3,
+            )
+        self.batch_first, self.dropout, self.bidirectional = (
+            batch_first,
+            float(dropout),
+            bidirectional,
+        )
         self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
         self.zoneout = check_probability("zoneout", zoneout)
         directions = 2 if bidirectional else 1
@@ -92,14 +110,17 @@ class Stack(nn.Module):
             for direction in range(directions):
                 cell = make_cell(size)
                 if not isinstance(cell, Cell):
-                    raise TypeError(f"make_cell must return an lstmlab.Cell, got "
-                                    f"{qualified(cell)}")
+                    raise TypeError(f"make_cell must return an lstmlab.Cell, got {qualified(cell)}")
                 if cell.input_size != size:
-                    raise ValueError(f"make_cell({size}) must return a cell with "
-                                     f"input_size={size}; got input_size={cell.input_size}")
+                    raise ValueError(
+                        f"make_cell({size}) must return a cell with "
+                        f"input_size={size}; got input_size={cell.input_size}"
+                    )
                 if cells and cell.state_sizes != cells[0].state_sizes:
-                    raise ValueError(f"make_cell must give every layer the same state sizes; "
-                                     f"got {cells[0].state_sizes} and {cell.state_sizes}")
+                    raise ValueError(
+                        f"make_cell must give every layer the same state sizes; "
+                        f"got {cells[0].state_sizes} and {cell.state_sizes}"
+                    )
                 self._adopt(cell, f"_l{layer}" + ("_reverse" if direction else ""))
                 cells.append(cell)
             size = directions * cell.output_size
@@ -111,8 +132,10 @@ class Stack(nn.Module):
     def _adopt(self, cell: Cell, suffix: str) -> None:
         """Register the cell's parameters and buffers on the stack under torch-style names."""
         binding = []
-        for kind, members in (("_parameters", cell.named_parameters()),
-                              ("_buffers", cell.named_buffers())):
+        for kind, members in (
+            ("_parameters", cell.named_parameters()),
+            ("_buffers", cell.named_buffers()),
+        ):
             for path, tensor in members:
                 name = path.replace(".", "_") + suffix
                 if kind == "_parameters":
@@ -145,17 +168,23 @@ class Stack(nn.Module):
     def flatten_parameters(self) -> None:
         """Nothing to do (kept so code written for ``torch.nn.LSTM`` runs unchanged)."""
 
-    def forward(self, input: Tensor | PackedSequence, hx: Tensor | tuple[Tensor, ...] | None = None,
-                *, lengths: Tensor | Sequence[int] | None = None, return_gates: bool = False):
+    def forward(
+        self,
+        input: Tensor | PackedSequence,
+        hx: Tensor | tuple[Tensor, ...] | None = None,
+        *,
+        lengths: Tensor | Sequence[int] | None = None,
+        return_gates: bool = False,
+    ):
         cells = self._cells()
         x, layout = time_major(self, input, lengths, self.batch_first)  # (T, B, I)
         steps, batch, batched, lengths = x.shape[0], x.shape[1], layout.batched, layout.lengths
         if lengths is not None and bool((lengths == steps).all()):
-            lengths = None                # nothing is padded: skip the masking
-        parts = self._initial_state(hx, cells[0], batch, batched, x)   # each (L*D, B, size)
+            lengths = None  # nothing is padded: skip the masking
+        parts = self._initial_state(hx, cells[0], batch, batched, x)  # each (L*D, B, size)
         regularized = self.zoneout > 0 or (self.recurrent_dropout > 0 and self.training)
         whole = None if return_gates or regularized else self._whole_stack(x, parts, lengths)
-        if whole is not None:             # one call for every layer and direction
+        if whole is not None:  # one call for every layer and direction
             x, h_n = whole
             all_gates: list[Gates] = []
         else:
@@ -166,19 +195,28 @@ class Stack(nn.Module):
         output, gates_out = layout(x), [{k: layout(g) for k, g in gs.items()} for gs in all_gates]
         return (output, h_n, gates_out) if return_gates else (output, h_n)
 
-    def _initial_state(self, hx, cell: Cell, batch: int, batched: bool,
-                       x: Tensor) -> tuple[Tensor, ...]:
+    def _initial_state(
+        self, hx, cell: Cell, batch: int, batched: bool, x: Tensor
+    ) -> tuple[Tensor, ...]:
         """hx in torch's form -> the state parts, each (num_layers * D, B, size)."""
         count = self.num_layers * self.num_directions
         if hx is None:
-            return tuple(torch.zeros(count, batch, size, dtype=x.dtype, device=x.device)
-                         for size in cell.state_sizes)
+            return tuple(
+                torch.zeros(count, batch, size, dtype=x.dtype, device=x.device)
+                for size in cell.state_sizes
+            )
         parts = state_parts(hx, "hx")
         parts = check_state(parts, cell.state_sizes, batch, batched, x, name="hx", lead=(count,))
         return parts if batched else tuple(p.unsqueeze(1) for p in parts)  # (L*D, 1, size)
 
-    def _layer_by_layer(self, cells: tuple[Cell, ...], x: Tensor, parts: tuple[Tensor, ...],
-                        lengths: Tensor | None, return_gates: bool):
+    def _layer_by_layer(
+        self,
+        cells: tuple[Cell, ...],
+        x: Tensor,
+        parts: tuple[Tensor, ...],
+        lengths: Tensor | None,
+        return_gates: bool,
+    ):
         """Each layer and direction through its fused operation, or the readable loop."""
         directions, finals, all_gates = self.num_directions, [], []
         for layer in range(self.num_layers):
@@ -194,8 +232,9 @@ class Stack(nn.Module):
                     out, final = op(cell, x, state, lengths, reverse, **masks)
                     gates = {}
                 else:
-                    out, final, gates = run(cell, x, state, lengths, reverse=reverse,
-                                            keep_gates=return_gates, **masks)
+                    out, final, gates = run(
+                        cell, x, state, lengths, reverse=reverse, keep_gates=return_gates, **masks
+                    )
                 outputs.append(out)
                 finals.append(final)
                 all_gates.append(gates)
@@ -209,12 +248,18 @@ class Stack(nn.Module):
         steps, batch = x.shape[0], x.shape[1]
         masks: dict[str, Tensor | tuple[Tensor, ...]] = {}
         if self.recurrent_dropout > 0 and self.training:
-            masks["recurrent_mask"] = recurrent_dropout_mask(self.recurrent_dropout, batch,
-                                                             cell.state_sizes[0], x)
+            masks["recurrent_mask"] = recurrent_dropout_mask(
+                self.recurrent_dropout, batch, cell.state_sizes[0], x
+            )
         if self.zoneout > 0:
-            masks["zoneout"] = zoneout_keep(self.zoneout, steps, batch,
-                                            cell.state_sizes[:cell.zoned_state_parts], x,
-                                            self.training)
+            masks["zoneout"] = zoneout_keep(
+                self.zoneout,
+                steps,
+                batch,
+                cell.state_sizes[: cell.zoned_state_parts],
+                x,
+                self.training,
+            )
         return masks
 
     def _whole_stack(self, x: Tensor, parts: tuple[Tensor, ...], lengths: Tensor | None):
@@ -223,8 +268,9 @@ class Stack(nn.Module):
 
     def extra_repr(self) -> str:
         regularizers = {"recurrent_dropout": self.recurrent_dropout, "zoneout": self.zoneout}
-        return (f"cell={self._cell_list[0]!r}, input_size={self.input_size}, "
-                f"num_layers={self.num_layers}, batch_first={self.batch_first}, "
-                f"dropout={self.dropout}, bidirectional={self.bidirectional}"
-                + "".join(f", {k}={v}" for k, v in regularizers.items() if v))
-
+        return (
+            f"cell={self._cell_list[0]!r}, input_size={self.input_size}, "
+            f"num_layers={self.num_layers}, batch_first={self.batch_first}, "
+            f"dropout={self.dropout}, bidirectional={self.bidirectional}"
+            + "".join(f", {k}={v}" for k, v in regularizers.items() if v)
+        )

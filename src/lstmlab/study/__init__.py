@@ -44,5 +44,14 @@ from lstmlab.study.runs import Run, train_run
 from lstmlab.study.settings import GREFF_CELLS, Study, learning_rates
 from lstmlab.study.table import write_results
 
-__all__ = ["GREFF_CELLS", "Study", "Run", "parameter_count", "match_hidden_size",
-           "learning_rates", "run_study", "train_run", "write_results"]
+__all__ = [
+    "GREFF_CELLS",
+    "Study",
+    "Run",
+    "parameter_count",
+    "match_hidden_size",
+    "learning_rates",
+    "run_study",
+    "train_run",
+    "write_results",
+]

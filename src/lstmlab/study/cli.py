@@ -11,10 +11,10 @@ import dataclasses
 import re
 from pathlib import Path
 
-from lstmlab.study.settings import GREFF_CELLS, Study
-from lstmlab.study.runner import run_study
 from lstmlab.study import __doc__ as study_doc
+from lstmlab.study.runner import run_study
 from lstmlab.study.runs import PER_RUN
+from lstmlab.study.settings import GREFF_CELLS, Study
 from lstmlab.train import TrainConfig
 
 __all__ = ["parse_budget", "add_arguments", "run", "main"]
@@ -29,49 +29,92 @@ def parse_budget(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cells", default=",".join(GREFF_CELLS),
-                        help="comma-separated cells (default: Greff et al.'s eight, gru, rnn)")
+    parser.add_argument(
+        "--cells",
+        default=",".join(GREFF_CELLS),
+        help="comma-separated cells (default: Greff et al.'s eight, gru, rnn)",
+    )
     parser.add_argument("--seeds", type=int, default=5, help="runs per cell (default: 5)")
-    parser.add_argument("--budget", type=parse_budget, default=0.0,
-                        help="the study's wall time, split evenly over the runs: 90s, 10m, 1.5h "
-                             "(default: none; --steps alone)")
-    parser.add_argument("--params", type=int, default=None,
-                        help="parameters per model (default: the lstm model at --hidden-size)")
-    parser.add_argument("--lr-search", type=int, default=0, metavar="K",
-                        help="try K log-uniform learning rates per cell on seed 0 (default: 0)")
+    parser.add_argument(
+        "--budget",
+        type=parse_budget,
+        default=0.0,
+        help="the study's wall time, split evenly over the runs: 90s, 10m, 1.5h "
+        "(default: none; --steps alone)",
+    )
+    parser.add_argument(
+        "--params",
+        type=int,
+        default=None,
+        help="parameters per model (default: the lstm model at --hidden-size)",
+    )
+    parser.add_argument(
+        "--lr-search",
+        type=int,
+        default=0,
+        metavar="K",
+        help="try K log-uniform learning rates per cell on seed 0 (default: 0)",
+    )
     parser.add_argument("--lr-min", type=float, default=1e-4, help="search range (default: 1e-4)")
     parser.add_argument("--lr-max", type=float, default=3e-2, help="search range (default: 3e-2)")
     parser.add_argument("--workers", type=int, default=1, help="runs at once (default: 1)")
-    parser.add_argument("--metric", default=None,
-                        help="headline metric (default: accuracy if the task has it, else loss)")
+    parser.add_argument(
+        "--metric",
+        default=None,
+        help="headline metric (default: accuracy if the task has it, else loss)",
+    )
     parser.add_argument("--out", default="studies/study", help="the study's folder")
-    for f in dataclasses.fields(TrainConfig):       # the shared training settings
+    for f in dataclasses.fields(TrainConfig):  # the shared training settings
         if f.name in PER_RUN:
             continue
         flag, help = "--" + f.name.replace("_", "-"), f"{f.metadata['help']} (default: {f.default})"
         if isinstance(f.default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=help)
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=help
+            )
         else:
-            parser.add_argument(flag, type=type(f.default) if f.default is not None else str,
-                                default=None, help=help)
+            parser.add_argument(
+                flag,
+                type=type(f.default) if f.default is not None else str,
+                default=None,
+                help=help,
+            )
 
 
 def run(args: argparse.Namespace) -> int:
-    base = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                          if f.name not in PER_RUN and getattr(args, f.name) is not None})
-    study = Study(base, cells=[c.strip() for c in args.cells.split(",") if c.strip()],
-                  seeds=args.seeds, params=args.params, lr_search=args.lr_search,
-                  lr_range=(args.lr_min, args.lr_max), budget_minutes=args.budget,
-                  workers=args.workers, metric=args.metric, out=args.out)
+    base = TrainConfig(
+        **{
+            f.name: getattr(args, f.name)
+            for f in dataclasses.fields(TrainConfig)
+            if f.name not in PER_RUN and getattr(args, f.name) is not None
+        }
+    )
+    study = Study(
+        base,
+        cells=[c.strip() for c in args.cells.split(",") if c.strip()],
+        seeds=args.seeds,
+        params=args.params,
+        lr_search=args.lr_search,
+        lr_range=(args.lr_min, args.lr_max),
+        budget_minutes=args.budget,
+        workers=args.workers,
+        metric=args.metric,
+        out=args.out,
+    )
 
     def report(r: dict) -> None:
-        print(f"  {r['name']:22} {r['steps']:6} steps {r['seconds']:7.1f} s  "
-              + "  ".join(f"{k} {v:.4g}" for k, v in r["valid"].items()), flush=True)
+        print(
+            f"  {r['name']:22} {r['steps']:6} steps {r['seconds']:7.1f} s  "
+            + "  ".join(f"{k} {v:.4g}" for k, v in r["valid"].items()),
+            flush=True,
+        )
 
     run_study(study, on_result=report)
-    print("\n" + (Path(study.out) / "results.md").read_text()
-          + f"\n{study.out}/results.csv, results.md, boxplot.png")
+    print(
+        "\n"
+        + (Path(study.out) / "results.md").read_text()
+        + f"\n{study.out}/results.csv, results.md, boxplot.png"
+    )
     return 0
 
 

@@ -22,13 +22,14 @@ def match_hidden_size(model_config: dict, cell: str, target: int) -> tuple[int, 
     The count grows with the hidden size, so doubling brackets the target and bisection finds
     the smallest size reaching it; that size or the one below is the closest.
     """
+
     def count(h: int) -> int:
         return parameter_count(model_config, cell, h)
 
     high = 1
     while count(high) < target:
         high *= 2
-    low = high // 2                              # count(low) < target, or low = 0
+    low = high // 2  # count(low) < target, or low = 0
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (low, middle) if count(middle) >= target else (middle, high)

@@ -22,32 +22,52 @@ def run_study(study: Study, *, on_result: Callable[[dict], None] | None = None) 
     Returns one row per cell, as in ``results.csv``.
     """
     out = Path(study.out)
-    model_config = make_job(study.base).model.config()       # the real model, built once
+    model_config = make_job(study.base).model.config()  # the real model, built once
     target = study.params or parameter_count(model_config, "lstm", study.base.hidden_size)
     sizes = {c: match_hidden_size(model_config, c, target) for c in study.cells}
     rates = learning_rates(study) if study.lr_search else [study.base.lr]
     runs = len(study.cells) * (len(rates) + study.seeds - 1)
-    plan = {"cells": study.cells, "seeds": study.seeds, "target_params": target,
-            "hidden_sizes": {c: h for c, (h, _) in sizes.items()}, "learning_rates": rates,
-            "metric": study.metric, "runs": runs,
-            "minutes_per_run": study.budget_minutes * study.workers / runs,
-            "base": {k: v for k, v in dataclasses.asdict(study.base).items() if k not in PER_RUN}}
+    plan = {
+        "cells": study.cells,
+        "seeds": study.seeds,
+        "target_params": target,
+        "hidden_sizes": {c: h for c, (h, _) in sizes.items()},
+        "learning_rates": rates,
+        "metric": study.metric,
+        "runs": runs,
+        "minutes_per_run": study.budget_minutes * study.workers / runs,
+        "base": {k: v for k, v in dataclasses.asdict(study.base).items() if k not in PER_RUN},
+    }
     plan = _same_plan(out / "study.json", plan)
     minutes = plan["minutes_per_run"]
-    print(f"{runs} runs, {study.workers} at a time, target {target} parameters"
-          + (f", {minutes:.2f} min per run" if minutes else ""))
+    print(
+        f"{runs} runs, {study.workers} at a time, target {target} parameters"
+        + (f", {minutes:.2f} min per run" if minutes else "")
+    )
     for cell, (h, n) in sizes.items():
         print(f"  {cell:10} hidden {h:5}  {n:9} parameters ({100 * (n / target - 1):+.1f} %)")
 
     def runs_of(seeds: range, lr_of: Callable[[str], float]) -> list[Run]:
-        return [Run(c, s, lr_of(c), *sizes[c], lr_in_name=bool(study.lr_search))
-                for c in study.cells for s in seeds]
+        return [
+            Run(c, s, lr_of(c), *sizes[c], lr_in_name=bool(study.lr_search))
+            for c in study.cells
+            for s in seeds
+        ]
 
-    search = [Run(c, 0, lr, *sizes[c], lr_in_name=True) for c in study.cells for lr in rates] \
-        if study.lr_search else []
+    search = (
+        [Run(c, 0, lr, *sizes[c], lr_in_name=True) for c in study.cells for lr in rates]
+        if study.lr_search
+        else []
+    )
     done = _execute(search, study, minutes, out, on_result)
-    best = {c: min((r for r in done if r["cell"] == c), key=lambda r: r["valid"]["loss"])["lr"]
-            for c in study.cells} if study.lr_search else {c: study.base.lr for c in study.cells}
+    best = (
+        {
+            c: min((r for r in done if r["cell"] == c), key=lambda r: r["valid"]["loss"])["lr"]
+            for c in study.cells
+        }
+        if study.lr_search
+        else {c: study.base.lr for c in study.cells}
+    )
     first = range(1, study.seeds) if study.lr_search else range(study.seeds)
     done += _execute(runs_of(first, best.get), study, minutes, out, on_result)
     final = [r for r in done if r["lr"] == best[r["cell"]]]
@@ -67,6 +87,8 @@ def _same_plan(path: Path, plan: dict) -> dict:
         defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
         saved = {**saved, "base": {**{k: defaults.get(k) for k in plan["base"]}, **saved["base"]}}
     if changed := sorted(k for k in plan if k != "minutes_per_run" and plan[k] != saved.get(k)):
-        raise ValueError(f"{path.parent} holds a different study (changed: {', '.join(changed)}); "
-                         "resume it with the same settings, or give a new --out")
-    return saved      # the time per run stays what it was, whatever --workers says now
+        raise ValueError(
+            f"{path.parent} holds a different study (changed: {', '.join(changed)}); "
+            "resume it with the same settings, or give a new --out"
+        )
+    return saved  # the time per run stays what it was, whatever --workers says now

@@ -19,46 +19,65 @@ from pathlib import Path
 
 import torch
 
-from lstmlab.train.checkpoint._read import _read_meta
-from lstmlab.train import TrainConfig, TrainingError, evaluate_checkpoint, train
 from lstmlab.study.settings import Study
+from lstmlab.train import TrainConfig, TrainingError, evaluate_checkpoint, train
+from lstmlab.train.checkpoint._read import _read_meta
 
-
-PER_RUN = ("cell", "seed", "out", "minutes")     # TrainConfig fields the study sets for each run
+PER_RUN = ("cell", "seed", "out", "minutes")  # TrainConfig fields the study sets for each run
 
 
 @dataclass(frozen=True)
 class Run:
     """One training run of a study: a cell, a seed, a learning rate, a matched hidden size."""
+
     cell: str
     seed: int
     lr: float
     hidden_size: int
     params: int
-    lr_in_name: bool = False                     # a search study names runs by their rate
+    lr_in_name: bool = False  # a search study names runs by their rate
 
     @property
     def name(self) -> str:
         return f"{self.cell}-s{self.seed}" + (f"-lr{self.lr:.3g}" if self.lr_in_name else "")
 
 
-def _execute(runs: list[Run], study: Study, minutes: float, out: Path,
-             on_result: Callable[[dict], None] | None) -> list[dict]:
+def _execute(
+    runs: list[Run],
+    study: Study,
+    minutes: float,
+    out: Path,
+    on_result: Callable[[dict], None] | None,
+) -> list[dict]:
     """Train the runs not yet finished, ``study.workers`` at a time; all the runs' results."""
-    jobs = [(dataclasses.replace(study.base, cell=r.cell, seed=r.seed, lr=r.lr, minutes=minutes,
-                                 hidden_size=r.hidden_size, out=str(out / "runs" / r.name)),
-             {**dataclasses.asdict(r), "name": r.name}) for r in runs]
+    jobs = [
+        (
+            dataclasses.replace(
+                study.base,
+                cell=r.cell,
+                seed=r.seed,
+                lr=r.lr,
+                minutes=minutes,
+                hidden_size=r.hidden_size,
+                out=str(out / "runs" / r.name),
+            ),
+            {**dataclasses.asdict(r), "name": r.name},
+        )
+        for r in runs
+    ]
     todo = [job for job in jobs if not (Path(job[0].out) / "result.json").exists()]
     report = on_result or (lambda result: None)
     if study.workers == 1 or len(todo) <= 1:
         for cfg, info in todo:
             report(train_run(cfg, info))
     else:
-        threads = max(1, _cores() // study.workers)         # workers * threads <= cores
-        with futures.ProcessPoolExecutor(min(study.workers, len(todo)),
-                                         multiprocessing.get_context("spawn"),
-                                         initializer=_worker_start,
-                                         initargs=(threads, os.getpid())) as pool:
+        threads = max(1, _cores() // study.workers)  # workers * threads <= cores
+        with futures.ProcessPoolExecutor(
+            min(study.workers, len(todo)),
+            multiprocessing.get_context("spawn"),
+            initializer=_worker_start,
+            initargs=(threads, os.getpid()),
+        ) as pool:
             pending = [pool.submit(train_run, cfg, info) for cfg, info in todo]
             try:
                 for future in futures.as_completed(pending):
@@ -100,27 +119,37 @@ def train_run(cfg: TrainConfig, info: dict) -> dict:
     except (ValueError, FileNotFoundError):
         step = None
     if step is None and folder.exists():
-        shutil.rmtree(folder)                    # killed before its first checkpoint: start over
-    if step is not None:                         # drop what was logged after the checkpoint
+        shutil.rmtree(folder)  # killed before its first checkpoint: start over
+    if step is not None:  # drop what was logged after the checkpoint
         log = folder / "metrics.jsonl"
-        records = [line for line in log.read_text().splitlines()
-                   if json.loads(line)["step"] <= step] if log.exists() else []
+        records = (
+            [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= step]
+            if log.exists()
+            else []
+        )
         log.write_text("".join(line + "\n" for line in records))
     start = time.perf_counter()
     # A run killed after its last checkpoint but before result.json has nothing left to train:
     # its final metrics are those of the checkpoint.
     try:
-        metrics = train(cfg, resume=step is not None, progress=False) \
-            or evaluate_checkpoint(folder / "checkpoint")
+        metrics = train(cfg, resume=step is not None, progress=False) or evaluate_checkpoint(
+            folder / "checkpoint"
+        )
         diverged = False
     except TrainingError:
         metrics, diverged = {"loss": math.inf}, True
     try:
         steps = _read_meta(folder / "checkpoint")[1]["step"]
-    except (ValueError, FileNotFoundError):    # diverged before its first checkpoint
+    except (ValueError, FileNotFoundError):  # diverged before its first checkpoint
         steps = 0
-    result = {**info, "steps": steps, "seconds": time.perf_counter() - start,
-              "resumed": step is not None, "diverged": diverged, "valid": metrics}
+    result = {
+        **info,
+        "steps": steps,
+        "seconds": time.perf_counter() - start,
+        "resumed": step is not None,
+        "diverged": diverged,
+        "valid": metrics,
+    }
     (folder / "result.json.tmp").write_text(json.dumps(result, indent=1))
-    os.replace(folder / "result.json.tmp", folder / "result.json")     # the run is finished
+    os.replace(folder / "result.json.tmp", folder / "result.json")  # the run is finished
     return result

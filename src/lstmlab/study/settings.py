@@ -11,8 +11,19 @@ from dataclasses import dataclass
 from lstmlab.nn.registry import VARIANTS
 from lstmlab.train import TrainConfig
 
-GREFF_CELLS = ("lstm", "peephole", "coupled", "nig", "nfg", "nog", "niaf", "noaf", "fgr", "gru",
-               "rnn")
+GREFF_CELLS = (
+    "lstm",
+    "peephole",
+    "coupled",
+    "nig",
+    "nfg",
+    "nog",
+    "niaf",
+    "noaf",
+    "fgr",
+    "gru",
+    "rnn",
+)
 
 
 @dataclass
@@ -33,6 +44,7 @@ class Study:
             ``accuracy`` where the task reports one, else ``loss``.
         out: the study's folder.
     """
+
     base: TrainConfig
     cells: Sequence[str] = GREFF_CELLS
     seeds: int = 5
@@ -47,9 +59,11 @@ class Study:
     def __post_init__(self) -> None:
         self.cells = list(self.cells)
         if not self.cells or (unknown := [c for c in self.cells if c not in VARIANTS]):
-            raise ValueError(f"cells must be names of `lstmlab cells` ({', '.join(VARIANTS)}); "
-                             f"got {', '.join(self.cells) or 'none'}"
-                             + (f" (unknown: {', '.join(unknown)})" if self.cells else ""))
+            raise ValueError(
+                f"cells must be names of `lstmlab cells` ({', '.join(VARIANTS)}); "
+                f"got {', '.join(self.cells) or 'none'}"
+                + (f" (unknown: {', '.join(unknown)})" if self.cells else "")
+            )
         if len(set(self.cells)) != len(self.cells):
             raise ValueError(f"cells must not repeat; got {', '.join(self.cells)}")
         for name in ("seeds", "workers"):
@@ -58,22 +72,28 @@ class Study:
         if self.params is not None and (not isinstance(self.params, int) or self.params < 1):
             raise ValueError(f"params must be a positive integer or None, got {self.params!r}")
         if not isinstance(self.lr_search, int) or self.lr_search < 0:
-            raise ValueError(f"lr_search must be an integer >= 0 (0: no search), got "
-                             f"{self.lr_search!r}")
+            raise ValueError(
+                f"lr_search must be an integer >= 0 (0: no search), got {self.lr_search!r}"
+            )
         low, high = self.lr_range
         if not 0 < low < high:
-            raise ValueError(f"lr_range must be (low, high) with 0 < low < high, got "
-                             f"{self.lr_range}")
+            raise ValueError(
+                f"lr_range must be (low, high) with 0 < low < high, got {self.lr_range}"
+            )
         if not self.budget_minutes >= 0:
             raise ValueError(f"budget must be >= 0 minutes, got {self.budget_minutes!r}")
         if self.base.tie_weights:
-            raise ValueError("tie_weights fixes hidden_size = embed_size, so hidden sizes cannot "
-                             "be matched to a parameter budget; run the study without it")
+            raise ValueError(
+                "tie_weights fixes hidden_size = embed_size, so hidden sizes cannot "
+                "be matched to a parameter budget; run the study without it"
+            )
 
 
 def learning_rates(study: Study) -> list[float]:
     """The K log-uniform draws of the search (seeded: the same on every start), 3 digits."""
     draw, (low, high) = random.Random(0), study.lr_range
-    draws = [float(f"{math.exp(draw.uniform(math.log(low), math.log(high))):.3g}")
-             for _ in range(study.lr_search)]
-    return sorted(set(draws))              # a repeat after rounding would be the same run
+    draws = [
+        float(f"{math.exp(draw.uniform(math.log(low), math.log(high))):.3g}")
+        for _ in range(study.lr_search)
+    ]
+    return sorted(set(draws))  # a repeat after rounding would be the same run

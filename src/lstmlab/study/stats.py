@@ -20,21 +20,24 @@ def betainc(a: float, b: float, x: float) -> float:
         raise ValueError(f"betainc needs a > 0, b > 0 and 0 <= x <= 1; got a={a}, b={b}, x={x}")
     if x in (0, 1):
         return float(x)
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                     + a * math.log(x) + b * math.log1p(-x))
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
     if x < (a + 1) / (a + b + 2):
         return front * _beta_fraction(a, b, x) / a
     return 1 - front * _beta_fraction(b, a, 1 - x) / b
 
 
 def _beta_fraction(a: float, b: float, x: float) -> float:
-    tiny = 1e-300                                 # keeps Lentz's denominators off zero
+    tiny = 1e-300  # keeps Lentz's denominators off zero
     c, d = 1.0, 1 - (a + b) * x / (a + 1)
     d = 1 / (d if abs(d) > tiny else tiny)
     h = d
     for m in range(1, 10_000):
-        for coefficient in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),          # d_2m
-                            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):  # d_2m+1
+        for coefficient in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),  # d_2m
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):  # d_2m+1
             d = 1 + coefficient * d
             d = 1 / (d if abs(d) > tiny else tiny)
             c = 1 + coefficient / c
@@ -71,8 +74,9 @@ def welch_t_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, 
         >>> t, df, p = welch_t_test([0.91, 0.93, 0.90], [0.80, 0.84, 0.79])   # p ≈ 0.004
     """
     if len(a) < 2 or len(b) < 2:
-        raise ValueError(f"Welch's t-test needs at least 2 values per sample; got {len(a)} "
-                         f"and {len(b)}")
+        raise ValueError(
+            f"Welch's t-test needs at least 2 values per sample; got {len(a)} and {len(b)}"
+        )
     va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
     diff = statistics.fmean(a) - statistics.fmean(b)
     if va + vb == 0:

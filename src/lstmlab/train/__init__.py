@@ -10,10 +10,28 @@ Example::
 """
 
 from lstmlab.train.jobs import TaskJob, TextJob, evaluate_split, make_job
-from lstmlab.train.loop import (MetricsLog, StepDecay, TrainingError, evaluate_checkpoint,
-                                load_trained, train)
+from lstmlab.train.loop import (
+    MetricsLog,
+    StepDecay,
+    TrainingError,
+    evaluate_checkpoint,
+    load_trained,
+    train,
+)
 from lstmlab.train.settings import SCHEDULE, TrainConfig, layer_options
 
-__all__ = ["TrainConfig", "TrainingError", "TaskJob", "TextJob", "evaluate_split", "make_job",
-           "layer_options", "train", "StepDecay", "MetricsLog", "load_trained",
-           "evaluate_checkpoint", "SCHEDULE"]
+__all__ = [
+    "TrainConfig",
+    "TrainingError",
+    "TaskJob",
+    "TextJob",
+    "evaluate_split",
+    "make_job",
+    "layer_options",
+    "train",
+    "StepDecay",
+    "MetricsLog",
+    "load_trained",
+    "evaluate_checkpoint",
+    "SCHEDULE",
+]

@@ -11,7 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from lstmlab.data import TokenStream, Vocab, make_task, split_documents, stdlib_corpus, text_corpus
-from lstmlab.data.ptb import CORPORA as PTB_CORPORA, ptb_corpus, ptb_vocab
+from lstmlab.data.ptb import CORPORA as PTB_CORPORA
+from lstmlab.data.ptb import ptb_corpus, ptb_vocab
 from lstmlab.models import LanguageModel, SequenceModel, detach_state
 from lstmlab.train.settings import TrainConfig, layer_options
 
@@ -28,22 +29,39 @@ class TaskJob:
     """
 
     def __init__(self, cfg: TrainConfig, rank: int, world: int) -> None:
-        args = {"adding": {"length": cfg.length}, "recall": {"gap": cfg.gap},
-                "copy": {"delay": cfg.delay}, "smnist": {"mode": cfg.mnist_mode}}.get(cfg.task, {})
+        args = {
+            "adding": {"length": cfg.length},
+            "recall": {"gap": cfg.gap},
+            "copy": {"delay": cfg.delay},
+            "smnist": {"mode": cfg.mnist_mode},
+        }.get(cfg.task, {})
         self.task = make_task(cfg.task, **args)
         if self.task.every_step:
             if self.task.vocab_size != self.task.output_size:
-                raise ValueError(f"task {cfg.task!r} predicts at every step, which needs token "
-                                 f"inputs with vocab_size == output_size; got "
-                                 f"{self.task.vocab_size} and {self.task.output_size}")
+                raise ValueError(
+                    f"task {cfg.task!r} predicts at every step, which needs token "
+                    f"inputs with vocab_size == output_size; got "
+                    f"{self.task.vocab_size} and {self.task.output_size}"
+                )
             self.model: nn.Module = LanguageModel(
-                self.task.vocab_size, cfg.cell, embed_size=cfg.embed_size,
-                hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, **layer_options(cfg))
+                self.task.vocab_size,
+                cfg.cell,
+                embed_size=cfg.embed_size,
+                hidden_size=cfg.hidden_size,
+                num_layers=cfg.num_layers,
+                **layer_options(cfg),
+            )
         else:
             self.model = SequenceModel(
-                cfg.cell, None if self.task.vocab_size else self.task.input_size,
-                self.task.output_size, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-                vocab_size=self.task.vocab_size, embed_size=cfg.embed_size, **layer_options(cfg))
+                cfg.cell,
+                None if self.task.vocab_size else self.task.input_size,
+                self.task.output_size,
+                hidden_size=cfg.hidden_size,
+                num_layers=cfg.num_layers,
+                vocab_size=self.task.vocab_size,
+                embed_size=cfg.embed_size,
+                **layer_options(cfg),
+            )
         self.rank, self.world, self.batch_size = rank, world, cfg.batch_size
         self.eval_batches = cfg.eval_batches
         self.generator = torch.Generator().manual_seed(cfg.seed)
@@ -56,22 +74,26 @@ class TaskJob:
         if hasattr(self.task, "examples"):
             x, y = self.task.examples(split)
             n = len(y) if limit is None else min(limit, len(y))
-            return [(x[i:i + self.batch_size], y[i:i + self.batch_size])
-                    for i in range(0, n, self.batch_size)]
+            return [
+                (x[i : i + self.batch_size], y[i : i + self.batch_size])
+                for i in range(0, n, self.batch_size)
+            ]
         if split not in ("valid", "test"):
             raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
         seed = 10**9 if split == "valid" else 2 * 10**9
-        return [self.task.batch(self.batch_size, torch.Generator().manual_seed(seed + k))
-                for k in range(self.eval_batches)]
+        return [
+            self.task.batch(self.batch_size, torch.Generator().manual_seed(seed + k))
+            for k in range(self.eval_batches)
+        ]
 
     def predict(self, model: nn.Module, x: Tensor) -> Tensor:
         """The model's prediction: (B, output_size), or (B, T, output_size) for every_step."""
         out = model(x)
-        return out[0] if self.task.every_step else out     # a LanguageModel adds its state
+        return out[0] if self.task.every_step else out  # a LanguageModel adds its state
 
     def batch(self, step: int) -> tuple[Tensor, Tensor]:
-        x, y = self.task.batch(self.batch_size, self.generator)   # the global batch ...
-        return x[self.rank::self.world], y[self.rank::self.world]  # ... this process's rows
+        x, y = self.task.batch(self.batch_size, self.generator)  # the global batch ...
+        return x[self.rank :: self.world], y[self.rank :: self.world]  # ... this process's rows
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, int]:
         x, y = batch
@@ -85,8 +107,10 @@ class TaskJob:
         totals: dict[str, float] = {}
         for x, y in batches:
             prediction = self.predict(self.model, x)
-            scores = {"loss": float(self.task.loss(prediction, y)),
-                      **self.task.metrics(prediction, y)}
+            scores = {
+                "loss": float(self.task.loss(prediction, y)),
+                **self.task.metrics(prediction, y),
+            }
             for k, v in scores.items():
                 totals[k] = totals.get(k, 0.0) + v * len(y) / count
         return totals
@@ -94,7 +118,7 @@ class TaskJob:
     def state(self) -> dict[str, Tensor]:
         saved = {"generator": self.generator.get_state()}
         if getattr(self.task, "permutation", None) is not None:
-            saved["permutation"] = self.task.permutation        # permuted MNIST's pixel order
+            saved["permutation"] = self.task.permutation  # permuted MNIST's pixel order
         return saved
 
     def load_state(self, tensors: dict[str, Tensor]) -> None:
@@ -119,37 +143,46 @@ class TextJob:
             train, valid, test = [texts["train"]], [texts["valid"]], [texts["test"]]
             self.vocab = vocab or ptb_vocab(cfg.text)
         else:
-            documents = stdlib_corpus(cfg.max_chars) if cfg.text is None \
+            documents = (
+                stdlib_corpus(cfg.max_chars)
+                if cfg.text is None
                 else text_corpus(cfg.text, cfg.max_chars)
+            )
             train, valid, test = split_documents(documents)
             self.vocab = vocab or Vocab.from_documents(train, level=cfg.level)
         self.test, self.bptt = test, cfg.bptt
         encode = self.encode
         self.stream = TokenStream(encode(train), cfg.batch_size, cfg.bptt)
         self.valid = TokenStream(encode(valid), max(1, min(cfg.batch_size, 8)), cfg.bptt)
-        self.model = LanguageModel(len(self.vocab), cfg.cell, embed_size=cfg.embed_size,
-                                   hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-                                   dropout=cfg.dropout, tie_weights=cfg.tie_weights,
-                                   **layer_options(cfg))
+        self.model = LanguageModel(
+            len(self.vocab),
+            cfg.cell,
+            embed_size=cfg.embed_size,
+            hidden_size=cfg.hidden_size,
+            num_layers=cfg.num_layers,
+            dropout=cfg.dropout,
+            tie_weights=cfg.tie_weights,
+            **layer_options(cfg),
+        )
         self.rank, self.world = rank, world
-        self.carried: tuple[Tensor, ...] | Tensor | None = None   # state between chunks
+        self.carried: tuple[Tensor, ...] | Tensor | None = None  # state between chunks
 
     def encode(self, documents: list[str]) -> list[Tensor]:
         """Each document as token ids (N,)."""
         return [self.vocab.encode(self.vocab.tokenize(d)) for d in documents]
 
     def batch(self, step: int):
-        k = step % len(self.stream)            # the chunk is a function of the step: resumable
+        k = step % len(self.stream)  # the chunk is a function of the step: resumable
         if k == 0:
-            self.carried = None                # a new pass starts from zeros
+            self.carried = None  # a new pass starts from zeros
         inputs, targets, starts = self.stream[k]
         rows = slice(self.rank, None, self.world)
         return inputs[rows], targets[rows], starts[rows]
 
     def loss(self, model: nn.Module, batch) -> tuple[Tensor, int]:
         inputs, targets, starts = batch
-        logits, state = model(inputs, self.carried, starts)        # (B, T, V)
-        self.carried = detach_state(state)          # truncated BPTT: keep the values, cut the graph
+        logits, state = model(inputs, self.carried, starts)  # (B, T, V)
+        self.carried = detach_state(state)  # truncated BPTT: keep the values, cut the graph
         loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
         return loss, targets.numel()
 
@@ -178,8 +211,9 @@ class TextJob:
         self.carried = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
 
 
-def evaluate_split(model: LanguageModel, tokens: Tensor, batch_size: int = 1,
-                   bptt: int = 100) -> dict[str, float]:
+def evaluate_split(
+    model: LanguageModel, tokens: Tensor, batch_size: int = 1, bptt: int = 100
+) -> dict[str, float]:
     """The exact loss of a language model on one split, as the papers compute it.
 
     ``tokens`` (N,) is read as one stream, Zaremba et al.'s reader: cut into ``batch_size``
@@ -211,18 +245,24 @@ def _score(model: nn.Module, stream: TokenStream) -> dict[str, float]:
     total, count, state = 0.0, 0, None
     for k in range(len(stream)):
         inputs, targets, starts = stream[k]
-        logits, state = model(inputs, state, starts)                     # (B, T, V)
-        total += float(nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(),
-                                                   reduction="sum"))
+        logits, state = model(inputs, state, starts)  # (B, T, V)
+        total += float(
+            nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum")
+        )
         count += targets.numel()
     loss = total / count
-    return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)),
-            "bits_per_token": loss / math.log(2), "tokens": count}
+    return {
+        "loss": loss,
+        "perplexity": math.exp(min(loss, 50.0)),
+        "bits_per_token": loss / math.log(2),
+        "tokens": count,
+    }
 
 
 def make_job(cfg: TrainConfig, rank: int = 0, world: int = 1, vocab: Vocab | None = None):
     """The job for ``cfg.task``: :class:`TextJob` for ``"text"``, else a :class:`TaskJob`."""
     if cfg.batch_size % world:
-        raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the number of "
-                         f"processes ({world})")
+        raise ValueError(
+            f"batch_size={cfg.batch_size} must be divisible by the number of processes ({world})"
+        )
     return TextJob(cfg, rank, world, vocab) if cfg.task == "text" else TaskJob(cfg, rank, world)

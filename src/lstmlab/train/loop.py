@@ -31,15 +31,26 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from lstmlab.train.checkpoint import (is_checkpoint, load_checkpoint, read_config, read_vocab,
-    save_checkpoint)
 from lstmlab.data import Vocab
-from lstmlab.train.jobs import TaskJob, TextJob, evaluate_split, make_job
 from lstmlab.models.build import build_model, init_forget_bias
-from lstmlab.train.settings import SCHEDULE, TrainConfig, layer_options
+from lstmlab.train.checkpoint import (
+    is_checkpoint,
+    load_checkpoint,
+    read_config,
+    read_vocab,
+    save_checkpoint,
+)
+from lstmlab.train.jobs import TaskJob, make_job
+from lstmlab.train.settings import SCHEDULE, TrainConfig
 
-__all__ = ["TrainingError", "train", "StepDecay", "MetricsLog", "load_trained",
-           "evaluate_checkpoint"]
+__all__ = [
+    "TrainingError",
+    "train",
+    "StepDecay",
+    "MetricsLog",
+    "load_trained",
+    "evaluate_checkpoint",
+]
 
 
 class TrainingError(RuntimeError):
@@ -54,8 +65,15 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
-          reschedule: bool = False, progress: bool = True, on_eval=None) -> dict[str, float]:
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    reschedule: bool = False,
+    progress: bool = True,
+    on_eval=None,
+) -> dict[str, float]:
     """Train as ``cfg`` says; return the last validation metrics.
 
     With ``resume``, continue the run in ``cfg.out`` from its checkpoint exactly as if it had
@@ -83,11 +101,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     if resume:
         # The run is rebuilt from its checkpoint; only the step and time budgets (and, asked to
         # reschedule, the schedule) are the caller's.
-        stored = TrainConfig(**{**read_config(ckpt)["train"], **{
-            k: getattr(cfg, k) for k in ("steps", "minutes", "out")}})
+        stored = TrainConfig(
+            **{
+                **read_config(ckpt)["train"],
+                **{k: getattr(cfg, k) for k in ("steps", "minutes", "out")},
+            }
+        )
         # The same schedule again is a plain resume (nothing to change, nothing logged).
         reschedule = reschedule and _plan(cfg) != _plan(stored)
-        if reschedule:                   # a plain decay in the form that can start mid-run
+        if reschedule:  # a plain decay in the form that can start mid-run
             cfg = dataclasses.replace(stored, **{k: getattr(cfg, k) for k in SCHEDULE})
             cfg = dataclasses.replace(cfg, decay_start=cfg.decay_start or cfg.decay_every)
         else:
@@ -95,41 +117,55 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         saved_vocab = read_vocab(ckpt)
         vocab = Vocab.from_json(saved_vocab) if saved_vocab else None
     elif cfg.init_from:
-        saved_vocab = read_vocab(cfg.init_from)   # token ids must mean what they meant there
+        saved_vocab = read_vocab(cfg.init_from)  # token ids must mean what they meant there
         vocab = Vocab.from_json(saved_vocab) if saved_vocab else None
     torch.manual_seed(cfg.seed)
     job = make_job(cfg, rank, world, vocab)
     model = job.model
     if cfg.init_scale:
-        for p in model.parameters():               # Zaremba et al. 2014: all weights U(-s, s)
+        for p in model.parameters():  # Zaremba et al. 2014: all weights U(-s, s)
             nn.init.uniform_(p, -cfg.init_scale, cfg.init_scale)
     if cfg.forget_bias:
         init_forget_bias(model, cfg.forget_bias)
-    if cfg.init_from and not resume:               # a resumed run has its own weights already
+    if cfg.init_from and not resume:  # a resumed run has its own weights already
         load_checkpoint(cfg.init_from, model=model, restore_rng=False)
     trained = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)(
-        model.parameters(), lr=cfg.lr)
-    schedule = _schedule(stored if resume else cfg, optimizer)     # the one the run saved
+        model.parameters(), lr=cfg.lr
+    )
+    schedule = _schedule(stored if resume else cfg, optimizer)  # the one the run saved
     start, best, stale, metrics = 0, math.inf, 0, {}
     if resume:
         loaded = load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=schedule)
         start, best, stale = loaded.step, loaded.extra["best"], loaded.extra["stale"]
         job.load_state(loaded.tensors)
-        if reschedule:                  # the new schedule as if it had held from the start
+        if reschedule:  # the new schedule as if it had held from the start
             schedule = _schedule(cfg, optimizer, done=start)
     log = MetricsLog(out / "metrics.jsonl") if rank == 0 else None
     if reschedule and log is not None:
-        log.write({"step": start, "rescheduled": {k: getattr(cfg, k) for k in SCHEDULE},
-                   "lr": schedule.get_last_lr()[0]})
+        log.write(
+            {
+                "step": start,
+                "rescheduled": {k: getattr(cfg, k) for k in SCHEDULE},
+                "lr": schedule.get_last_lr()[0],
+            }
+        )
     config = {"train": dataclasses.asdict(cfg), "model": model.config()}
     vocab_json = job.vocab.to_json() if job.vocab is not None else None
 
     def checkpoint(step: int) -> None:
         if rank == 0:
-            save_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=schedule,
-                            config=config, vocab=vocab_json, step=step,
-                            extra={"best": best, "stale": stale}, tensors=job.state())
+            save_checkpoint(
+                ckpt,
+                model=model,
+                optimizer=optimizer,
+                scheduler=schedule,
+                config=config,
+                vocab=vocab_json,
+                step=step,
+                extra={"best": best, "stale": stale},
+                tensors=job.state(),
+            )
         if world > 1:
             dist.barrier()
 
@@ -139,12 +175,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     for step in range(start, cfg.steps):
         loss, count = job.loss(trained, job.batch(step))
         mean = loss.detach().clone()
-        if world > 1:                          # every rank sees the same mean: same decisions
+        if world > 1:  # every rank sees the same mean: same decisions
             dist.all_reduce(mean)
             mean /= world
         if not math.isfinite(float(mean)):
-            raise TrainingError(f"the loss became {float(mean)} at step {step + 1}; nothing was "
-                                f"updated, the last good checkpoint is {ckpt}")
+            raise TrainingError(
+                f"the loss became {float(mean)} at step {step + 1}; nothing was "
+                f"updated, the last good checkpoint is {ckpt}"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.clip if cfg.clip > 0 else math.inf)
@@ -154,8 +192,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         rate = seen / (time.perf_counter() - clock)
         bar.update(loss=float(mean), rate=rate)
         if log is not None:
-            log.write({"step": step + 1, "loss": float(mean), "grad_norm": float(norm),
-                       "lr": schedule.get_last_lr()[0], "items_per_s": rate})
+            log.write(
+                {
+                    "step": step + 1,
+                    "loss": float(mean),
+                    "grad_norm": float(norm),
+                    "lr": schedule.get_last_lr()[0],
+                    "items_per_s": rate,
+                }
+            )
         done = step + 1
         if done % cfg.eval_every == 0 or done == cfg.steps:
             model.eval()
@@ -163,10 +208,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
             model.train()
             improved = metrics["loss"] < best
             best, stale = (metrics["loss"], 0) if improved else (best, stale + 1)
-            if improved and rank == 0:         # early stopping keeps these weights, not the last
-                save_checkpoint(out / "best", model=model, config=config, vocab=vocab_json,
-                                step=done, extra={f"valid_{k}": v for k, v in metrics.items()},
-                                tensors=job.state())      # e.g. permuted MNIST's pixel order
+            if improved and rank == 0:  # early stopping keeps these weights, not the last
+                save_checkpoint(
+                    out / "best",
+                    model=model,
+                    config=config,
+                    vocab=vocab_json,
+                    step=done,
+                    extra={f"valid_{k}": v for k, v in metrics.items()},
+                    tensors=job.state(),
+                )  # e.g. permuted MNIST's pixel order
             if log is not None:
                 log.write({"step": done, **{f"valid_{k}": v for k, v in metrics.items()}})
                 bar.note(f"step {done}: " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
@@ -177,7 +228,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                 checkpoint(done)
                 break
         out_of_time = cfg.minutes > 0 and time.perf_counter() - clock > 60 * cfg.minutes
-        if world > 1:                          # the ranks' clocks differ: rank 0 decides
+        if world > 1:  # the ranks' clocks differ: rank 0 decides
             flag = torch.tensor([float(out_of_time)])
             dist.broadcast(flag, 0)
             out_of_time = bool(flag)
@@ -189,7 +240,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                 model.eval()
                 metrics = job.evaluate()
                 model.train()
-                if log is not None:          # the log ends on the numbers train() returns
+                if log is not None:  # the log ends on the numbers train() returns
                     log.write({"step": done, **{f"valid_{k}": v for k, v in metrics.items()}})
             break
     bar.close()
@@ -209,7 +260,8 @@ def _schedule(cfg: TrainConfig, optimizer: torch.optim.Optimizer, done: int = 0)
     if not cfg.decay_start:
         return torch.optim.lr_scheduler.StepLR(optimizer, cfg.decay_every, gamma=cfg.lr_decay)
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, StepDecay(cfg.lr_decay, cfg.decay_every, cfg.decay_start), last_epoch=done - 1)
+        optimizer, StepDecay(cfg.lr_decay, cfg.decay_every, cfg.decay_start), last_epoch=done - 1
+    )
 
 
 def _start_afresh(out: Path, overwrite: bool, rank: int) -> None:
@@ -217,12 +269,14 @@ def _start_afresh(out: Path, overwrite: bool, rank: int) -> None:
     ``overwrite``; a fresh run starts its own metrics log and best weights."""
     ckpt = out / "checkpoint"
     if not overwrite and (ckpt.exists() or ckpt.with_name(ckpt.name + ".old").exists()):
-        raise ValueError(f"{out} already holds a run (a checkpoint, which a new run would "
-                         f"replace): resume it (--resume), choose another --out, or pass "
-                         f"--overwrite to start afresh")
+        raise ValueError(
+            f"{out} already holds a run (a checkpoint, which a new run would "
+            f"replace): resume it (--resume), choose another --out, or pass "
+            f"--overwrite to start afresh"
+        )
     if rank == 0:
         (out / "metrics.jsonl").unlink(missing_ok=True)
-        if is_checkpoint(out / "best"):      # the replaced run's best weights go with it
+        if is_checkpoint(out / "best"):  # the replaced run's best weights go with it
             shutil.rmtree(out / "best")
 
 
@@ -259,6 +313,7 @@ class _progress:
         self.bar = None
         if enabled:
             from tqdm.auto import tqdm
+
             self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
 
     def update(self, loss: float, rate: float) -> None:
@@ -284,8 +339,11 @@ def load_trained(path: str | os.PathLike):
     load_checkpoint(path, model=model, restore_rng=False)
     saved_vocab = read_vocab(path)
     model.eval()
-    return model, Vocab.from_json(saved_vocab) if saved_vocab else None, \
-        TrainConfig(**config["train"])
+    return (
+        model,
+        Vocab.from_json(saved_vocab) if saved_vocab else None,
+        TrainConfig(**config["train"]),
+    )
 
 
 def evaluate_checkpoint(path: str | os.PathLike, split: str = "valid") -> dict[str, float]:
@@ -299,7 +357,7 @@ def evaluate_checkpoint(path: str | os.PathLike, split: str = "valid") -> dict[s
     model, vocab, cfg = load_trained(path)
     job = make_job(cfg, vocab=vocab)
     job.model.load_state_dict(model.state_dict())
-    if isinstance(job, TaskJob):       # the run's saved task state: permuted MNIST's pixel order
+    if isinstance(job, TaskJob):  # the run's saved task state: permuted MNIST's pixel order
         job.load_state(load_checkpoint(path, restore_rng=False).tensors)
     job.model.eval()
     return job.evaluate(split)

@@ -22,10 +22,15 @@ class TrainConfig:
     Each field is also a command-line flag of ``lstmlab train`` (``--hidden-size 256``) and a key
     of its ``--config`` TOML file.
     """
-    task: str = _setting("text", "'text' (a language model) or a task: 'adding', 'recall', "
-                                 "'copy', 'smnist'")
-    text: str | None = _setting(None, "text: a file or folder, or 'ptb-word' / 'ptb-char' (the "
-                                      "Penn Treebank); default: the Python stdlib source")
+
+    task: str = _setting(
+        "text", "'text' (a language model) or a task: 'adding', 'recall', 'copy', 'smnist'"
+    )
+    text: str | None = _setting(
+        None,
+        "text: a file or folder, or 'ptb-word' / 'ptb-char' (the "
+        "Penn Treebank); default: the Python stdlib source",
+    )
     level: str = _setting("char", "text: 'char' or 'word' tokens (the ptb corpora set their own)")
     max_chars: int = _setting(3_000_000, "text: read at most this many characters")
     length: int = _setting(50, "adding: sequence length")
@@ -37,23 +42,35 @@ class TrainConfig:
     num_layers: int = _setting(1, "stacked layers")
     embed_size: int = _setting(32, "embedding size for token inputs")
     dropout: float = _setting(0.0, "dropout on non-recurrent connections")
-    forget_bias: float = _setting(1.0, "initial forget-gate bias of LSTM cells (Jozefowicz et "
-                                       "al. 2015); 0 = torch's initialisation")
-    recurrent_dropout: float = _setting(0.0, "variational dropout on h_{t-1} into the recurrent "
-                                             "weights, one mask per sequence (Gal & Ghahramani "
-                                             "2016)")
-    zoneout: float = _setting(0.0, "probability that a unit of h (and c) keeps its previous value "
-                                   "at a step (Krueger et al. 2016)")
-    layer_norm: bool = _setting(False, "layer-normalised cells, 'lstm' and 'gru' only (Ba et al. "
-                                       "2016)")
+    forget_bias: float = _setting(
+        1.0,
+        "initial forget-gate bias of LSTM cells (Jozefowicz et "
+        "al. 2015); 0 = torch's initialisation",
+    )
+    recurrent_dropout: float = _setting(
+        0.0,
+        "variational dropout on h_{t-1} into the recurrent "
+        "weights, one mask per sequence (Gal & Ghahramani "
+        "2016)",
+    )
+    zoneout: float = _setting(
+        0.0,
+        "probability that a unit of h (and c) keeps its previous value "
+        "at a step (Krueger et al. 2016)",
+    )
+    layer_norm: bool = _setting(
+        False, "layer-normalised cells, 'lstm' and 'gru' only (Ba et al. 2016)"
+    )
     tie_weights: bool = _setting(False, "text: share the embedding and output weights")
     optimizer: str = _setting("adam", "'adam' or 'sgd'")
     lr: float = _setting(2e-3, "learning rate")
     lr_decay: float = _setting(1.0, "multiply the learning rate by this ...")
     decay_every: int = _setting(1000, "... every this many steps")
     decay_start: int = _setting(0, "the first decay at this step (0: at decay_every)")
-    init_scale: float = _setting(0.0, "initialise every parameter ~ U(-s, s) (Zaremba et al. "
-                                      "2014: 0.1); 0: each module's own")
+    init_scale: float = _setting(
+        0.0,
+        "initialise every parameter ~ U(-s, s) (Zaremba et al. 2014: 0.1); 0: each module's own",
+    )
     clip: float = _setting(5.0, "clip the gradient norm to this (0: off)")
     batch_size: int = _setting(32, "the global batch, split across processes")
     bptt: int = _setting(100, "text: steps per truncated-BPTT chunk")
@@ -64,14 +81,26 @@ class TrainConfig:
     patience: int = _setting(0, "stop after this many evaluations without improvement (0: never)")
     minutes: float = _setting(0.0, "stop (with a checkpoint) after this much time (0: no limit)")
     seed: int = _setting(0, "random seed")
-    init_from: str | None = _setting(None, "start from the weights of this checkpoint (a run "
-                                           "folder or its checkpoint/), e.g. the previous stage "
-                                           "of a curriculum; the optimiser starts afresh")
+    init_from: str | None = _setting(
+        None,
+        "start from the weights of this checkpoint (a run "
+        "folder or its checkpoint/), e.g. the previous stage "
+        "of a curriculum; the optimiser starts afresh",
+    )
     out: str = _setting("runs/run", "run folder: metrics.jsonl and checkpoint/")
 
     def __post_init__(self) -> None:
-        for name in ("hidden_size", "num_layers", "batch_size", "bptt", "steps", "eval_every",
-                     "checkpoint_every", "eval_batches", "decay_every"):
+        for name in (
+            "hidden_size",
+            "num_layers",
+            "batch_size",
+            "bptt",
+            "steps",
+            "eval_every",
+            "checkpoint_every",
+            "eval_batches",
+            "decay_every",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -80,17 +109,21 @@ class TrainConfig:
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if self.layer_norm and self.cell not in ("lstm", "gru"):
-            raise ValueError(f"layer_norm applies to the cells 'lstm' and 'gru'; got "
-                             f"cell={self.cell!r}")
+            raise ValueError(
+                f"layer_norm applies to the cells 'lstm' and 'gru'; got cell={self.cell!r}"
+            )
         if not isinstance(self.decay_start, int) or self.decay_start < 0:
             raise ValueError(f"decay_start must be an integer >= 0, got {self.decay_start!r}")
         if self.task == "text" and self.text in PTB_CORPORA:
-            self.level = PTB_CORPORA[self.text]        # the corpus is defined at its own level
+            self.level = PTB_CORPORA[self.text]  # the corpus is defined at its own level
 
 
 def layer_options(cfg: TrainConfig) -> dict:
     """The layer's regularisers and layer norm, passed on only where switched on (so a model's
     config, and the checkpoints of runs without them, stay as they were)."""
-    options = {"recurrent_dropout": cfg.recurrent_dropout, "zoneout": cfg.zoneout,
-               "layer_norm": cfg.layer_norm}
+    options = {
+        "recurrent_dropout": cfg.recurrent_dropout,
+        "zoneout": cfg.zoneout,
+        "layer_norm": cfg.layer_norm,
+    }
     return {k: v for k, v in options.items() if v}

@@ -10,8 +10,13 @@ import torch
 from lstmlab.viz.plots import _pyplot
 
 
-def plot_attention(weights: torch.Tensor, src_tokens: Sequence[str], tgt_tokens: Sequence[str],
-                   path: str | Path, title: str | None = None) -> Path:
+def plot_attention(
+    weights: torch.Tensor,
+    src_tokens: Sequence[str],
+    tgt_tokens: Sequence[str],
+    path: str | Path,
+    title: str | None = None,
+) -> Path:
     """Draw one sentence's attention weights (Bahdanau et al. 2015, fig. 3) to ``path``.
 
     Args:
@@ -31,13 +36,17 @@ def plot_attention(weights: torch.Tensor, src_tokens: Sequence[str], tgt_tokens:
         >>> plot_attention(weights[0], list("24 November 2026"), [*"2026-11-24", "</s>"], "a.png")
     """
     if not isinstance(weights, torch.Tensor) or weights.dim() != 2:
-        raise ValueError(f"weights must be a 2-D tensor (T, S) of one sentence; got "
-                         f"{getattr(weights, 'shape', type(weights).__name__)}")
+        raise ValueError(
+            f"weights must be a 2-D tensor (T, S) of one sentence; got "
+            f"{getattr(weights, 'shape', type(weights).__name__)}"
+        )
     rows, cols = len(tgt_tokens), len(src_tokens)
     if rows == 0 or cols == 0 or rows > weights.shape[0] or cols > weights.shape[1]:
-        raise ValueError(f"need 1 <= len(tgt_tokens) <= T and 1 <= len(src_tokens) <= S for "
-                         f"weights (T, S) = {tuple(weights.shape)}; got {rows} target and "
-                         f"{cols} source tokens")
+        raise ValueError(
+            f"need 1 <= len(tgt_tokens) <= T and 1 <= len(src_tokens) <= S for "
+            f"weights (T, S) = {tuple(weights.shape)}; got {rows} target and "
+            f"{cols} source tokens"
+        )
     data = weights[:rows, :cols].detach().float().cpu().numpy()
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * cols + 1.5), max(3.0, 0.35 * rows + 1.0)))

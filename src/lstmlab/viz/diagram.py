@@ -20,8 +20,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from lstmlab.nn.cells.base import Cell
-from lstmlab.viz.layout import (BOX, CROSS_NODE, SLOT, TOP, X0, Drawing, Router, Shape, box_size,
-    clip, levels, place)
+from lstmlab.viz.layout import (
+    BOX,
+    CROSS_NODE,
+    SLOT,
+    TOP,
+    X0,
+    Drawing,
+    Router,
+    Shape,
+    box_size,
+    clip,
+    levels,
+    place,
+)
 from lstmlab.viz.trace import CellGraph, Node, trace_cell
 
 
@@ -40,12 +52,18 @@ def layout_cell(g: CellGraph, t: int = 0) -> tuple[Drawing, float, float]:
     y_extra = y_bus + 32
     pos = {n: (X0 + slot[n] * SLOT, ys[level[n]]) for n in slot}
     extra = any(p.role == "extra" for p in g.states)
-    wide = _overhang(g, pos, X0 + (last + 0.5) * SLOT)     # the exit lines pass the last column
-    rect_l, rect_r, rect_b = X0 - 0.95 * SLOT, X0 + (last + 1.0) * SLOT + wide, \
-        (y_extra if extra else y_bus) + 16
+    wide = _overhang(g, pos, X0 + (last + 0.5) * SLOT)  # the exit lines pass the last column
+    rect_l, rect_r, rect_b = (
+        X0 - 0.95 * SLOT,
+        X0 + (last + 1.0) * SLOT + wide,
+        (y_extra if extra else y_bus) + 16,
+    )
     XL, XR, x_drop, x_in = rect_l - 30, rect_r + 30, X0 - 0.72 * SLOT, X0 - 0.42 * SLOT
-    x_out, x_extra, y_x = X0 + (last + 0.5) * SLOT + wide, X0 + (last + 0.75) * SLOT + wide, \
-        rect_b + 34
+    x_out, x_extra, y_x = (
+        X0 + (last + 0.5) * SLOT + wide,
+        X0 + (last + 0.75) * SLOT + wide,
+        rect_b + 34,
+    )
     top = g.states[g.top] if g.top is not None else None
     by_source = {p.source: p for p in g.states}
     cell = next((p for p in g.states if p.role == "cell"), None)
@@ -53,72 +71,110 @@ def layout_cell(g: CellGraph, t: int = 0) -> tuple[Drawing, float, float]:
     router = Router(g, pos)
 
     def line_y(p) -> float:
-        return y0 if top is not None and p.index == top.index else \
-            y_extra if p.role == "extra" else y_bus
+        return (
+            y0
+            if top is not None and p.index == top.index
+            else y_extra
+            if p.role == "extra"
+            else y_bus
+        )
 
     def from_source(src: str, dst: str, how: str) -> list[tuple[float, float]]:
         (xn, yn), layer = pos[dst], g.nodes[dst].kind == "layer"
-        if src == g.x:                       # x_t comes up from below and joins the bus
-            return [(x_in, y_x - 12), (x_in, y_bus), (xn, y_bus), (xn, yn)] if layer else \
-                [(x_in, y_x - 12), (x_in, yn), (xn, yn)]
+        if src == g.x:  # x_t comes up from below and joins the bus
+            return (
+                [(x_in, y_x - 12), (x_in, y_bus), (xn, y_bus), (xn, yn)]
+                if layer
+                else [(x_in, y_x - 12), (x_in, yn), (xn, yn)]
+            )
         ys_ = line_y(by_source[src])
-        if ys_ != y0 or top is None:         # the bus or an extra line: along it, then up
+        if ys_ != y0 or top is None:  # the bus or an extra line: along it, then up
             dx = 12 if ys_ == y_extra and layer else 0
             return [(XL, ys_), (xn + dx, ys_), (xn + dx, yn)]
         if level[dst] == TOP:
             return [(XL, ys_), (xn, ys_)]
-        if layer and how == "W":             # down the left side to join x_t on the bus
+        if layer and how == "W":  # down the left side to join x_t on the bus
             return [(XL, ys_), (x_drop, ys_), (x_drop, y_bus), (xn, y_bus), (xn, yn)]
-        if layer:                            # a peephole: under the belt, into the side
+        if layer:  # a peephole: under the belt, into the side
             xc = xn - SLOT / 2
-            return [(XL, ys_), (x_drop, ys_), (x_drop, ys_ + 26), (xc, ys_ + 26), (xc, yn),
-                    (xn, yn)]
+            return [
+                (XL, ys_),
+                (x_drop, ys_),
+                (x_drop, ys_ + 26),
+                (xc, ys_ + 26),
+                (xc, yn),
+                (xn, yn),
+            ]
         return [(XL, ys_), (x_drop, ys_), (x_drop, yn), (xn, yn)]
 
-    shapes = [Shape("cell", "cell", dict(x=rect_l, y=30, w=rect_r - rect_l, h=rect_b - 30),
-                    {"cell": g.name})]
+    shapes = [
+        Shape(
+            "cell", "cell", dict(x=rect_l, y=30, w=rect_r - rect_l, h=rect_b - 30), {"cell": g.name}
+        )
+    ]
 
     def edge(points, src: str, dst: str, cls: list[str], names: tuple[str, str]) -> None:
-        pts = clip(points, g.nodes[src] if src in pos else None,
-                   g.nodes[dst] if dst in pos else None)
-        shapes.append(Shape("path", " ".join(["edge", *cls]), dict(points=pts),
-                            {"from": names[0], "to": names[1]}))
+        pts = clip(
+            points, g.nodes[src] if src in pos else None, g.nodes[dst] if dst in pos else None
+        )
+        shapes.append(
+            Shape(
+                "path",
+                " ".join(["edge", *cls]),
+                dict(points=pts),
+                {"from": names[0], "to": names[1]},
+            )
+        )
 
-    inner = [(src, n.id) for n in g.nodes.values() if n.id in pos for src, _ in n.inputs
-             if src in pos]
-    for n in g.nodes.values():               # lines from the inputs take their sides first
+    inner = [
+        (src, n.id) for n in g.nodes.values() if n.id in pos for src, _ in n.inputs if src in pos
+    ]
+    for n in g.nodes.values():  # lines from the inputs take their sides first
         for src, how in n.inputs if n.id in pos else ():
             if src not in pos:
                 router.enters(src, n.id, from_source(src, n.id, how))
     routes = router.route_all(inner)
     for n in g.nodes.values():
         for src, how in n.inputs if n.id in pos else ():
-            cls = [f"{by_source[src].role}-state"] if src in by_source else \
-                [f"{top.role}-state"] if top and level.get(src) == TOP == level[n.id] else []
+            cls = (
+                [f"{by_source[src].role}-state"]
+                if src in by_source
+                else [f"{top.role}-state"]
+                if top and level.get(src) == TOP == level[n.id]
+                else []
+            )
             if n.kind == "layer" and src in cell_nodes:
                 cls.append("peephole")
             pts = from_source(src, n.id, how) if src not in pos else routes[(src, n.id)]
-            edge(pts, src, n.id, cls, (by_source[src].name if src in by_source else
-                                         "x" if src == g.x else src, n.id))
+            edge(
+                pts,
+                src,
+                n.id,
+                cls,
+                (by_source[src].name if src in by_source else "x" if src == g.x else src, n.id),
+            )
 
     def exit_xs(src: str, x: float) -> list[float]:
         """Where a line out of the cell may turn up or down: at x, else a column further left
         (back to its source's), where a node right of the source on its row sits on the line."""
         return [x - k * SLOT for k in range(last - slot.get(src, last) + 1)]
 
-    for p in g.states:                       # each state part leaves along its own line
+    for p in g.states:  # each state part leaves along its own line
         ys_, r = line_y(p), p.result
         xr, yr = pos.get(r, (XL, ys_))
         xv = x_extra if p.role == "extra" else x_out
-        pts = [(xr, yr), (XR, ys_)] if yr == ys_ else _clear(
-            router, r, lambda x: [(xr, yr), (x, yr), (x, ys_), (XR, ys_)], exit_xs(r, xv))
+        pts = (
+            [(xr, yr), (XR, ys_)]
+            if yr == ys_
+            else _clear(
+                router, r, lambda x: [(xr, yr), (x, yr), (x, ys_), (XR, ys_)], exit_xs(r, xv)
+            )
+        )
         edge(pts, r, "", [f"{p.role}-state"], (r, f"{p.name}_out"))
         for x, anchor, k in ((XL - 6, "end", t - 1), (XR + 6, "start", t)):
-            shapes.append(_text(x, ys_, p.name, _sub(k), anchor, {"state": p.name,
-                                                                 "role": p.role}))
+            shapes.append(_text(x, ys_, p.name, _sub(k), anchor, {"state": p.name, "role": p.role}))
     xo, yo = pos.get(g.output, (XL, y0))
-    pts = _clear(router, g.output, lambda x: [(xo, yo), (x, yo), (x, 22)],
-                 exit_xs(g.output, x_out))
+    pts = _clear(router, g.output, lambda x: [(xo, yo), (x, yo), (x, 22)], exit_xs(g.output, x_out))
     edge(pts, g.output, "", ["output"], (g.output, "h_up"))
     shapes.append(_text(pts[-1][0], 14, "h", _sub(t), "middle", {"role": "output"}))
     shapes.append(_text(x_in, y_x + 4, "x", _sub(t), "middle", {"role": "input"}))
@@ -169,10 +225,15 @@ def unrolled_drawing(cell: Cell, steps: int = 3) -> Drawing:
         d, xl, xr = layout_cell(g, t=k - (steps - 1) // 2)
         dx = k * (xr - xl)
         for s in d.shapes:
-            if s.tag == "text" and s.data.get("state") and ((k > 0 and s.geo["anchor"] == "end")
-                                                             or (k < steps - 1 and
-                                                                 s.geo["anchor"] == "start")):
-                continue                              # inner state labels: the lines join
+            if (
+                s.tag == "text"
+                and s.data.get("state")
+                and (
+                    (k > 0 and s.geo["anchor"] == "end")
+                    or (k < steps - 1 and s.geo["anchor"] == "start")
+                )
+            ):
+                continue  # inner state labels: the lines join
             shapes.append(_shift(s, dx, k))
         width, height = d.width + dx, d.height
     return Drawing(shapes, width, height)

@@ -25,13 +25,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lstmlab.nn.cells.base import Cell, Gates, State
 from lstmlab.models import LanguageModel
+from lstmlab.nn.cells.base import Cell, Gates, State
 from lstmlab.nn.recurrent import run
 from lstmlab.viz.explore_page import PAGE
 
-MAX_TOKENS = 20_000        # a page beyond this grows slow to open and to recolour
-MAX_VALUES = 4_000_000     # numbers in the page, all layers and quantities (~4-5 bytes each)
+MAX_TOKENS = 20_000  # a page beyond this grows slow to open and to recolour
+MAX_VALUES = 4_000_000  # numbers in the page, all layers and quantities (~4-5 bytes each)
 
 
 class _Recording(Cell):
@@ -39,8 +39,12 @@ class _Recording(Cell):
     (:func:`lstmlab.recurrent.run`, ``keep_gates=True``) keeps the state of every step too."""
 
     def __init__(self, cell: Cell) -> None:
-        super().__init__(cell.input_size, cell.hidden_size, state_sizes=cell.state_sizes,
-                         output_size=cell.output_size)
+        super().__init__(
+            cell.input_size,
+            cell.hidden_size,
+            state_sizes=cell.state_sizes,
+            output_size=cell.output_size,
+        )
         self.cell = cell
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State, Gates]:
@@ -48,8 +52,14 @@ class _Recording(Cell):
         return h, state, {**gates, **{f"state {k}": s for k, s in enumerate(state)}}
 
 
-def activations(model: LanguageModel, vocab, text: str, *, max_tokens: int = MAX_TOKENS,
-                max_values: int = MAX_VALUES) -> dict:
+def activations(
+    model: LanguageModel,
+    vocab,
+    text: str,
+    *,
+    max_tokens: int = MAX_TOKENS,
+    max_values: int = MAX_VALUES,
+) -> dict:
     """Every layer's hidden state, cell state and gates at every token of ``text``.
 
     The text is tokenized by ``vocab`` (characters for a char-level model) and read from a zero
@@ -70,11 +80,15 @@ def activations(model: LanguageModel, vocab, text: str, *, max_tokens: int = MAX
     such as the GRU's), then the cell's gates in the order its ``step`` returns them.
     """
     if not isinstance(model, LanguageModel):
-        raise ValueError(f"the explorer reads text with a language model (a checkpoint of "
-                         f"`lstmlab train --task text`); got {type(model).__name__}")
+        raise ValueError(
+            f"the explorer reads text with a language model (a checkpoint of "
+            f"`lstmlab train --task text`); got {type(model).__name__}"
+        )
     if vocab is None:
-        raise ValueError("the explorer needs the model's vocabulary; this checkpoint has none "
-                         "(a task model, not a language model)")
+        raise ValueError(
+            "the explorer needs the model's vocabulary; this checkpoint has none "
+            "(a task model, not a language model)"
+        )
     if not isinstance(text, str) or not text:
         raise ValueError("text must be a non-empty string")
     for name, value in (("max_tokens", max_tokens), ("max_values", max_values)):
@@ -84,34 +98,43 @@ def activations(model: LanguageModel, vocab, text: str, *, max_tokens: int = MAX
     if not tokens:
         raise ValueError("text has no tokens (only whitespace, for a word-level model)")
     cells = model.rnn.cells
-    per_token = sum(c.output_size + c.hidden_size * (len(c.state_sizes) > 1) for c in cells) \
-        + _gate_values(cells[0]) * len(cells)
+    per_token = sum(
+        c.output_size + c.hidden_size * (len(c.state_sizes) > 1) for c in cells
+    ) + _gate_values(cells[0]) * len(cells)
     keep = max(1, min(len(tokens), max_tokens, max_values // per_token))
     if keep < len(tokens):
-        warnings.warn(f"the explorer shows the first {keep} of {len(tokens)} tokens (at most "
-                      f"{max_tokens} tokens and {max_values} values, {per_token} per token "
-                      f"for this model)", stacklevel=2)
+        warnings.warn(
+            f"the explorer shows the first {keep} of {len(tokens)} tokens (at most "
+            f"{max_tokens} tokens and {max_values} values, {per_token} per token "
+            f"for this model)",
+            stacklevel=2,
+        )
     was_training = model.training
-    model.eval()                                          # no dropout: the model as it predicts
+    model.eval()  # no dropout: the model as it predicts
     try:
         layers = _read(model, vocab.encode(tokens[:keep]))
     finally:
         model.train(was_training)
-    return {"tokens": tokens[:keep], "level": vocab.level, "total": len(tokens),
-            "cell": model.cell_name, "layers": layers}
+    return {
+        "tokens": tokens[:keep],
+        "level": vocab.level,
+        "total": len(tokens),
+        "cell": model.cell_name,
+        "layers": layers,
+    }
 
 
 @torch.no_grad()
 def _read(model: LanguageModel, ids: Tensor) -> list[dict[str, Tensor]]:
     """Token ids (T,) through the model's layers, one by one: each layer's quantities (T, units)."""
     ids = ids.to(model.embedding.weight.device)
-    x = model.embedding(ids).unsqueeze(1)                 # (T, 1, E): time-major, a batch of one
+    x = model.embedding(ids).unsqueeze(1)  # (T, 1, E): time-major, a batch of one
     layers = []
-    for cell in model.rnn.cells:                          # a language model has one direction
+    for cell in model.rnn.cells:  # a language model has one direction
         state = cell.initial_state(1, dtype=x.dtype, device=x.device)
-        x, _, seen = run(_Recording(cell), x, state, keep_gates=True)         # x: (T, 1, O)
+        x, _, seen = run(_Recording(cell), x, state, keep_gates=True)  # x: (T, 1, O)
         layer = {"hidden": x[:, 0]}
-        if len(cell.state_sizes) > 1:                     # (h, c[, a]): c is the cell state
+        if len(cell.state_sizes) > 1:  # (h, c[, a]): c is the cell state
             layer["cell"] = seen["state 1"][:, 0]
         layer.update({k: g[:, 0] for k, g in seen.items() if not k.startswith("state ")})
         layers.append({k: v.float().cpu() for k, v in layer.items()})
@@ -121,8 +144,12 @@ def _read(model: LanguageModel, ids: Tensor) -> list[dict[str, Tensor]]:
 @torch.no_grad()
 def _gate_values(cell: Cell) -> int:
     """Gate values per token of one layer, found by one step on zeros."""
-    x = torch.zeros(1, cell.input_size, dtype=next(cell.parameters()).dtype,
-                    device=next(cell.parameters()).device)
+    x = torch.zeros(
+        1,
+        cell.input_size,
+        dtype=next(cell.parameters()).dtype,
+        device=next(cell.parameters()).device,
+    )
     _, _, gates = cell.step(x, cell.initial_state(1))
     return sum(g.shape[-1] for g in gates.values())
 
@@ -136,16 +163,33 @@ def write_explorer(acts: dict, path: str | os.PathLike, *, title: str = "lstmlab
     the page's script puts it into the DOM with ``textContent``: a corpus is always shown as
     text, never run.
     """
-    data = {"title": str(title), "tokens": list(acts["tokens"]), "level": acts["level"],
-            "total": int(acts["total"]), "cell": acts["cell"],
-            "layers": [{name: {"units": int(v.shape[1]),
-                               "values": torch.round(v * 1000).to(torch.int64).flatten().tolist()}
-                        for name, v in layer.items()} for layer in acts["layers"]]}
+    data = {
+        "title": str(title),
+        "tokens": list(acts["tokens"]),
+        "level": acts["level"],
+        "total": int(acts["total"]),
+        "cell": acts["cell"],
+        "layers": [
+            {
+                name: {
+                    "units": int(v.shape[1]),
+                    "values": torch.round(v * 1000).to(torch.int64).flatten().tolist(),
+                }
+                for name, v in layer.items()
+            }
+            for layer in acts["layers"]
+        ],
+    }
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     # Inside <script> the HTML parser looks for "</script" and "<!--" only; with no "<" left
     # neither can occur. \u2028/\u2029 are valid JSON but were line ends to older JS parsers.
-    for raw, escaped in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"),
-                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for raw, escaped in (
+        ("&", "\\u0026"),
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(raw, escaped)
     path = Path(path)
     path.write_text(PAGE.replace("__LSTMLAB_DATA__", text), encoding="utf-8")

@@ -26,8 +26,9 @@ from lstmlab.models import LanguageModel
 from lstmlab.viz.plots import _finish, _pyplot
 
 
-def gate_values(model: LanguageModel, vocab, text: str, *, gate: str = "forget",
-                max_tokens: int = 5000) -> Tensor:
+def gate_values(
+    model: LanguageModel, vocab, text: str, *, gate: str = "forget", max_tokens: int = 5000
+) -> Tensor:
     """One gate's activations at every token of ``text``, every layer: (L, T, H).
 
     The first ``max_tokens`` tokens of the text are read from a zero state in evaluation mode (no
@@ -36,8 +37,10 @@ def gate_values(model: LanguageModel, vocab, text: str, *, gate: str = "forget",
     GRU (whose ``h = (1 - z) n + z h_{t-1}`` makes z its forget gate), ``"input"``, ...
     """
     if not isinstance(model, LanguageModel):
-        raise ValueError(f"gate_values reads text with a language model (a checkpoint of "
-                         f"`lstmlab train --task text`); got {type(model).__name__}")
+        raise ValueError(
+            f"gate_values reads text with a language model (a checkpoint of "
+            f"`lstmlab train --task text`); got {type(model).__name__}"
+        )
     if not isinstance(text, str) or not text:
         raise ValueError("text must be a non-empty string")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
@@ -45,7 +48,7 @@ def gate_values(model: LanguageModel, vocab, text: str, *, gate: str = "forget",
     tokens = vocab.tokenize(text)[:max_tokens]
     if not tokens:
         raise ValueError("text has no tokens (only whitespace, for a word-level model)")
-    ids = vocab.encode(tokens).to(model.embedding.weight.device)                      # (T,)
+    ids = vocab.encode(tokens).to(model.embedding.weight.device)  # (T,)
     was_training = model.training
     model.eval()
     try:
@@ -54,13 +57,16 @@ def gate_values(model: LanguageModel, vocab, text: str, *, gate: str = "forget",
     finally:
         model.train(was_training)
     if gate not in gates[0]:
-        raise ValueError(f"the {model.cell_name!r} cell has no {gate!r} gate; its gates are "
-                         f"{', '.join(map(repr, gates[0])) or 'none'}")
-    return torch.stack([layer[gate][0] for layer in gates]).float().cpu()      # (L, T, H)
+        raise ValueError(
+            f"the {model.cell_name!r} cell has no {gate!r} gate; its gates are "
+            f"{', '.join(map(repr, gates[0])) or 'none'}"
+        )
+    return torch.stack([layer[gate][0] for layer in gates]).float().cpu()  # (L, T, H)
 
 
-def plot_forget_gate_distribution(values_by_label: Mapping[str, Tensor], out: str | Path,
-                                  bins: int = 50, title: str | None = None) -> Path:
+def plot_forget_gate_distribution(
+    values_by_label: Mapping[str, Tensor], out: str | Path, bins: int = 50, title: str | None = None
+) -> Path:
     """Histograms of gate values in [0, 1], one outline per label (PNG or SVG by the suffix).
 
     ``values_by_label`` maps a label to a tensor of any shape (e.g. (T, H) from
@@ -76,19 +82,29 @@ def plot_forget_gate_distribution(values_by_label: Mapping[str, Tensor], out: st
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, values in values_by_label.items():
         if not isinstance(values, Tensor) or values.numel() == 0:
-            raise ValueError(f"values_by_label[{label!r}] must be a non-empty tensor of gate "
-                             f"values, got {type(values).__name__}")
+            raise ValueError(
+                f"values_by_label[{label!r}] must be a non-empty tensor of gate "
+                f"values, got {type(values).__name__}"
+            )
         v = values.detach().double().flatten().cpu()
         if bool(((v < 0) | (v > 1) | v.isnan()).any()):
-            raise ValueError(f"values_by_label[{label!r}] must hold gate values in [0, 1] "
-                             f"(sigmoid outputs); got min {float(v.min()):.3g}, "
-                             f"max {float(v.max()):.3g}")
-        ax.hist(v.numpy(), bins=bins, range=(0, 1), weights=torch.full_like(v, 1 / len(v)).numpy(),
-                histtype="step", linewidth=1.5,
-                label=f"{label} (mean {float(v.mean()):.2f}, "
-                      f"{100 * float((v > 0.9).double().mean()):.0f} % > 0.9)")
+            raise ValueError(
+                f"values_by_label[{label!r}] must hold gate values in [0, 1] "
+                f"(sigmoid outputs); got min {float(v.min()):.3g}, "
+                f"max {float(v.max()):.3g}"
+            )
+        ax.hist(
+            v.numpy(),
+            bins=bins,
+            range=(0, 1),
+            weights=torch.full_like(v, 1 / len(v)).numpy(),
+            histtype="step",
+            linewidth=1.5,
+            label=f"{label} (mean {float(v.mean()):.2f}, "
+            f"{100 * float((v > 0.9).double().mean()):.0f} % > 0.9)",
+        )
     ax.set_xlim(0, 1)
-    ax.set_yscale("log")        # a peaked distribution (at initialisation) and a spread one, both
+    ax.set_yscale("log")  # a peaked distribution (at initialisation) and a spread one, both
     ax.set_xlabel("forget gate value f_t (1: keep the cell state, 0: erase it)")
     ax.set_ylabel("fraction of values")
     if title:

@@ -36,8 +36,15 @@ from lstmlab.nn.recurrent import run
 from lstmlab.viz.plots import _finish, _pyplot
 
 
-def gradient_flow(layer: nn.Module, steps: int = 100, batch: int = 16, *, seed: int = 0,
-                  inputs: Tensor | None = None, readout: Tensor | None = None) -> Tensor:
+def gradient_flow(
+    layer: nn.Module,
+    steps: int = 100,
+    batch: int = 16,
+    *,
+    seed: int = 0,
+    inputs: Tensor | None = None,
+    readout: Tensor | None = None,
+) -> Tensor:
     r"""``g_k``, the gradient reaching the input ``k`` steps back from the last output.
 
     Args:
@@ -64,11 +71,15 @@ def gradient_flow(layer: nn.Module, steps: int = 100, batch: int = 16, *, seed: 
         >>> float(g[50] / g[0])        # ~1e-9: fifty steps back, nothing arrives
     """
     if not isinstance(layer, nn.Module) or not isinstance(getattr(layer, "input_size", None), int):
-        raise ValueError(f"layer must be an lstmlab Cell or a recurrent layer with an input_size "
-                         f"(lstmlab.LSTM, torch.nn.GRU, ...); got {type(layer).__name__}")
+        raise ValueError(
+            f"layer must be an lstmlab Cell or a recurrent layer with an input_size "
+            f"(lstmlab.LSTM, torch.nn.GRU, ...); got {type(layer).__name__}"
+        )
     if getattr(layer, "bidirectional", False):
-        raise ValueError("gradient_flow follows time forwards: give a one-direction layer "
-                         "(bidirectional=False); h_T of a backward direction saw only x_T")
+        raise ValueError(
+            "gradient_flow follows time forwards: give a one-direction layer "
+            "(bidirectional=False); h_T of a backward direction saw only x_T"
+        )
     ref = next(layer.parameters(), None)
     dtype = ref.dtype if ref is not None else torch.get_default_dtype()
     device = ref.device if ref is not None else None
@@ -78,20 +89,27 @@ def gradient_flow(layer: nn.Module, steps: int = 100, batch: int = 16, *, seed: 
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         inputs = torch.randn(steps, batch, layer.input_size, generator=gen)
-    elif not isinstance(inputs, Tensor) or inputs.dim() != 3 \
-            or inputs.shape[-1] != layer.input_size or inputs.numel() == 0:
+    elif (
+        not isinstance(inputs, Tensor)
+        or inputs.dim() != 3
+        or inputs.shape[-1] != layer.input_size
+        or inputs.numel() == 0
+    ):
         got = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
-        raise ValueError(f"inputs must be a non-empty (T, B, {layer.input_size}) tensor "
-                         f"(time-major, input_size={layer.input_size}); got {got}")
-    x = inputs.detach().to(dtype=dtype, device=device).requires_grad_(True)     # (T, B, I)
-    h_last = _last_output(layer, x)                                              # (B, O)
+        raise ValueError(
+            f"inputs must be a non-empty (T, B, {layer.input_size}) tensor "
+            f"(time-major, input_size={layer.input_size}); got {got}"
+        )
+    x = inputs.detach().to(dtype=dtype, device=device).requires_grad_(True)  # (T, B, I)
+    h_last = _last_output(layer, x)  # (B, O)
     if readout is None:
         readout = torch.randn(h_last.shape[-1], generator=gen)
         readout = readout / readout.norm()
     elif not isinstance(readout, Tensor) or readout.shape != (h_last.shape[-1],):
         got = tuple(readout.shape) if isinstance(readout, Tensor) else type(readout).__name__
-        raise ValueError(f"readout must be a ({h_last.shape[-1]},) tensor, one weight per unit "
-                         f"of h_T; got {got}")
+        raise ValueError(
+            f"readout must be a ({h_last.shape[-1]},) tensor, one weight per unit of h_T; got {got}"
+        )
     (h_last @ readout.to(h_last)).sum().backward()
     # x.grad (T, B, I): the per-step gradient norms, mean over the batch, latest step first.
     return x.grad.norm(dim=-1).mean(dim=1).flip(0).detach().cpu()
@@ -101,16 +119,18 @@ def _last_output(layer: nn.Module, x: Tensor) -> Tensor:
     """h_T (B, O) of ``layer`` read over x (T, B, I) from a zero state."""
     with torch.enable_grad():
         if isinstance(layer, Cell):
-            out, _, _ = run(layer, x, layer.initial_state(x.shape[1], dtype=x.dtype,
-                                                          device=x.device))
+            out, _, _ = run(
+                layer, x, layer.initial_state(x.shape[1], dtype=x.dtype, device=x.device)
+            )
             return out[-1]
         batch_first = getattr(layer, "batch_first", False)
         out, _ = layer(x.transpose(0, 1) if batch_first else x)
         return out[:, -1] if batch_first else out[-1]
 
 
-def plot_gradient_flow(curves: Mapping[str, Tensor], out: str | Path,
-                       title: str | None = None) -> Path:
+def plot_gradient_flow(
+    curves: Mapping[str, Tensor], out: str | Path, title: str | None = None
+) -> Path:
     """``g_k`` against ``k`` on a log scale, one line per label (PNG or SVG by the suffix)."""
     if not curves:
         raise ValueError("curves must map at least one label to a (T,) tensor of gradient_flow")
@@ -118,8 +138,10 @@ def plot_gradient_flow(curves: Mapping[str, Tensor], out: str | Path,
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, g in curves.items():
         if not isinstance(g, Tensor) or g.dim() != 1:
-            raise ValueError(f"curves[{label!r}] must be a (T,) tensor from gradient_flow, got "
-                             f"{tuple(g.shape) if isinstance(g, Tensor) else type(g).__name__}")
+            raise ValueError(
+                f"curves[{label!r}] must be a (T,) tensor from gradient_flow, got "
+                f"{tuple(g.shape) if isinstance(g, Tensor) else type(g).__name__}"
+            )
         # Exact zeros (underflow) have no place on a log axis: leave them out of the line.
         g = g.double().clamp_min(0).masked_fill(g <= 0, float("nan"))
         ax.plot(range(len(g)), g.tolist(), label=label)

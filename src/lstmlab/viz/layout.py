@@ -16,13 +16,14 @@ from lstmlab.viz.trace import CellGraph, Node
 
 SLOT, X0, CIRCLE_R, BOX_H, GAP = 84.0, 150.0, 15.0, 30.0, 11.0
 TOP, MID_HI, MID_LO, BOX, BUS = range(5)
-CROSS_STUB, CROSS_NODE = 4, 8      # a line crossing another line's start, or a node
+CROSS_STUB, CROSS_NODE = 4, 8  # a line crossing another line's start, or a node
 
 
 @dataclass
 class Shape:
     """One drawn thing; ``cls`` and ``data`` become its SVG class and data-* attributes."""
-    tag: str                    # "cell", "box", "ellipse", "dot", "path", "text"
+
+    tag: str  # "cell", "box", "ellipse", "dot", "path", "text"
     cls: str
     geo: dict
     data: dict = field(default_factory=dict)
@@ -51,8 +52,13 @@ def _reach(g: CellGraph, start: str, forward: bool) -> set[str]:
     while todo:
         nid = todo.pop()
         node = g.nodes[nid]
-        nxt = [n.id for n in g.consumers(nid) if n.kind in ("op", "concat")] if forward else \
-            [s for s, _ in node.inputs] if node.kind in ("op", "concat") else []
+        nxt = (
+            [n.id for n in g.consumers(nid) if n.kind in ("op", "concat")]
+            if forward
+            else [s for s, _ in node.inputs]
+            if node.kind in ("op", "concat")
+            else []
+        )
         todo += [m for m in nxt if m not in seen]
         seen.update(nxt)
     return seen
@@ -68,8 +74,11 @@ def _belt(g: CellGraph) -> set[str]:
 
 def order(g: CellGraph) -> list[str]:
     """Left to right: depth-first from the outputs (conveyor first), inputs before consumers."""
-    sinks = ([g.states[g.top].result] if g.top is not None else []) + [g.output] + \
-        [p.result for p in g.states]
+    sinks = (
+        ([g.states[g.top].result] if g.top is not None else [])
+        + [g.output]
+        + [p.result for p in g.states]
+    )
     out: list[str] = []
     belt = _belt(g)
 
@@ -88,8 +97,11 @@ def levels(g: CellGraph) -> dict[str, int]:
     """Row of every node: the conveyor's operations on top, layers in a row above the bus,
     other operations one row above their lowest input."""
     on_top = _belt(g)
-    level = {n.id: TOP if n.id in on_top else BOX for n in g.nodes.values()
-             if n.kind == "layer" or n.id in on_top}
+    level = {
+        n.id: TOP if n.id in on_top else BOX
+        for n in g.nodes.values()
+        if n.kind == "layer" or n.id in on_top
+    }
     top_source = g.states[g.top].source if g.top is not None else None
     for nid in order(g):
         if nid not in level:
@@ -108,18 +120,30 @@ def line_cells(sp: int, lp: int, s: int, lv: int, into_layer: bool) -> list[set]
     source. Places are (column, half-row): row r is 2r, the gap over it (where a node's output
     leaves) 2r - 1."""
     P, V = 2 * lp, 2 * lv
-    if lp == lv or (into_layer and lp < lv):     # straight, or across then down beside it
+    if lp == lv or (into_layer and lp < lv):  # straight, or across then down beside it
         return [{(k, P) for k in _between(sp, s)}, set()]
-    if lp > lv:                                   # up then across; or over the source, across, up
-        direct = {(sp, k) for k in _between(V, P - 1)} | {(k, V) for k in _between(sp, s)} | \
-            ({(sp, V)} if sp != s else set())
-        detour = {(k, P - 1) for k in _between(sp, s)} | {(s, k) for k in _between(V, P - 1)} | \
-            ({(s, P - 1)} if sp != s else set())
+    if lp > lv:  # up then across; or over the source, across, up
+        direct = (
+            {(sp, k) for k in _between(V, P - 1)}
+            | {(k, V) for k in _between(sp, s)}
+            | ({(sp, V)} if sp != s else set())
+        )
+        detour = (
+            {(k, P - 1) for k in _between(sp, s)}
+            | {(s, k) for k in _between(V, P - 1)}
+            | ({(s, P - 1)} if sp != s else set())
+        )
         return [direct, detour]
-    direct = {(k, P) for k in _between(sp, s)} | {(s, k) for k in _between(P, V - 1)} | \
-        ({(s, P)} if sp != s else set())
-    detour = {(k, P + 1) for k in _between(sp, s)} | {(s, k) for k in _between(P + 1, V - 1)} | \
-        ({(s, P + 1)} if sp != s else set())
+    direct = (
+        {(k, P) for k in _between(sp, s)}
+        | {(s, k) for k in _between(P, V - 1)}
+        | ({(s, P)} if sp != s else set())
+    )
+    detour = (
+        {(k, P + 1) for k in _between(sp, s)}
+        | {(s, k) for k in _between(P + 1, V - 1)}
+        | ({(s, P + 1)} if sp != s else set())
+    )
     return [direct, detour]
 
 
@@ -131,7 +155,7 @@ def place(g: CellGraph, level: dict[str, int]) -> dict[str, int]:
     top_source = g.states[g.top].source if g.top is not None else None
     lines: set[tuple[int, int]] = set()
 
-    def taken() -> set[tuple[int, int]]:         # nodes and the gaps over them
+    def taken() -> set[tuple[int, int]]:  # nodes and the gaps over them
         return {(slot[m], 2 * level[m] - d) for m in slot for d in (0, 1)}
 
     def routes(nid: str, s: int) -> list[set]:
@@ -141,24 +165,26 @@ def place(g: CellGraph, level: dict[str, int]) -> dict[str, int]:
         out, busy = [], taken()
         for p, _ in g.nodes[nid].inputs:
             if p in slot:
-                options = line_cells(slot[p], level[p], s, level[nid],
-                                     g.nodes[nid].kind == "layer")
+                options = line_cells(slot[p], level[p], s, level[nid], g.nodes[nid].kind == "layer")
                 out.append(min(options, key=lambda c: 2 * len(c & busy) + len(c & lines)))
-            elif p == g.x and g.nodes[nid].kind != "layer":    # x_t: up the left, across
+            elif p == g.x and g.nodes[nid].kind != "layer":  # x_t: up the left, across
                 out.append({(k, 2 * level[nid]) for k in range(s)})
-            elif g.nodes[p].kind == "input" and p != top_source:   # along the bus, up
+            elif g.nodes[p].kind == "input" and p != top_source:  # along the bus, up
                 out.append(line_cells(s, BUS, s, level[nid], False)[0])
         return out
 
     def cost(nid: str, s: int) -> int:
         busy, own = taken(), {(s, 2 * level[nid]), (s, 2 * level[nid] - 1)}
-        return 2 * len(own & lines) + sum(2 * len(c & busy) + len(c & lines)
-                                          for c in routes(nid, s))
+        return 2 * len(own & lines) + sum(
+            2 * len(c & busy) + len(c & lines) for c in routes(nid, s)
+        )
 
     for nid in order(g):
         lv = level[nid]
-        start = max([last[lv] + 1] + [slot[p] + (level[p] == lv) for p, _ in
-                                      g.nodes[nid].inputs if p in slot])
+        start = max(
+            [last[lv] + 1]
+            + [slot[p] + (level[p] == lv) for p, _ in g.nodes[nid].inputs if p in slot]
+        )
         slot[nid] = min(range(start, start + 4), key=lambda s: (cost(nid, s), s))
         last[lv] = max(last[lv], slot[nid])
         for c in routes(nid, slot[nid]):
@@ -172,9 +198,9 @@ class Router:
 
     def __init__(self, g: CellGraph, pos: dict[str, tuple[float, float]]) -> None:
         self.g, self.pos = g, pos
-        self.ins: set[tuple[str, str]] = set()        # (node, side) where a line enters
-        self.outs: set[tuple[str, str]] = set()       # (node, side) where a line leaves
-        self.segments: list[tuple[str, tuple, tuple]] = []   # (source, start, end) drawn
+        self.ins: set[tuple[str, str]] = set()  # (node, side) where a line enters
+        self.outs: set[tuple[str, str]] = set()  # (node, side) where a line leaves
+        self.segments: list[tuple[str, tuple, tuple]] = []  # (source, start, end) drawn
 
     def overlaps(self, src: str, pts) -> bool:
         """Would a segment run along (or on from) a line of another source, and read as its copy?"""
@@ -182,11 +208,19 @@ class Router:
             for other, c, d in self.segments:
                 if other == src:
                     continue
-                if a[0] == b[0] == c[0] == d[0] and min(max(a[1], b[1]), max(c[1], d[1])) - \
-                        max(min(a[1], b[1]), min(c[1], d[1])) >= 0:
+                if (
+                    a[0] == b[0] == c[0] == d[0]
+                    and min(max(a[1], b[1]), max(c[1], d[1]))
+                    - max(min(a[1], b[1]), min(c[1], d[1]))
+                    >= 0
+                ):
                     return True
-                if a[1] == b[1] == c[1] == d[1] and min(max(a[0], b[0]), max(c[0], d[0])) - \
-                        max(min(a[0], b[0]), min(c[0], d[0])) >= 0:
+                if (
+                    a[1] == b[1] == c[1] == d[1]
+                    and min(max(a[0], b[0]), max(c[0], d[0]))
+                    - max(min(a[0], b[0]), min(c[0], d[0]))
+                    >= 0
+                ):
                     return True
         return False
 
@@ -204,10 +238,17 @@ class Router:
         for (x1, y1), (x2, y2) in zip(pts, pts[1:]):
             for nid, (x, y) in self.pos.items():
                 hw, hh = box_size(self.g.nodes[nid])
-                for w, top, cost in ((hw + 3, y - hh - 3, CROSS_NODE),
-                                     (6, y - hh - GAP - 2, CROSS_STUB)):
-                    if nid not in ends and min(x1, x2) < x + w and max(x1, x2) > x - w \
-                            and min(y1, y2) < y + hh + 3 and max(y1, y2) > top:
+                for w, top, cost in (
+                    (hw + 3, y - hh - 3, CROSS_NODE),
+                    (6, y - hh - GAP - 2, CROSS_STUB),
+                ):
+                    if (
+                        nid not in ends
+                        and min(x1, x2) < x + w
+                        and max(x1, x2) > x - w
+                        and min(y1, y2) < y + hh + 3
+                        and max(y1, y2) > top
+                    ):
                         worst = max(worst, cost)
         return worst
 
@@ -217,8 +258,12 @@ class Router:
 
     def badness(self, src: str, dst: str, pts) -> int:
         end, start = (dst, _side(pts[-1], pts[-2])), (src, _side(pts[0], pts[1]))
-        return self.blocked(pts, {src, dst}) + 2 * (end in self.ins | self.outs) + \
-            (start in self.ins) + 2 * self.overlaps(src, self.clipped(src, dst, pts))
+        return (
+            self.blocked(pts, {src, dst})
+            + 2 * (end in self.ins | self.outs)
+            + (start in self.ins)
+            + 2 * self.overlaps(src, self.clipped(src, dst, pts))
+        )
 
     def route_all(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], list]:
         """Straight lines first, then the others through the first free detour."""
@@ -230,7 +275,7 @@ class Router:
                     continue
                 if direct_only:
                     pick = opts[0] if self.badness(src, dst, opts[0]) == 0 else None
-                else:                                   # the least bad, the earliest of equals
+                else:  # the least bad, the earliest of equals
                     pick = min(opts, key=lambda o: self.badness(src, dst, o))
                 if pick is not None:
                     routes[(src, dst)] = pick
@@ -245,33 +290,40 @@ class Router:
         # circles beside it)
         hp, hw = max(box_size(self.g.nodes[src])[1], CIRCLE_R), box_size(self.g.nodes[dst])[0]
         below, above = yp + hp + GAP, yp - hp - GAP
-        xc = xn - hw - 14 if xp < xn else xn + hw + 14    # just beside the target
-        if self.g.nodes[dst].kind == "layer" and yp < yn:   # into a layer from above: its side
-            options = [[(xp, yp), (xc, yp), (xc, yn), (xn, yn)],
-                       [(xp, yp), (xp, below), (xc, below), (xc, yn), (xn, yn)],
-                       [(xp, yp), (xp, above), (xc, above), (xc, yn), (xn, yn)]]
-        elif yp > yn:                                       # up
-            options = [[(xp, yp), (xp, yn), (xn, yn)],
-                       [(xp, yp), (xp, above), (xn, above), (xn, yn)],
-                       [(xp, yp), (xp, above), (xc, above), (xc, yn), (xn, yn)]]
-        elif yp < yn:                                       # down
-            options = [[(xp, yp), (xn, yp), (xn, yn)],
-                       [(xp, yp), (xp, below), (xn, below), (xn, yn)],
-                       [(xp, yp), (xp, below), (xc, below), (xc, yn), (xn, yn)]]
-        else:                                               # along a row
-            options = [[(xp, yp), (xn, yn)],
-                       [(xp, yp), (xp, below), (xc, below), (xc, yn), (xn, yn)],
-                       [(xp, yp), (xp, above), (xc, above), (xc, yn), (xn, yn)],
-                       [(xp, yp), (xp, below), (xn, below), (xn, yn)],
-                       [(xp, yp), (xp, above), (xn, above), (xn, yn)]]
+        xc = xn - hw - 14 if xp < xn else xn + hw + 14  # just beside the target
+        if self.g.nodes[dst].kind == "layer" and yp < yn:  # into a layer from above: its side
+            options = [
+                [(xp, yp), (xc, yp), (xc, yn), (xn, yn)],
+                [(xp, yp), (xp, below), (xc, below), (xc, yn), (xn, yn)],
+                [(xp, yp), (xp, above), (xc, above), (xc, yn), (xn, yn)],
+            ]
+        elif yp > yn:  # up
+            options = [
+                [(xp, yp), (xp, yn), (xn, yn)],
+                [(xp, yp), (xp, above), (xn, above), (xn, yn)],
+                [(xp, yp), (xp, above), (xc, above), (xc, yn), (xn, yn)],
+            ]
+        elif yp < yn:  # down
+            options = [
+                [(xp, yp), (xn, yp), (xn, yn)],
+                [(xp, yp), (xp, below), (xn, below), (xn, yn)],
+                [(xp, yp), (xp, below), (xc, below), (xc, yn), (xn, yn)],
+            ]
+        else:  # along a row
+            options = [
+                [(xp, yp), (xn, yn)],
+                [(xp, yp), (xp, below), (xc, below), (xc, yn), (xn, yn)],
+                [(xp, yp), (xp, above), (xc, above), (xc, yn), (xn, yn)],
+                [(xp, yp), (xp, below), (xn, below), (xn, yn)],
+                [(xp, yp), (xp, above), (xn, above), (xn, yn)],
+            ]
         return [[p for i, p in enumerate(o) if i == 0 or p != o[i - 1]] for o in options]
 
 
 def _side(end: tuple[float, float], toward: tuple[float, float]) -> str:
     """Which side of a node a line leaves or enters, from its segment at that node."""
     dx, dy = toward[0] - end[0], toward[1] - end[1]
-    return ("right" if dx > 0 else "left") if abs(dx) > abs(dy) else \
-        ("bottom" if dy > 0 else "top")
+    return ("right" if dx > 0 else "left") if abs(dx) > abs(dy) else ("bottom" if dy > 0 else "top")
 
 
 def clip(pts, first: Node | None, last: Node | None):

@@ -12,8 +12,9 @@ def _pyplot():
         import matplotlib
     except ImportError:
         raise ImportError("plots need matplotlib: pip install 'lstmlab[plots]'") from None
-    matplotlib.use("Agg")               # files only: no display needed
+    matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -23,8 +24,9 @@ def read_metrics(path: str | Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def plot_training_curves(runs: Mapping[str, str | Path], out: str | Path,
-                         valid_key: str = "valid_loss") -> Path:
+def plot_training_curves(
+    runs: Mapping[str, str | Path], out: str | Path, valid_key: str = "valid_loss"
+) -> Path:
     """Training loss (smoothed) and validation loss against step, one line per run.
 
     ``runs`` maps a label to a ``metrics.jsonl`` path.
@@ -46,8 +48,9 @@ def plot_training_curves(runs: Mapping[str, str | Path], out: str | Path,
     return _finish(plt, fig, ax, out)
 
 
-def plot_accuracy_by_gap(results: Mapping[str, Mapping[int, float]], out: str | Path,
-                         chance: float | None = None) -> Path:
+def plot_accuracy_by_gap(
+    results: Mapping[str, Mapping[int, float]], out: str | Path, chance: float | None = None
+) -> Path:
     """Accuracy on ``recall`` against the gap, one line per cell: the post's claim, measured."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -55,8 +58,14 @@ def plot_accuracy_by_gap(results: Mapping[str, Mapping[int, float]], out: str | 
     for k, (cell, by_gap) in enumerate(results.items()):
         gaps = sorted(by_gap)
         # shrinking markers and line styles keep coinciding lines (two cells at 100 %) visible
-        ax.plot(gaps, [100 * by_gap[g] for g in gaps], styles[k % len(styles)], label=cell,
-                markersize=max(9 - 2 * k, 3), linewidth=max(2.5 - 0.5 * k, 1))
+        ax.plot(
+            gaps,
+            [100 * by_gap[g] for g in gaps],
+            styles[k % len(styles)],
+            label=cell,
+            markersize=max(9 - 2 * k, 3),
+            linewidth=max(2.5 - 0.5 * k, 1),
+        )
     if chance is not None:
         ax.axhline(100 * chance, color="gray", linestyle="--", label="chance")
     ax.set_xlabel("gap (filler words between 'I grew up in France' and 'I speak fluent ...')")

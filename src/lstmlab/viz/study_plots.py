@@ -8,8 +8,9 @@ from pathlib import Path
 from lstmlab.viz.plots import _pyplot
 
 
-def plot_study(values: Mapping[str, Sequence[float]], out: str | Path, ylabel: str,
-               title: str = "") -> Path:
+def plot_study(
+    values: Mapping[str, Sequence[float]], out: str | Path, ylabel: str, title: str = ""
+) -> Path:
     """Box plots of a final metric, one per cell, every seed's value drawn as a point on its box
     (a study has a handful of seeds: the points say more than the quartiles).
 

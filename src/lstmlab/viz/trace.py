@@ -28,21 +28,52 @@ from torch.utils import _pytree as pytree
 
 from lstmlab.nn.cells.base import Cell
 
-CONST = object()        # a value computed from parameters and constants only
-ZERO = object()         # a tensor of zeros shaped like data: no data flows through it
+CONST = object()  # a value computed from parameters and constants only
+ZERO = object()  # a tensor of zeros shaped like data: no data flows through it
 
 _ZEROS = {"zeros_like", "new_zeros"}
 
-_VIEWS = {"t", "transpose", "permute", "view", "reshape", "unsafe_view", "expand", "unsqueeze",
-          "squeeze", "clone", "contiguous", "alias", "detach", "to_copy", "lift_fresh_copy",
-          "numpy_T", "slice", "narrow", "select", "expand_as", "view_as"}
+_VIEWS = {
+    "t",
+    "transpose",
+    "permute",
+    "view",
+    "reshape",
+    "unsafe_view",
+    "expand",
+    "unsqueeze",
+    "squeeze",
+    "clone",
+    "contiguous",
+    "alias",
+    "detach",
+    "to_copy",
+    "lift_fresh_copy",
+    "numpy_T",
+    "slice",
+    "narrow",
+    "select",
+    "expand_as",
+    "view_as",
+}
 # Short labels for the circles of other pointwise operations (the data-op attribute keeps the name).
 _SHORT = {"native_layer_norm": "LN", "layer_norm": "LN", "group_norm": "GN", "dropout": "drop"}
 _SPLITS = {"split", "split_with_sizes", "chunk", "unbind", "tensor_split", "unsafe_split"}
 _MATMULS = {"mm", "addmm", "matmul", "linear", "bmm", "mv", "baddbmm", "addmv"}
-_ACTIVATIONS = {"sigmoid": "σ", "tanh": "tanh", "relu": "relu", "gelu": "gelu", "silu": "silu",
-                "elu": "elu", "softplus": "softplus", "exp": "exp", "hardtanh": "hardtanh",
-                "softmax": "softmax", "log_softmax": "log softmax", "leaky_relu": "leaky relu"}
+_ACTIVATIONS = {
+    "sigmoid": "σ",
+    "tanh": "tanh",
+    "relu": "relu",
+    "gelu": "gelu",
+    "silu": "silu",
+    "elu": "elu",
+    "softplus": "softplus",
+    "exp": "exp",
+    "hardtanh": "hardtanh",
+    "softmax": "softmax",
+    "log_softmax": "log softmax",
+    "leaky_relu": "leaky relu",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +84,7 @@ class Node:
     "op" (pointwise, with ``op``) or "concat". ``inputs``: (source id, how), how is "W" (a full
     weight matrix), "diag" (an elementwise weight, e.g. a peephole) or "id" (no weight).
     """
+
     id: str
     kind: str
     label: str
@@ -65,11 +97,11 @@ class Node:
 @dataclass(frozen=True)
 class StatePart:
     index: int
-    name: str           # "h", "c", "a", ...
-    role: str           # "hidden", "cell" (a conveyor other than h) or "extra"
-    source: str         # the input node of the part at t-1
-    result: str         # the node whose value is the part at t
-    conveyor: bool      # carried from t-1 to t through pointwise operations alone
+    name: str  # "h", "c", "a", ...
+    role: str  # "hidden", "cell" (a conveyor other than h) or "extra"
+    source: str  # the input node of the part at t-1
+    result: str  # the node whose value is the part at t
+    conveyor: bool  # carried from t-1 to t through pointwise operations alone
 
 
 @dataclass
@@ -77,10 +109,10 @@ class CellGraph:
     name: str
     nodes: dict[str, Node]
     states: list[StatePart]
-    output: str                     # the node whose value is the step's output h
+    output: str  # the node whose value is the step's output h
     x: str = "x"
-    top: int | None = None          # index of the state part drawn along the top, if any
-    gates: dict[str, str] = field(default_factory=dict)   # gate name -> node id
+    top: int | None = None  # index of the state part drawn along the top, if any
+    gates: dict[str, str] = field(default_factory=dict)  # gate name -> node id
 
     def consumers(self, nid: str) -> list[Node]:
         return [n for n in self.nodes.values() if any(s == nid for s, _ in n.inputs)]
@@ -89,6 +121,7 @@ class CellGraph:
 @dataclass(frozen=True)
 class _Affine:
     """A linear function of data: terms (source id, how), plus perhaps a bias."""
+
     terms: tuple[tuple[str, str], ...]
 
     def __add__(self, other: _Affine) -> _Affine:
@@ -97,7 +130,7 @@ class _Affine:
 
 @dataclass(frozen=True)
 class _Parts:
-    whole: object       # the value that was split: each part depends on all of it
+    whole: object  # the value that was split: each part depends on all of it
 
 
 class _Step(nn.Module):
@@ -117,8 +150,9 @@ class _Step(nn.Module):
 def trace_cell(cell: Cell, *, batch: int = 2) -> CellGraph:
     """The dataflow graph of one ``cell.step``, e.g. ``trace_cell(LSTMCell(3, 4)).nodes``."""
     if not isinstance(cell, Cell):
-        raise ValueError(f"a diagram needs an lstmlab.Cell (with step(x, state)); "
-                         f"got {type(cell).__name__}")
+        raise ValueError(
+            f"a diagram needs an lstmlab.Cell (with step(x, state)); got {type(cell).__name__}"
+        )
     step = _Step(cell)
     params = {**dict(step.named_parameters()), **dict(step.named_buffers())}
     ref = next(iter(params.values()), None)
@@ -138,7 +172,7 @@ class _Reader:
     def __init__(self, cell: Cell, gate_names: list[str]) -> None:
         self.cell, self.gate_names = cell, gate_names
         self.nodes: dict[str, Node] = {}
-        self.boxes: dict[int, str] = {}         # id(affine) -> its W box, made once
+        self.boxes: dict[int, str] = {}  # id(affine) -> its W box, made once
 
     def add(self, kind: str, label: str, inputs, **kw) -> str:
         nid = f"n{len(self.nodes)}"
@@ -163,7 +197,7 @@ class _Reader:
         self.add("input", "x", ())
         for k in range(S):
             self.add("input", f"state{k}", ())
-        names = [f"n{i}" for i in range(S + 1)]           # x, state parts
+        names = [f"n{i}" for i in range(S + 1)]  # x, state parts
         env: dict[fx.Node, object] = {}
         placeholders = 0
         for node in graph.nodes:
@@ -176,27 +210,31 @@ class _Reader:
                 env[node] = self.value(node, env)
             elif node.op == "output":
                 outs = [self.data(env[a]) for a in pytree.tree_leaves(node.args[0])]
-        if any(o is None for o in outs[:S + 1]):
-            raise ValueError(f"{type(self.cell).__name__}.step returns an output or state that "
-                             "does not depend on x or the state; a diagram needs data flow")
-        gates = {g: o for g, o in zip(self.gate_names, outs[S + 1:]) if o is not None}
+        if any(o is None for o in outs[: S + 1]):
+            raise ValueError(
+                f"{type(self.cell).__name__}.step returns an output or state that "
+                "does not depend on x or the state; a diagram needs data flow"
+            )
+        gates = {g: o for g, o in zip(self.gate_names, outs[S + 1 :]) if o is not None}
         for g, nid in gates.items():
             self.nodes[nid] = replace(self.nodes[nid], gate=g)
-        return _with_roles(type(self.cell).__name__, self.prune(outs), names, outs[0],
-                           outs[1:S + 1], gates)
+        return _with_roles(
+            type(self.cell).__name__, self.prune(outs), names, outs[0], outs[1 : S + 1], gates
+        )
 
     def value(self, node: fx.Node, env):
         args = [env[a] if isinstance(a, fx.Node) else a for a in node.args]
-        if node.target is operator.getitem:             # one part of a split
+        if node.target is operator.getitem:  # one part of a split
             base = args[0]
-            if isinstance(base, _Parts):    # each part of an affine value is its own function
+            if isinstance(base, _Parts):  # each part of an affine value is its own function
                 return _Affine(base.whole.terms) if isinstance(base.whole, _Affine) else base.whole
             return base
         target = getattr(node.target, "overloadpacket", node.target)
         name = getattr(target, "__name__", str(target)).lstrip("_")
-        tensors = [env[a] for a in pytree.tree_leaves((node.args, node.kwargs))
-                   if isinstance(a, fx.Node)]
-        if name in _ZEROS:              # e.g. the grid LSTM's empty depth memory: zero, not data
+        tensors = [
+            env[a] for a in pytree.tree_leaves((node.args, node.kwargs)) if isinstance(a, fx.Node)
+        ]
+        if name in _ZEROS:  # e.g. the grid LSTM's empty depth memory: zero, not data
             return ZERO
         if all(t is CONST or t is ZERO for t in tensors):
             return CONST
@@ -227,22 +265,22 @@ class _Reader:
         x = next(v for v in (a, b) if not isinstance(v, (int, float)) and v is not CONST)
         if name == "neg":
             return x if isinstance(x, _Affine) else self.op("−", "neg", [x])
-        if num:                                           # tensor and Python number
+        if num:  # tensor and Python number
             k = num[0]
             if (name in ("add", "sub") and k == 0) or (name in ("mul", "div") and k == 1):
-                return x                                  # a switched-off gate or peephole
+                return x  # a switched-off gate or peephole
             if isinstance(x, _Affine):
                 return x
-            if name == "rsub":                            # k - x
+            if name == "rsub":  # k - x
                 return self.op(f"{k:g}−", "one-minus" if k == 1 else "rsub", [x])
             symbol = {"add": "+", "sub": "−", "mul": "×", "div": "÷"}[name]
             return self.op(f"{symbol}{k:g}", name + "-scalar", [x])
-        if name in ("mul", "div") and (a is CONST or b is CONST):   # diagonal weight: a peephole
+        if name in ("mul", "div") and (a is CONST or b is CONST):  # diagonal weight: a peephole
             if isinstance(x, _Affine) or name == "div":
                 return x
             return _Affine(((self.data(x), "diag"),))
         if name in ("add", "sub", "rsub"):
-            if a is CONST or b is CONST:                  # a bias
+            if a is CONST or b is CONST:  # a bias
                 return x if isinstance(x, _Affine) else _Affine(((x, "id"),))
             if isinstance(a, _Affine) or isinstance(b, _Affine):
                 lift = [v if isinstance(v, _Affine) else _Affine(((v, "id"),)) for v in (a, b)]
@@ -271,13 +309,19 @@ def _with_zero(name: str, a, b, arith):
         return CONST
     if name == "add" or (name == "sub" and b is ZERO) or (name == "rsub" and a is ZERO):
         return other
-    if name in ("sub", "rsub"):                           # 0 − x
+    if name in ("sub", "rsub"):  # 0 − x
         return arith("neg", [other])
-    raise ValueError(f"cannot draw {name} with a tensor of zeros")      # x ÷ 0
+    raise ValueError(f"cannot draw {name} with a tensor of zeros")  # x ÷ 0
 
 
-def _with_roles(name: str, nodes: dict[str, Node], sources: list[str], h: str,
-                results: list[str], gates: dict[str, str]) -> CellGraph:
+def _with_roles(
+    name: str,
+    nodes: dict[str, Node],
+    sources: list[str],
+    h: str,
+    results: list[str],
+    gates: dict[str, str],
+) -> CellGraph:
     """Name the state parts and choose which runs along the top (the conveyor belt)."""
 
     def pointwise_path(src: str, dst: str) -> bool:
@@ -289,8 +333,11 @@ def _with_roles(name: str, nodes: dict[str, Node], sources: list[str], h: str,
             if nid in seen:
                 continue
             seen.add(nid)
-            todo.extend(n.id for n in nodes.values() if n.kind in ("op", "concat")
-                        and any(s == nid for s, _ in n.inputs))
+            todo.extend(
+                n.id
+                for n in nodes.values()
+                if n.kind in ("op", "concat") and any(s == nid for s, _ in n.inputs)
+            )
         return False
 
     S = len(results)

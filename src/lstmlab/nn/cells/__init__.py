@@ -11,6 +11,17 @@ from lstmlab.nn.cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
 from lstmlab.nn.cells.lstm import LSTMCell
 from lstmlab.nn.cells.rnn import RNNCell
 
-__all__ = ["Cell", "Gates", "State", "LSTMCell", "GRUCell", "RNNCell", "LayerNormLSTMCell",
-           "LayerNormGRUCell", "ClockworkRNNCell", "DepthGatedLSTMCell", "GridLSTMCell",
-           "GridLSTMColumn"]
+__all__ = [
+    "Cell",
+    "Gates",
+    "State",
+    "LSTMCell",
+    "GRUCell",
+    "RNNCell",
+    "LayerNormLSTMCell",
+    "LayerNormGRUCell",
+    "ClockworkRNNCell",
+    "DepthGatedLSTMCell",
+    "GridLSTMCell",
+    "GridLSTMColumn",
+]

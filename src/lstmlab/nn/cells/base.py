@@ -85,13 +85,20 @@ class Cell(nn.Module):
         """One time step: ``x`` (B, input_size), ``state`` parts (B, size) -> (h, state, gates)."""
         raise NotImplementedError(f"{type(self).__name__} must implement step(x, state)")
 
-    def initial_state(self, batch_size: int, *, dtype: torch.dtype | None = None,
-                      device: torch.device | None = None) -> State:
+    def initial_state(
+        self,
+        batch_size: int,
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | None = None,
+    ) -> State:
         """Zeros for every state part, each ``(batch_size, size)``."""
         ref = next(self.parameters(), None)
         dtype = dtype or (ref.dtype if ref is not None else torch.get_default_dtype())
         device = device or (ref.device if ref is not None else None)
-        return tuple(torch.zeros(batch_size, n, dtype=dtype, device=device) for n in self.state_sizes)
+        return tuple(
+            torch.zeros(batch_size, n, dtype=dtype, device=device) for n in self.state_sizes
+        )
 
     def reset_parameters(self) -> None:
         """torch's initialisation for recurrent cells: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
@@ -145,7 +152,7 @@ class Cell(nn.Module):
         op = dispatch.sequence_op(self, x)
         if op is None:
             return None
-        return op(self, x.unsqueeze(0), state, None, False)[1]     # a sequence of one step
+        return op(self, x.unsqueeze(0), state, None, False)[1]  # a sequence of one step
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"

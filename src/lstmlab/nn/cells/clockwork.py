@@ -27,25 +27,35 @@ def default_periods(hidden_size: int) -> tuple[int, ...]:
     """
     check_positive_int("hidden_size", hidden_size)
     modules = max(g for g in range(1, 9) if hidden_size % g == 0)
-    return tuple(2 ** i for i in range(modules))
+    return tuple(2**i for i in range(modules))
 
 
 def check_periods(periods: object, hidden_size: int) -> tuple[int, ...]:
     """Periods as a tuple: positive integers, non-decreasing, their count dividing hidden_size."""
-    if not isinstance(periods, Sequence) or isinstance(periods, str) or not periods \
-            or not all(isinstance(p, int) and not isinstance(p, bool) for p in periods):
-        raise ValueError(f"periods must be a non-empty sequence of integers, e.g. (1, 2, 4, 8); "
-                         f"got {periods!r}")
+    if (
+        not isinstance(periods, Sequence)
+        or isinstance(periods, str)
+        or not periods
+        or not all(isinstance(p, int) and not isinstance(p, bool) for p in periods)
+    ):
+        raise ValueError(
+            f"periods must be a non-empty sequence of integers, e.g. (1, 2, 4, 8); got {periods!r}"
+        )
     periods = tuple(periods)
     if min(periods) < 1:
-        raise ValueError(f"periods must be positive integers (a module runs when t mod T = 0); "
-                         f"got {periods}")
+        raise ValueError(
+            f"periods must be positive integers (a module runs when t mod T = 0); got {periods}"
+        )
     if list(periods) != sorted(periods):
-        raise ValueError(f"periods must be sorted fast to slow (non-decreasing), as the paper "
-                         f"orders the modules; got {periods}")
+        raise ValueError(
+            f"periods must be sorted fast to slow (non-decreasing), as the paper "
+            f"orders the modules; got {periods}"
+        )
     if hidden_size % len(periods):
-        raise ValueError(f"hidden_size={hidden_size} must split into len(periods)={len(periods)} "
-                         f"equal modules; got periods {periods}")
+        raise ValueError(
+            f"hidden_size={hidden_size} must split into len(periods)={len(periods)} "
+            f"equal modules; got periods {periods}"
+        )
     return periods
 
 
@@ -92,13 +102,22 @@ class ClockworkRNNCell(Cell):
         [1.0, 1.0, 1.0]
     """
 
-    zoned_state_parts = 1          # (h, t): zoneout must not hold the step counter back
+    zoned_state_parts = 1  # (h, t): zoneout must not hold the step counter back
 
-    def __init__(self, input_size: int, hidden_size: int, periods: Sequence[int] | None = None,
-                 bias: bool = True, nonlinearity: str = "tanh", device=None, dtype=None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        periods: Sequence[int] | None = None,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device=None,
+        dtype=None,
+    ) -> None:
         check_nonlinearity(nonlinearity)
-        periods = default_periods(hidden_size) if periods is None \
-            else check_periods(periods, hidden_size)
+        periods = (
+            default_periods(hidden_size) if periods is None else check_periods(periods, hidden_size)
+        )
         super().__init__(input_size, hidden_size, state_sizes=(hidden_size, 1))
         self.periods, self.module_size = periods, hidden_size // len(periods)
         self.cycle = math.lcm(*periods)
@@ -117,32 +136,36 @@ class ClockworkRNNCell(Cell):
         w = self.weight_hh
         # (a, G): module i (a row of blocks) receives from module j only if j >= i.
         slower = torch.ones(G, G, dtype=torch.bool, device=w.device).triu()[:a]
-        return torch.where(slower[:, None, :, None], w[:rows].view(a, m, G, m), 0.0) \
-            .reshape(rows, G * m)
+        return torch.where(slower[:, None, :, None], w[:rows].view(a, m, G, m), 0.0).reshape(
+            rows, G * m
+        )
 
     def carry(self, gates: Gates) -> Tensor:
-        return 1 - gates["active"]                      # an idle module keeps h_{t-1} whole
+        return 1 - gates["active"]  # an idle module keeps h_{t-1} whole
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State, Gates]:
-        h, clock = state                                    # (B, H), (B, 1): this step's t
+        h, clock = state  # (B, H), (B, 1): this step's t
         m, phases = self.module_size, clock.flatten().tolist()
-        if min(phases) == max(phases):   # one phase for the whole batch (the usual case):
+        if min(phases) == max(phases):  # one phase for the whole batch (the usual case):
             runs = [int(phases[0]) % T == 0 for T in self.periods]
             rows = m * max((i + 1 for i, run in enumerate(runs) if run), default=0)  # the rest idle
-            active = torch.tensor(runs, device=h.device).repeat_interleave(m)          # (H,)
-        else:                            # rows at different phases: every module, then masked
+            active = torch.tensor(runs, device=h.device).repeat_interleave(m)  # (H,)
+        else:  # rows at different phases: every module, then masked
             periods = torch.tensor(self.periods, device=h.device)
-            active = (clock.long() % periods == 0).repeat_interleave(m, dim=-1)       # (B, H)
+            active = (clock.long() % periods == 0).repeat_interleave(m, dim=-1)  # (B, H)
             rows = self.hidden_size
         b_ih = None if self.bias_ih is None else self.bias_ih[:rows]
         b_hh = None if self.bias_hh is None else self.bias_hh[:rows]
         z = F.linear(x, self.weight_ih[:rows], b_ih) + F.linear(h, self._recurrent(rows), b_hh)
-        new = self.phi(z)                                   # (B, rows)
-        if rows < self.hidden_size:                         # the idle tail keeps its state
-            new = torch.cat([new, h[:, rows:]], dim=1)      # (B, H)
-        h = torch.where(active, new, h)                     # eq. 1: run, or keep h_{t-1}
-        return h, (h, torch.remainder(clock + 1, self.cycle)), \
-            {"active": active.to(h.dtype).expand_as(h)}
+        new = self.phi(z)  # (B, rows)
+        if rows < self.hidden_size:  # the idle tail keeps its state
+            new = torch.cat([new, h[:, rows:]], dim=1)  # (B, H)
+        h = torch.where(active, new, h)  # eq. 1: run, or keep h_{t-1}
+        return (
+            h,
+            (h, torch.remainder(clock + 1, self.cycle)),
+            {"active": active.to(h.dtype).expand_as(h)},
+        )
 
     def extra_repr(self) -> str:
         extra = "" if self.bias else ", bias=False"

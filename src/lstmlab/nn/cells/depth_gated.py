@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmlab.nn._checks import check_positive_int
 from lstmlab.nn.cells.base import Gates, State
 from lstmlab.nn.cells.lstm import LSTMCell
 
@@ -52,15 +51,24 @@ class DepthGatedLSTMCell(LSTMCell):
         torch.Size([4, 16])
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None, *, depth_gate: bool = True, emit_cell: bool = False) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+        *,
+        depth_gate: bool = True,
+        emit_cell: bool = False,
+    ) -> None:
         super().__init__(input_size, hidden_size, bias, device, dtype, peephole=True)
         self.depth_gate, self.emit_cell = depth_gate, emit_cell
         H, kw = hidden_size, dict(device=device, dtype=dtype)
         if depth_gate:
-            self.input_size = input_size + H             # the step reads [x_t, c_t^low]
+            self.input_size = input_size + H  # the step reads [x_t, c_t^low]
         if emit_cell:
-            self.output_size = 2 * H                     # the step writes [h_t, c_t]
+            self.output_size = 2 * H  # the step writes [h_t, c_t]
         self.weight_xd = nn.Parameter(torch.empty(H, input_size, **kw)) if depth_gate else None
         self.weight_cd = nn.Parameter(torch.empty(H, **kw)) if depth_gate else None
         self.weight_ld = nn.Parameter(torch.empty(H, **kw)) if depth_gate else None
@@ -68,18 +76,21 @@ class DepthGatedLSTMCell(LSTMCell):
         self.reset_parameters()
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State, Gates]:
-        h, c = state                                                    # (B, H), (B, H)
-        if self.depth_gate:                 # [x_t, c_t^low]: (B, I + H) -> (B, I), (B, H)
+        h, c = state  # (B, H), (B, H)
+        if self.depth_gate:  # [x_t, c_t^low]: (B, I + H) -> (B, I), (B, H)
             x, c_low = x.split([x.shape[-1] - self.hidden_size, self.hidden_size], dim=-1)
         z = F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
-        zi, zf, zg, zo = z.chunk(4, dim=-1)                             # each (B, H)
+        zi, zf, zg, zo = z.chunk(4, dim=-1)  # each (B, H)
         i = torch.sigmoid(zi + self.weight_ci * c)
         f = torch.sigmoid(zf + self.weight_cf * c)
         g = torch.tanh(zg)
         gates = {"input": i, "forget": f, "candidate": g}
-        if self.depth_gate:       # Yao et al. 2015: the lower cell flows in through d
-            d = torch.sigmoid(F.linear(x, self.weight_xd, self.bias_d) + self.weight_cd * c
-                              + self.weight_ld * c_low)
+        if self.depth_gate:  # Yao et al. 2015: the lower cell flows in through d
+            d = torch.sigmoid(
+                F.linear(x, self.weight_xd, self.bias_d)
+                + self.weight_cd * c
+                + self.weight_ld * c_low
+            )
             c = d * c_low + f * c + i * g
             gates["depth"] = d
         else:

@@ -11,18 +11,16 @@ the depth dimension gets the gated, additive path that the time dimension has. T
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence
 
 from lstmlab.nn._checks import check_dropout, check_positive_int
 from lstmlab.nn.cells.base import Cell, Gates, State
 
-DIMENSIONS = ("time", "depth")     # the 2-D grid's dimensions, in the block's order
+DIMENSIONS = ("time", "depth")  # the 2-D grid's dimensions, in the block's order
 
 
 class GridLSTMCell(nn.Module):
@@ -48,30 +46,35 @@ class GridLSTMCell(nn.Module):
         >>> (h_time, h_depth), (m_time, m_depth), gates = block(h, m)    # each (4, 16)
     """
 
-    def __init__(self, hidden_size: int, dims: int = 2, bias: bool = True, device=None,
-                 dtype=None) -> None:
+    def __init__(
+        self, hidden_size: int, dims: int = 2, bias: bool = True, device=None, dtype=None
+    ) -> None:
         super().__init__()
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         self.dims = check_positive_int("dims", dims)
         H, N = hidden_size, dims
         self.weight = nn.Parameter(torch.empty(N * 4 * H, N * H, device=device, dtype=dtype))
-        self.bias = nn.Parameter(torch.empty(N * 4 * H, device=device, dtype=dtype)) \
-            if bias else None
-        bound = H ** -0.5                       # torch's U(-1/sqrt(H), 1/sqrt(H))
+        self.bias = (
+            nn.Parameter(torch.empty(N * 4 * H, device=device, dtype=dtype)) if bias else None
+        )
+        bound = H**-0.5  # torch's U(-1/sqrt(H), 1/sqrt(H))
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
-    def forward(self, h: Sequence[Tensor], m: Sequence[Tensor]
-                ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...], Gates]:
+    def forward(
+        self, h: Sequence[Tensor], m: Sequence[Tensor]
+    ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...], Gates]:
         """``h``, ``m``: N tensors (B, H) each -> ``(h', m', gates)``; each gate (B, N, H), its
         ``[:, j]`` dimension j's."""
         if len(h) != self.dims or len(m) != self.dims:
-            raise ValueError(f"a {self.dims}-LSTM block takes {self.dims} hidden and {self.dims} "
-                             f"memory vectors; got {len(h)} and {len(m)}")
+            raise ValueError(
+                f"a {self.dims}-LSTM block takes {self.dims} hidden and {self.dims} "
+                f"memory vectors; got {len(h)} and {len(m)}"
+            )
         z = F.linear(torch.cat(tuple(h), dim=-1), self.weight, self.bias)  # H = [h_1; ...; h_N]
-        i, f, g, o = z.unflatten(-1, (self.dims, 4, -1)).unbind(-2)      # (B, N·4H) -> 4 (B, N, H)
-        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()    # all N LSTMs at once
-        m = f * torch.stack(tuple(m), dim=1) + i * g                    # (B, N, H)
+        i, f, g, o = z.unflatten(-1, (self.dims, 4, -1)).unbind(-2)  # (B, N·4H) -> 4 (B, N, H)
+        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()  # all N LSTMs at once
+        m = f * torch.stack(tuple(m), dim=1) + i * g  # (B, N, H)
         h = o * m.tanh()
         return h.unbind(1), m.unbind(1), {"input": i, "forget": f, "candidate": g, "output": o}
 
@@ -108,23 +111,33 @@ class GridLSTMColumn(Cell):
         >>> out, (h, m) = lstmlab.Recurrent(column)(torch.randn(10, 4, 8))           # (10, 4, 16)
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
-                 tied: bool = False, bias: bool = True, dropout: float = 0.0, device=None,
-                 dtype=None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        tied: bool = False,
+        bias: bool = True,
+        dropout: float = 0.0,
+        device=None,
+        dtype=None,
+    ) -> None:
         check_positive_int("hidden_size", hidden_size)
         L, H = check_positive_int("num_layers", num_layers), hidden_size
         super().__init__(input_size, hidden_size, state_sizes=(L * H, L * H))
         self.num_layers, self.tied, self.dropout = L, tied, check_dropout(dropout)
         self.weight_ih = nn.Parameter(torch.empty(H, input_size, device=device, dtype=dtype))
-        self.blocks = nn.ModuleList(GridLSTMCell(H, 2, bias, device, dtype)
-                                    for _ in range(1 if tied else L))
+        self.blocks = nn.ModuleList(
+            GridLSTMCell(H, 2, bias, device, dtype) for _ in range(1 if tied else L)
+        )
         self.reset_parameters()
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State, Gates]:
-        h_time = state[0].chunk(self.num_layers, dim=-1)                 # L tensors (B, H)
+        h_time = state[0].chunk(self.num_layers, dim=-1)  # L tensors (B, H)
         m_time = state[1].chunk(self.num_layers, dim=-1)
-        h_depth = F.linear(x, self.weight_ih)      # (B, I) -> (B, H): the input enters the grid
-        m_depth = torch.zeros_like(h_depth)        # along depth, with an empty memory
+        h_depth = F.linear(x, self.weight_ih)  # (B, I) -> (B, H): the input enters the grid
+        m_depth = torch.zeros_like(h_depth)  # along depth, with an empty memory
         new_h, new_m, gates = [], [], []
         for l in range(self.num_layers):
             if l > 0 and self.dropout > 0 and self.training:
@@ -135,8 +148,10 @@ class GridLSTMColumn(Cell):
             new_m.append(m_t)
             gates.append(g)
         gates = {name: torch.stack([g[name] for g in gates], dim=1) for name in gates[0]}
-        return h_depth, (torch.cat(new_h, dim=-1), torch.cat(new_m, dim=-1)), gates   # y (B, H)
+        return h_depth, (torch.cat(new_h, dim=-1), torch.cat(new_m, dim=-1)), gates  # y (B, H)
 
     def extra_repr(self) -> str:
-        return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"tied={self.tied}, dropout={self.dropout}")
+        return (
+            f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+            f"tied={self.tied}, dropout={self.dropout}"
+        )

@@ -32,8 +32,16 @@ class GRUCell(Cell):
         ['candidate', 'reset', 'update']
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None, *, reset_after: bool = True) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+        *,
+        reset_after: bool = True,
+    ) -> None:
         super().__init__(input_size, hidden_size, state_sizes=(hidden_size,))
         self.bias, self.reset_after = bias, reset_after
         kw = dict(device=device, dtype=dtype)
@@ -44,10 +52,10 @@ class GRUCell(Cell):
         self.reset_parameters()
 
     def carry(self, gates: Gates) -> Tensor:
-        return gates["update"]                          # h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
+        return gates["update"]  # h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State, Gates]:
-        (h,) = state                                                    # (B, H)
+        (h,) = state  # (B, H)
         xr, xz, xn = F.linear(x, self.weight_ih, self.bias_ih).chunk(3, dim=-1)
         if self.reset_after:
             hr, hz, hn = F.linear(h, self.weight_hh, self.bias_hh).chunk(3, dim=-1)
@@ -56,8 +64,11 @@ class GRUCell(Cell):
             n = torch.tanh(xn + r * hn)
         else:
             w_rz, w_n = self.weight_hh.split([2 * self.hidden_size, self.hidden_size])
-            b_rz, b_n = (None, None) if self.bias_hh is None else \
-                self.bias_hh.split([2 * self.hidden_size, self.hidden_size])
+            b_rz, b_n = (
+                (None, None)
+                if self.bias_hh is None
+                else self.bias_hh.split([2 * self.hidden_size, self.hidden_size])
+            )
             hr, hz = F.linear(h, w_rz, b_rz).chunk(2, dim=-1)
             r = torch.sigmoid(xr + hr)
             z = torch.sigmoid(xz + hz)

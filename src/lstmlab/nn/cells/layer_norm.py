@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from lstmlab.nn._checks import check_positive_int
 from lstmlab.nn.cells.base import Cell, Gates, State
 
-EPS = 1e-5   # torch.nn.LayerNorm's default
+EPS = 1e-5  # torch.nn.LayerNorm's default
 
 
 class _CellWithNorms(Cell):
@@ -38,7 +38,7 @@ class _CellWithNorms(Cell):
             if not name.startswith("ln_"):
                 nn.init.uniform_(p, -bound, bound)
         for norm in (m for m in self.modules() if isinstance(m, nn.LayerNorm)):
-            norm.reset_parameters()                     # gain 1, shift 0 (Ba et al. 2016)
+            norm.reset_parameters()  # gain 1, shift 0 (Ba et al. 2016)
 
 
 class LayerNormLSTMCell(_CellWithNorms):
@@ -69,12 +69,22 @@ class LayerNormLSTMCell(_CellWithNorms):
 
     gate_names = ("input", "forget", "candidate", "output")
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None, *, proj_size: int = 0) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+        *,
+        proj_size: int = 0,
+    ) -> None:
         check_positive_int("proj_size", proj_size, minimum=0)
         if proj_size >= hidden_size:
-            raise ValueError(f"proj_size must be smaller than hidden_size={hidden_size} "
-                             f"(0 disables projection); got proj_size={proj_size}")
+            raise ValueError(
+                f"proj_size must be smaller than hidden_size={hidden_size} "
+                f"(0 disables projection); got proj_size={proj_size}"
+            )
         H, P = hidden_size, proj_size or hidden_size
         super().__init__(input_size, hidden_size, state_sizes=(P, H), output_size=P)
         self.bias, self.proj_size = bias, proj_size
@@ -90,16 +100,16 @@ class LayerNormLSTMCell(_CellWithNorms):
         self.reset_parameters()
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State, Gates]:
-        h, c = state                                                    # (B, P), (B, H)
+        h, c = state  # (B, P), (B, H)
         z = self.ln_ih(F.linear(x, self.weight_ih)) + self.ln_hh(F.linear(h, self.weight_hh))
         if self.bias_ih is not None:
-            z = z + self.bias_ih + self.bias_hh                         # (B, 4H)
+            z = z + self.bias_ih + self.bias_hh  # (B, 4H)
         i, f, g, o = z.chunk(4, dim=-1)
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
         c = f * c + i * g
-        h = o * torch.tanh(self.ln_c(c))          # the cell state is normalised before its tanh
+        h = o * torch.tanh(self.ln_c(c))  # the cell state is normalised before its tanh
         if self.weight_hr is not None:
-            h = F.linear(h, self.weight_hr)                             # (B, H) -> (B, P)
+            h = F.linear(h, self.weight_hr)  # (B, H) -> (B, P)
         return h, (h, c), {"input": i, "forget": f, "candidate": g, "output": o}
 
     def extra_repr(self) -> str:
@@ -128,8 +138,9 @@ class LayerNormGRUCell(_CellWithNorms):
         >>> h, (h,), gates = cell.step(torch.randn(4, 8), cell.initial_state(4))
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None) -> None:
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None
+    ) -> None:
         super().__init__(input_size, hidden_size, state_sizes=(hidden_size,))
         H, kw = hidden_size, dict(device=device, dtype=dtype)
         self.bias = bias
@@ -142,11 +153,11 @@ class LayerNormGRUCell(_CellWithNorms):
         self.reset_parameters()
 
     def carry(self, gates: Gates) -> Tensor:
-        return gates["update"]                          # h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
+        return gates["update"]  # h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State, Gates]:
-        (h,) = state                                                    # (B, H)
-        a = self.ln_ih(F.linear(x, self.weight_ih))                     # (B, 3H)
+        (h,) = state  # (B, H)
+        a = self.ln_ih(F.linear(x, self.weight_ih))  # (B, 3H)
         b = self.ln_hh(F.linear(h, self.weight_hh))
         if self.bias_ih is not None:
             a, b = a + self.bias_ih, b + self.bias_hh

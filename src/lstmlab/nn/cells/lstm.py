@@ -58,20 +58,47 @@ class LSTMCell(Cell):
         ['candidate', 'forget', 'input', 'output']
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None, *, proj_size: int = 0, peephole: bool = False, coupled: bool = False,
-                 input_gate: bool = True, forget_gate: bool = True, output_gate: bool = True,
-                 input_activation: bool = True, output_activation: bool = True,
-                 gate_recurrence: bool = False) -> None:
-        check_variant(hidden_size, proj_size=proj_size, peephole=peephole, coupled=coupled,
-                      input_gate=input_gate, forget_gate=forget_gate, output_gate=output_gate,
-                      gate_recurrence=gate_recurrence)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+        *,
+        proj_size: int = 0,
+        peephole: bool = False,
+        coupled: bool = False,
+        input_gate: bool = True,
+        forget_gate: bool = True,
+        output_gate: bool = True,
+        input_activation: bool = True,
+        output_activation: bool = True,
+        gate_recurrence: bool = False,
+    ) -> None:
+        check_variant(
+            hidden_size,
+            proj_size=proj_size,
+            peephole=peephole,
+            coupled=coupled,
+            input_gate=input_gate,
+            forget_gate=forget_gate,
+            output_gate=output_gate,
+            gate_recurrence=gate_recurrence,
+        )
         H, P = hidden_size, proj_size or hidden_size
         # The pre-activations this variant computes (rows of weight_ih in this order), and which
         # of them are sigmoid gates (the ones FGR feeds back).
-        gate_names = tuple(name for name, on in (
-            ("input", input_gate), ("forget", forget_gate and not coupled),
-            ("candidate", True), ("output", output_gate)) if on)
+        gate_names = tuple(
+            name
+            for name, on in (
+                ("input", input_gate),
+                ("forget", forget_gate and not coupled),
+                ("candidate", True),
+                ("output", output_gate),
+            )
+            if on
+        )
         sigmoid_gates = tuple(name for name in gate_names if name != "candidate")
         n, s = len(gate_names), len(sigmoid_gates)
         sizes = (P, H, s * H) if gate_recurrence else (P, H)
@@ -97,27 +124,27 @@ class LSTMCell(Cell):
         self.reset_parameters()
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State, Gates]:
-        h, c = state[0], state[1]                                       # (B, P), (B, H)
+        h, c = state[0], state[1]  # (B, P), (B, H)
         z = F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
         pre = dict(zip(self.gate_names, z.chunk(len(self.gate_names), dim=-1)))  # each (B, H)
-        if self.gate_recurrence:   # Greff et al. 2015, FGR: gates see all gates of step t-1
+        if self.gate_recurrence:  # Greff et al. 2015, FGR: gates see all gates of step t-1
             fed_back = F.linear(state[2], self.weight_gg).chunk(len(self.sigmoid_gates), dim=-1)
             for name, r in zip(self.sigmoid_gates, fed_back):
                 pre[name] = pre[name] + r
 
         i = torch.sigmoid(pre["input"] + _diagonal(self.weight_ci, c)) if self.input_gate else 1.0
-        if self.coupled:           # CIFG: forget exactly what is written
+        if self.coupled:  # CIFG: forget exactly what is written
             f = 1.0 - i
         elif self.forget_gate:
             f = torch.sigmoid(pre["forget"] + _diagonal(self.weight_cf, c))
         else:
             f = 1.0
         g = torch.tanh(pre["candidate"]) if self.input_activation else pre["candidate"]
-        c = f * c + i * g          # the conveyor belt: forget some, add some
+        c = f * c + i * g  # the conveyor belt: forget some, add some
         o = torch.sigmoid(pre["output"] + _diagonal(self.weight_co, c)) if self.output_gate else 1.0
         h = o * torch.tanh(c) if self.output_activation else o * c
         if self.weight_hr is not None:
-            h = F.linear(h, self.weight_hr)                             # (B, H) -> (B, P)
+            h = F.linear(h, self.weight_hr)  # (B, H) -> (B, P)
 
         gates = {"input": i, "forget": f, "candidate": g, "output": o}
         gates = {k: v for k, v in gates.items() if isinstance(v, Tensor)}
@@ -130,9 +157,18 @@ class LSTMCell(Cell):
         return ", ".join([f"{self.input_size}, {self.hidden_size}", *flags])
 
 
-_DEFAULTS = dict(bias=True, proj_size=0, peephole=False, coupled=False, input_gate=True,
-                 forget_gate=True, output_gate=True, input_activation=True,
-                 output_activation=True, gate_recurrence=False)
+_DEFAULTS = dict(
+    bias=True,
+    proj_size=0,
+    peephole=False,
+    coupled=False,
+    input_gate=True,
+    forget_gate=True,
+    output_gate=True,
+    input_activation=True,
+    output_activation=True,
+    gate_recurrence=False,
+)
 
 
 def variant_flags(cell: LSTMCell) -> dict[str, object]:
@@ -140,25 +176,43 @@ def variant_flags(cell: LSTMCell) -> dict[str, object]:
     return {k: getattr(cell, k) for k in _DEFAULTS}
 
 
-def check_variant(hidden_size: int, *, proj_size: int, peephole: bool, coupled: bool,
-                  input_gate: bool, forget_gate: bool, output_gate: bool,
-                  gate_recurrence: bool) -> None:
+def check_variant(
+    hidden_size: int,
+    *,
+    proj_size: int,
+    peephole: bool,
+    coupled: bool,
+    input_gate: bool,
+    forget_gate: bool,
+    output_gate: bool,
+    gate_recurrence: bool,
+) -> None:
     """Reject switch combinations that leave no well-defined cell."""
     check_positive_int("hidden_size", hidden_size)
     check_positive_int("proj_size", proj_size, minimum=0)
     if proj_size >= hidden_size:
-        raise ValueError(f"proj_size must be smaller than hidden_size={hidden_size} "
-                         f"(0 disables projection); got proj_size={proj_size}")
+        raise ValueError(
+            f"proj_size must be smaller than hidden_size={hidden_size} "
+            f"(0 disables projection); got proj_size={proj_size}"
+        )
     if coupled and not forget_gate:
-        raise ValueError("coupled=True sets the forget gate to 1 - input gate, so it needs "
-                         "forget_gate=True; got forget_gate=False")
+        raise ValueError(
+            "coupled=True sets the forget gate to 1 - input gate, so it needs "
+            "forget_gate=True; got forget_gate=False"
+        )
     if coupled and not input_gate:
-        raise ValueError("coupled=True needs input_gate=True (with i = 1 the coupled forget "
-                         "gate f = 1 - i would be 0); got input_gate=False")
+        raise ValueError(
+            "coupled=True needs input_gate=True (with i = 1 the coupled forget "
+            "gate f = 1 - i would be 0); got input_gate=False"
+        )
     no_gates = not (input_gate or forget_gate or output_gate)
     if gate_recurrence and no_gates:
-        raise ValueError("gate_recurrence=True feeds gates back, but input_gate, forget_gate and "
-                         "output_gate are all False")
+        raise ValueError(
+            "gate_recurrence=True feeds gates back, but input_gate, forget_gate and "
+            "output_gate are all False"
+        )
     if peephole and no_gates:
-        raise ValueError("peephole=True connects the cell state to the gates, but input_gate, "
-                         "forget_gate and output_gate are all False")
+        raise ValueError(
+            "peephole=True connects the cell state to the gates, but input_gate, "
+            "forget_gate and output_gate are all False"
+        )

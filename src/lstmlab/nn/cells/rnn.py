@@ -25,16 +25,25 @@ class RNNCell(Cell):
         >>> h, (h,), gates = cell.step(torch.randn(4, 8), cell.initial_state(4))
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", device=None, dtype=None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device=None,
+        dtype=None,
+    ) -> None:
         check_nonlinearity(nonlinearity)
         super().__init__(input_size, hidden_size, state_sizes=(hidden_size,))
         add_elman_parameters(self, bias, nonlinearity, device, dtype)
         self.reset_parameters()
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State, Gates]:
-        (h,) = state                                                    # (B, H)
-        h = self.phi(F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh))
+        (h,) = state  # (B, H)
+        h = self.phi(
+            F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
+        )
         return h, (h,), {}
 
     def extra_repr(self) -> str:
@@ -48,8 +57,9 @@ def check_nonlinearity(nonlinearity: str) -> None:
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
 
 
-def add_elman_parameters(cell: Cell, bias: bool, nonlinearity: str, device=None,
-                         dtype=None) -> None:
+def add_elman_parameters(
+    cell: Cell, bias: bool, nonlinearity: str, device=None, dtype=None
+) -> None:
     """Give ``cell`` an Elman layer's parameters under ``torch.nn.RNNCell``'s names -- weight_ih
     (H, I), weight_hh (H, H), bias_ih and bias_hh (H,) or None -- uninitialised, and ``phi``, its
     nonlinearity (shared by :class:`RNNCell` and the clockwork RNN)."""

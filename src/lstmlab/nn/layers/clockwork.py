@@ -28,15 +28,34 @@ class ClockworkRNN(Stack):
         >>> out2, state = cw(torch.randn(3, 5, 10), (h_n, t_n))   # continues at t = 5
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
-                 periods: Sequence[int] | None = None, bias: bool = True,
-                 nonlinearity: str = "tanh", batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, device=None, dtype=None,
-                 recurrent_dropout: float = 0.0, zoneout: float = 0.0) -> None:
-        periods = default_periods(hidden_size) if periods is None \
-            else check_periods(periods, hidden_size)       # one clear error before any layer
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        periods: Sequence[int] | None = None,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+    ) -> None:
+        periods = (
+            default_periods(hidden_size) if periods is None else check_periods(periods, hidden_size)
+        )  # one clear error before any layer
         super().__init__(
             lambda n: ClockworkRNNCell(n, hidden_size, periods, bias, nonlinearity, device, dtype),
-            input_size, num_layers, batch_first=batch_first, dropout=dropout,
-            bidirectional=bidirectional, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+            input_size,
+            num_layers,
+            batch_first=batch_first,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+        )
         self.periods, self.bias, self.nonlinearity = periods, bias, nonlinearity

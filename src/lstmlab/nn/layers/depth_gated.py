@@ -31,21 +31,51 @@ class DepthGatedLSTM(Stack):
         >>> output, (h_n, c_n) = lstm(torch.randn(4, 7, 10))    # (4, 7, 20), (3, 4, 20) each
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, recurrent_dropout: float = 0.0,
-                 zoneout: float = 0.0, device=None, dtype=None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        device=None,
+        dtype=None,
+    ) -> None:
         check_positive_int("num_layers", num_layers)
         if bidirectional:
-            raise ValueError("bidirectional=True is not supported by DepthGatedLSTM: the depth "
-                             "gate links cells of one direction; use bidirectional=False")
+            raise ValueError(
+                "bidirectional=True is not supported by DepthGatedLSTM: the depth "
+                "gate links cells of one direction; use bidirectional=False"
+            )
         # Built in order, one per layer; Stack checks each one's input size against the layer
         # below's output (input_size, then [h, c] of 2 * hidden_size).
-        cells = iter([DepthGatedLSTMCell(input_size if k == 0 else hidden_size, hidden_size,
-                                         bias, device, dtype, depth_gate=k > 0,
-                                         emit_cell=k < num_layers - 1)
-                      for k in range(num_layers)])
-        super().__init__(lambda n: next(cells), input_size, num_layers, batch_first=batch_first,
-                         dropout=dropout, bidirectional=False,
-                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)
-        self.output_size, self.bias = hidden_size, bias          # the top layer's h only
+        cells = iter(
+            [
+                DepthGatedLSTMCell(
+                    input_size if k == 0 else hidden_size,
+                    hidden_size,
+                    bias,
+                    device,
+                    dtype,
+                    depth_gate=k > 0,
+                    emit_cell=k < num_layers - 1,
+                )
+                for k in range(num_layers)
+            ]
+        )
+        super().__init__(
+            lambda n: next(cells),
+            input_size,
+            num_layers,
+            batch_first=batch_first,
+            dropout=dropout,
+            bidirectional=False,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+        )
+        self.output_size, self.bias = hidden_size, bias  # the top layer's h only

@@ -43,55 +43,99 @@ class GridLSTM(nn.Module):
 
     num_directions = 1
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
-                 tied: bool = False, bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, device=None,
-                 dtype=None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        tied: bool = False,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+    ) -> None:
         super().__init__()
         if bidirectional:
-            raise ValueError("bidirectional=True is not supported by GridLSTM: its columns run "
-                             "forward in time (use bidirectional=False); got True")
+            raise ValueError(
+                "bidirectional=True is not supported by GridLSTM: its columns run "
+                "forward in time (use bidirectional=False); got True"
+            )
         if check_dropout(dropout) > 0 and num_layers == 1:
-            warnings.warn("dropout acts between layers, so with num_layers=1 it does nothing "
-                          f"(got dropout={dropout})", stacklevel=2)
-        self.cell = GridLSTMColumn(input_size, hidden_size, num_layers, tied=tied, bias=bias,
-                                   dropout=dropout, device=device, dtype=dtype)
+            warnings.warn(
+                "dropout acts between layers, so with num_layers=1 it does nothing "
+                f"(got dropout={dropout})",
+                stacklevel=2,
+            )
+        self.cell = GridLSTMColumn(
+            input_size,
+            hidden_size,
+            num_layers,
+            tied=tied,
+            bias=bias,
+            dropout=dropout,
+            device=device,
+            dtype=dtype,
+        )
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.output_size, self.tied, self.bias = hidden_size, tied, bias
         self.batch_first, self.dropout, self.bidirectional = batch_first, float(dropout), False
-        self.state_sizes = (hidden_size, hidden_size)      # of h_n and c_n, per layer
+        self.state_sizes = (hidden_size, hidden_size)  # of h_n and c_n, per layer
 
-    def forward(self, input: Tensor | PackedSequence, hx: tuple[Tensor, Tensor] | None = None,
-                *, lengths: Tensor | Sequence[int] | None = None, return_gates: bool = False
-                ) -> tuple:
+    def forward(
+        self,
+        input: Tensor | PackedSequence,
+        hx: tuple[Tensor, Tensor] | None = None,
+        *,
+        lengths: Tensor | Sequence[int] | None = None,
+        return_gates: bool = False,
+    ) -> tuple:
         x, layout = time_major(self, input, lengths, self.batch_first)  # (T, B, I)
         batch, batched = x.shape[1], layout.batched
         if hx is None:
             state = self.cell.initial_state(batch, dtype=x.dtype, device=x.device)
         else:
-            parts = check_state(state_parts(hx, "hx"), self.state_sizes, batch, batched, x,
-                                name="hx", lead=(self.num_layers,))
+            parts = check_state(
+                state_parts(hx, "hx"),
+                self.state_sizes,
+                batch,
+                batched,
+                x,
+                name="hx",
+                lead=(self.num_layers,),
+            )
             # (L, B, H) -> (B, L·H): the column cell's state, layer l in columns [l·H, (l+1)·H)
-            state = tuple((p if batched else p.unsqueeze(1)).transpose(0, 1).flatten(1)
-                          for p in parts)
+            state = tuple(
+                (p if batched else p.unsqueeze(1)).transpose(0, 1).flatten(1) for p in parts
+            )
         op = None if return_gates else dispatch.sequence_op(self.cell, x)
-        if op is not None:                                  # the fused column (lstmlab.kernels.grid)
+        if op is not None:  # the fused column (lstmlab.kernels.grid)
             out, state = op(self.cell, x, state, layout.lengths, False)
             gates = {}
         else:
             out, state, gates = run(self.cell, x, state, layout.lengths, keep_gates=return_gates)
-        h_n, c_n = (s.unflatten(-1, (self.num_layers, -1)).transpose(0, 1).contiguous()
-                    for s in state)                                     # (B, L·H) -> (L, B, H)
+        h_n, c_n = (
+            s.unflatten(-1, (self.num_layers, -1)).transpose(0, 1).contiguous() for s in state
+        )  # (B, L·H) -> (L, B, H)
         if not batched:
             h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
         if not return_gates:
             return layout(out), (h_n, c_n)
-        per_layer = [{f"{dim}_{k}": layout(g[:, :, l, j])      # (T, B, L, 2, H) -> (T, B, H)
-                      for j, dim in enumerate(DIMENSIONS) for k, g in gates.items()}
-                     for l in range(self.num_layers)]
+        per_layer = [
+            {
+                f"{dim}_{k}": layout(g[:, :, l, j])  # (T, B, L, 2, H) -> (T, B, H)
+                for j, dim in enumerate(DIMENSIONS)
+                for k, g in gates.items()
+            }
+            for l in range(self.num_layers)
+        ]
         return layout(out), (h_n, c_n), per_layer
 
     def extra_repr(self) -> str:
-        return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"tied={self.tied}, bias={self.bias}, batch_first={self.batch_first}, "
-                f"dropout={self.dropout}")
+        return (
+            f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+            f"tied={self.tied}, bias={self.bias}, batch_first={self.batch_first}, "
+            f"dropout={self.dropout}"
+        )

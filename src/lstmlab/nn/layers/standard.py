@@ -8,7 +8,7 @@ Each is a :class:`~lstmlab.Stack` of one cell class.
 
 from __future__ import annotations
 
-from torch import Tensor, _VF
+from torch import _VF, Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from lstmlab.nn import dispatch
@@ -18,11 +18,17 @@ from lstmlab.nn.cells.lstm import LSTMCell, check_variant
 from lstmlab.nn.cells.rnn import RNNCell
 from lstmlab.nn.stack import Stack
 
-
 # The switches of the standard LSTM, which torch's kernels compute.
-_STANDARD = dict(peephole=False, coupled=False, input_gate=True, forget_gate=True,
-                 output_gate=True, input_activation=True, output_activation=True,
-                 gate_recurrence=False)
+_STANDARD = dict(
+    peephole=False,
+    coupled=False,
+    input_gate=True,
+    forget_gate=True,
+    output_gate=True,
+    input_activation=True,
+    output_activation=True,
+    gate_recurrence=False,
+)
 
 
 class LSTM(Stack):
@@ -46,37 +52,83 @@ class LSTM(Stack):
         >>> output, (h_n, c_n) = lstm(torch.randn(3, 5, 10))   # (3, 5, 20), (2, 3, 20) each
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, device=None, dtype=None, *, peephole: bool = False,
-                 coupled: bool = False, input_gate: bool = True, forget_gate: bool = True,
-                 output_gate: bool = True, input_activation: bool = True,
-                 output_activation: bool = True, gate_recurrence: bool = False,
-                 layer_norm: bool = False, recurrent_dropout: float = 0.0,
-                 zoneout: float = 0.0) -> None:
-        variant = dict(proj_size=proj_size, peephole=peephole, coupled=coupled,
-                       input_gate=input_gate, forget_gate=forget_gate, output_gate=output_gate,
-                       gate_recurrence=gate_recurrence)
-        check_variant(hidden_size, **variant)    # one clear error before any layer is built
-        switches = dict(peephole=peephole, coupled=coupled, input_gate=input_gate,
-                        forget_gate=forget_gate, output_gate=output_gate,
-                        input_activation=input_activation, output_activation=output_activation,
-                        gate_recurrence=gate_recurrence)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+        *,
+        peephole: bool = False,
+        coupled: bool = False,
+        input_gate: bool = True,
+        forget_gate: bool = True,
+        output_gate: bool = True,
+        input_activation: bool = True,
+        output_activation: bool = True,
+        gate_recurrence: bool = False,
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+    ) -> None:
+        variant = dict(
+            proj_size=proj_size,
+            peephole=peephole,
+            coupled=coupled,
+            input_gate=input_gate,
+            forget_gate=forget_gate,
+            output_gate=output_gate,
+            gate_recurrence=gate_recurrence,
+        )
+        check_variant(hidden_size, **variant)  # one clear error before any layer is built
+        switches = dict(
+            peephole=peephole,
+            coupled=coupled,
+            input_gate=input_gate,
+            forget_gate=forget_gate,
+            output_gate=output_gate,
+            input_activation=input_activation,
+            output_activation=output_activation,
+            gate_recurrence=gate_recurrence,
+        )
         standard = switches == _STANDARD
         if layer_norm and not standard:
             given = ", ".join(f"{k}={v}" for k, v in switches.items() if v != _STANDARD[k])
-            raise ValueError(f"layer_norm=True is the LN-LSTM of Ba et al. 2016 and takes no "
-                             f"variant switch (only bias and proj_size); got {given}")
+            raise ValueError(
+                f"layer_norm=True is the LN-LSTM of Ba et al. 2016 and takes no "
+                f"variant switch (only bias and proj_size); got {given}"
+            )
 
         def make_cell(n: int) -> LSTMCell | LayerNormLSTMCell:
             if layer_norm:
                 return LayerNormLSTMCell(n, hidden_size, bias, device, dtype, proj_size=proj_size)
-            return LSTMCell(n, hidden_size, bias, device, dtype, input_activation=input_activation,
-                            output_activation=output_activation, **variant)
+            return LSTMCell(
+                n,
+                hidden_size,
+                bias,
+                device,
+                dtype,
+                input_activation=input_activation,
+                output_activation=output_activation,
+                **variant,
+            )
 
-        super().__init__(make_cell, input_size, num_layers, batch_first=batch_first,
-                         dropout=dropout, bidirectional=bidirectional,
-                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+        super().__init__(
+            make_cell,
+            input_size,
+            num_layers,
+            batch_first=batch_first,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+        )
         self.bias, self.proj_size, self.layer_norm = bias, proj_size, layer_norm
         # torch's own LSTM kernels (oneDNN on the CPU, cuDNN on GPUs) compute this variant.
         self._torch_kernel = standard and not layer_norm
@@ -94,8 +146,9 @@ class LSTM(Stack):
         order, back = packed.sorted_indices, packed.unsorted_indices
         hx = [p.index_select(1, order) for p in parts]
         data, h, c = _VF.lstm(packed.data, packed.batch_sizes, hx, weights, *args)
-        out = pad_packed_sequence(PackedSequence(data, packed.batch_sizes, order, back),
-                                  total_length=x.shape[0])[0]
+        out = pad_packed_sequence(
+            PackedSequence(data, packed.batch_sizes, order, back), total_length=x.shape[0]
+        )[0]
         return out, (h.index_select(1, back), c.index_select(1, back))
 
     def _flat_weights(self) -> list[Tensor]:
@@ -116,22 +169,44 @@ class GRU(Stack):
         >>> output, h_n = gru(torch.randn(5, 3, 10))          # (5, 3, 40), (2, 3, 20)
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, *, reset_after: bool = True, layer_norm: bool = False,
-                 recurrent_dropout: float = 0.0, zoneout: float = 0.0) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        reset_after: bool = True,
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+    ) -> None:
         if layer_norm and not reset_after:
-            raise ValueError("layer_norm=True normalises W_hh h as one vector, so it needs "
-                             "reset_after=True (torch's form); got reset_after=False")
+            raise ValueError(
+                "layer_norm=True normalises W_hh h as one vector, so it needs "
+                "reset_after=True (torch's form); got reset_after=False"
+            )
 
         def make_cell(n: int) -> GRUCell | LayerNormGRUCell:
             if layer_norm:
                 return LayerNormGRUCell(n, hidden_size, bias, device, dtype)
             return GRUCell(n, hidden_size, bias, device, dtype, reset_after=reset_after)
 
-        super().__init__(make_cell, input_size, num_layers, batch_first=batch_first,
-                         dropout=dropout, bidirectional=bidirectional,
-                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+        super().__init__(
+            make_cell,
+            input_size,
+            num_layers,
+            batch_first=batch_first,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+        )
         self.bias, self.reset_after, self.layer_norm = bias, reset_after, layer_norm
 
 
@@ -144,12 +219,30 @@ class RNN(Stack):
         >>> output, h_n = rnn(torch.randn(5, 3, 10))          # (5, 3, 20), (2, 3, 20)
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, device=None,
-                 dtype=None, *, recurrent_dropout: float = 0.0, zoneout: float = 0.0) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+    ) -> None:
         super().__init__(
             lambda n: RNNCell(n, hidden_size, bias, nonlinearity, device, dtype),
-            input_size, num_layers, batch_first=batch_first, dropout=dropout,
-            bidirectional=bidirectional, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+            input_size,
+            num_layers,
+            batch_first=batch_first,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+        )
         self.bias, self.nonlinearity = bias, nonlinearity

@@ -43,18 +43,36 @@ import torch
 from torch import Tensor, nn
 
 from lstmlab.train.checkpoint._files import _replace_dir
-from lstmlab.train.checkpoint._read import (FORMAT, META, MODEL, OPTIMIZER, TENSORS, VERSION,
-    _check_weights, _one_line, _read_meta, _read_tensors, _state)
+from lstmlab.train.checkpoint._read import (
+    FORMAT,
+    META,
+    MODEL,
+    OPTIMIZER,
+    TENSORS,
+    VERSION,
+    _check_weights,
+    _one_line,
+    _read_meta,
+    _read_tensors,
+    _state,
+)
 from lstmlab.train.checkpoint._rng import _rng_state, _set_rng_state
 from lstmlab.train.checkpoint._tree import _check_json, _cpu_copies, _split
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "read_config", "read_vocab",
-           "is_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_config",
+    "read_vocab",
+    "is_checkpoint",
+]
 
 
 @dataclass
 class Checkpoint:
     """What :func:`load_checkpoint` read; ``weights`` is the model's state dict, on the CPU."""
+
     config: dict
     vocab: dict | None
     step: int
@@ -65,11 +83,19 @@ class Checkpoint:
     tensors: dict[str, Tensor] = field(default_factory=dict, repr=False)
 
 
-def save_checkpoint(path: str | os.PathLike, *, model: nn.Module,
-                    optimizer: torch.optim.Optimizer | None = None,
-                    scheduler: Any | None = None, config: dict, vocab: dict | None = None,
-                    step: int = 0, epoch: int = 0, extra: dict | None = None,
-                    tensors: dict[str, Tensor] | None = None) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any | None = None,
+    config: dict,
+    vocab: dict | None = None,
+    step: int = 0,
+    epoch: int = 0,
+    extra: dict | None = None,
+    tensors: dict[str, Tensor] | None = None,
+) -> Path:
     """Write a checkpoint directory at ``path`` atomically, replacing an older one; return its path.
 
     ``tensors`` are further named tensors the run needs to continue exactly (read back as
@@ -80,40 +106,62 @@ def save_checkpoint(path: str | os.PathLike, *, model: nn.Module,
     """
     path = Path(path)
     if path.exists() and not (path / META).is_file():
-        raise FileExistsError(f"{path} exists and is not an lstmlab checkpoint; refusing to "
-                              "replace it")
+        raise FileExistsError(
+            f"{path} exists and is not an lstmlab checkpoint; refusing to replace it"
+        )
     for name, value in (("config", config), ("vocab", vocab), ("extra", extra)):
         _check_json(value, name)
     blobs = {MODEL: safetensors.torch.save(_cpu_copies(model.state_dict()))}
     optim_meta = sched_meta = None
     if optimizer is not None:
         optim_tensors: dict[str, Tensor] = {}
-        optim_meta = {"class": type(optimizer).__name__,
-                      "state_dict": _split(optimizer.state_dict(), "", optim_tensors)}
+        optim_meta = {
+            "class": type(optimizer).__name__,
+            "state_dict": _split(optimizer.state_dict(), "", optim_tensors),
+        }
         blobs[OPTIMIZER] = safetensors.torch.save(_cpu_copies(optim_tensors))
     if tensors:
         blobs[TENSORS] = safetensors.torch.save(_cpu_copies(tensors))
     if scheduler is not None:
         held: dict[str, Tensor] = {}
-        sched_meta = {"class": type(scheduler).__name__,
-                      "state_dict": _split(scheduler.state_dict(), "", held)}
+        sched_meta = {
+            "class": type(scheduler).__name__,
+            "state_dict": _split(scheduler.state_dict(), "", held),
+        }
         if held:  # e.g. a tensor lr in _last_lr; rare enough to keep out of the file format
-            raise TypeError(f"scheduler state holds tensors ({', '.join(held)}); "
-                            "only JSON values are supported")
-    meta = {"format": FORMAT, "version": VERSION, "step": int(step), "epoch": int(epoch),
-            "config": config, "vocab": vocab, "extra": extra or {},
-            "optimizer": optim_meta, "scheduler": sched_meta, "rng": _rng_state(),
-            "files": {name: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()}
-                      for name, b in blobs.items()}}
+            raise TypeError(
+                f"scheduler state holds tensors ({', '.join(held)}); only JSON values are supported"
+            )
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "step": int(step),
+        "epoch": int(epoch),
+        "config": config,
+        "vocab": vocab,
+        "extra": extra or {},
+        "optimizer": optim_meta,
+        "scheduler": sched_meta,
+        "rng": _rng_state(),
+        "files": {
+            name: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()}
+            for name, b in blobs.items()
+        },
+    }
     blobs[META] = json.dumps(meta, indent=1).encode()
 
     _replace_dir(path, blobs)
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, *, model: nn.Module | None = None,
-                    optimizer: torch.optim.Optimizer | None = None, scheduler: Any | None = None,
-                    restore_rng: bool = True) -> Checkpoint:
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any | None = None,
+    restore_rng: bool = True,
+) -> Checkpoint:
     """Read the checkpoint at ``path``, load it into whichever objects are given, return the rest.
 
     Build ``model``, ``optimizer`` and ``scheduler`` as for a fresh run (see :func:`read_config`);
@@ -137,8 +185,9 @@ def load_checkpoint(path: str | os.PathLike, *, model: nn.Module | None = None,
         try:
             optimizer.load_state_dict(optim_state)
         except (ValueError, KeyError, RuntimeError, TypeError) as e:
-            raise ValueError(f"{root / OPTIMIZER}: does not fit the optimizer: "
-                             f"{_one_line(e)}") from None
+            raise ValueError(
+                f"{root / OPTIMIZER}: does not fit the optimizer: {_one_line(e)}"
+            ) from None
     if model is not None:
         model.load_state_dict(weights)
     if sched_state is not None:
@@ -149,8 +198,16 @@ def load_checkpoint(path: str | os.PathLike, *, model: nn.Module | None = None,
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise ValueError(f"{root / META}: malformed RNG state ({_one_line(e)})") from None
     extra_tensors = _read_tensors(root, meta, TENSORS) if TENSORS in meta["files"] else {}
-    return Checkpoint(meta["config"], meta["vocab"], meta["step"], meta["epoch"], meta["extra"],
-                      weights, root, extra_tensors)
+    return Checkpoint(
+        meta["config"],
+        meta["vocab"],
+        meta["step"],
+        meta["epoch"],
+        meta["extra"],
+        weights,
+        root,
+        extra_tensors,
+    )
 
 
 def read_config(path: str | os.PathLike) -> dict:

@@ -19,21 +19,21 @@ def _replace_dir(path: Path, blobs: dict[str, bytes]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     old = path.with_name(path.name + ".old")
     for stray in path.parent.glob(glob.escape(path.name) + ".tmp-*"):
-        shutil.rmtree(stray, ignore_errors=True)   # left by a save that was killed
+        shutil.rmtree(stray, ignore_errors=True)  # left by a save that was killed
     tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
     try:
         for name, data in blobs.items():
             _write(tmp / name, data)
         _fsync_dir(tmp)
         if path.exists():
-            if old.exists():    # a save killed after its swap left it; ckpt is newer, complete
+            if old.exists():  # a save killed after its swap left it; ckpt is newer, complete
                 shutil.rmtree(old)
             os.rename(path, old)
         try:
             os.rename(tmp, path)
         except BaseException:
             if old.exists() and not path.exists():
-                os.rename(old, path)                # put the previous checkpoint back
+                os.rename(old, path)  # put the previous checkpoint back
             raise
         _fsync_dir(path.parent)
     except BaseException:

@@ -23,8 +23,9 @@ def _split(obj: Any, key: str, tensors: dict[str, Tensor]) -> Any:
         if all(isinstance(k, str) for k in obj):
             return {k: _split(v, f"{key}.{k}".lstrip("."), tensors) for k, v in obj.items()}
         # optimizer state is keyed by parameter index; JSON object keys are strings only
-        return {"__items__": [[k, _split(v, f"{key}.{k}".lstrip("."), tensors)]
-                              for k, v in obj.items()]}
+        return {
+            "__items__": [[k, _split(v, f"{key}.{k}".lstrip("."), tensors)] for k, v in obj.items()]
+        }
     if isinstance(obj, (list, tuple)):
         items = [_split(v, f"{key}.{i}".lstrip("."), tensors) for i, v in enumerate(obj)]
         return {"__tuple__": items} if isinstance(obj, tuple) else items
