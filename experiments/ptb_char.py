@@ -4,10 +4,10 @@ One LSTM layer of 1000 units, sequences of 100 characters, batch 64, Adam at lr 
 norm clipped to 1, forget-gate bias 1, a 64-wide embedding of the 50 symbols; 12 epochs, the
 learning rate halved every epoch from the sixth on, the test scored on the best validation
 weights (the papers stop early on validation; a fixed schedule lets an interrupted run resume to
-the same result). The schedule first halved after the eighth epoch; at epoch 5.5 of the
-reported run validation had stopped improving at the full rate (1.488 / 1.493 / 1.477 / 1.487
-bits at epochs 4 / 4.5 / 5 / 5.5) while the training loss kept falling, so the decay was moved
-to epoch 6 before it began (``train(..., reschedule=True)``: the same as a run planned so).
+the same result). The decay starts at epoch 6 because at epoch 5.5 of the reported run
+validation had stopped improving at the full rate (1.488 / 1.493 / 1.477 / 1.487 bits at epochs
+4 / 4.5 / 5 / 5.5) while the training loss kept falling; the run took the schedule on before its
+first decay (``train(..., reschedule=True)``), so it is the same as a run planned so.
 Published test bits per character for a plain LSTM: about 1.36-1.41 (Cooijmans et al. 2016:
 1.38; BN-LSTM 1.32). On one core of a 2-core CPU an epoch (784 steps) takes about 35 minutes
 (``--quick`` measures it), 12 epochs about 7 hours, over several sittings: ``--epochs`` and

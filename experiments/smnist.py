@@ -41,7 +41,7 @@ from lstmlab.train import TrainConfig, evaluate_checkpoint
 from lstmlab.viz.plots import read_metrics
 
 MODES, STEPS_PER_EPOCH = ("pixel", "permuted"), 500  # 50,000 images / batch 100
-PUBLISHED = {"pixel": 0.982, "permuted": 0.88}  # the targets (Arjovsky et al. 2016)
+PUBLISHED = {"pixel": 0.982, "permuted": 0.88}  # published results (Arjovsky et al. 2016)
 
 
 def config(mode: str, epochs: int, runs) -> TrainConfig:

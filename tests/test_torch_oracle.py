@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 
 import pytest
 import torch
@@ -237,3 +238,110 @@ def test_dropout_between_layers_only_in_training():
 def test_dropout_with_one_layer_warns_like_torch():
     with pytest.warns(UserWarning, match="dropout"):
         lstmlab.LSTM(3, 4, 1, dropout=0.3)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("given_state", [False, True])
+def test_empty_batch_matches_torch(kind, batch_first, given_state):
+    """A batch of 0 sequences: empty outputs and states of torch's shapes, and a backward that
+    gives torch's (empty or zero) gradients."""
+    torch.manual_seed(0)
+    cfg = dict(random_config(kind, 1), batch_first=batch_first, num_layers=2, bidirectional=True)
+    ref, ours = twins(kind, cfg)
+    x = torch.randn(*((0, 5) if batch_first else (5, 0)), cfg["input_size"], requires_grad=True)
+    states = [torch.zeros(s, requires_grad=True) for s in state_shapes(kind, cfg, 0)]
+    hx = (tuple(states) if kind == "lstm" else states[0]) if given_state else None
+    compare(
+        ref, ours, lambda m: m(x, hx), lambda m: m(x, hx), [x, *(states if given_state else [])]
+    )
+
+
+@pytest.mark.parametrize("kind", list(CELLS))
+@pytest.mark.parametrize("sizes", [(4, 0, 3), (0, 6, 3), (4, 6, 0)], ids=["H0", "I0", "B0"])
+def test_cells_with_empty_sizes_match_torch(kind, sizes):
+    """torch's cells take hidden_size 0, input_size 0 and an empty batch."""
+    torch.manual_seed(0)
+    input_size, hidden_size, batch = sizes
+    torch_cls, ours_cls, kw = CELLS[kind]
+    ref, ours = torch_cls(input_size, hidden_size, **kw), ours_cls(input_size, hidden_size, **kw)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(batch, input_size, requires_grad=True)
+    out_r, out_o = flat(ref(x)), flat(ours(x))
+    assert [o.shape for o in out_o] == [a.shape for a in out_r]
+    for a, o in zip(out_r, out_o):
+        torch.testing.assert_close(o, a)
+    g_r = torch.autograd.grad(sum(a.sum() for a in out_r), [x, *ref.parameters()])
+    g_o = torch.autograd.grad(sum(o.sum() for o in out_o), [x, *ours.parameters()])
+    for a, o in zip(g_r, g_o):
+        torch.testing.assert_close(o, a)
+
+
+REPR_CONFIGS = [
+    dict(),
+    dict(num_layers=2, batch_first=True),
+    dict(bias=False, dropout=0.5, num_layers=3, bidirectional=True),
+    dict(proj_size=3),
+    dict(nonlinearity="relu", num_layers=2),
+]
+
+
+@pytest.mark.parametrize("cfg", REPR_CONFIGS, ids=lambda c: ",".join(c) or "default")
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
+def test_repr_and_flat_weights_as_torch(kind, cfg):
+    """The layers print as torch's, and list their parameters in torch's `_flat_weights` order
+    (read by torch.nn.utils, torch.ao and the ONNX exporter)."""
+    if ("proj_size" in cfg and kind != "lstm") or ("nonlinearity" in cfg and kind != "rnn_tanh"):
+        pytest.skip("argument of another layer")
+    torch_cls, ours_cls, _ = KINDS[kind]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # dropout with one layer
+        ref, ours = torch_cls(10, 20, **cfg), ours_cls(10, 20, **cfg)
+    assert repr(ours) == repr(ref)
+    assert ours._flat_weights_names == ref._flat_weights_names
+    assert isinstance(ours._flat_weights, list)
+    assert [w.shape for w in ours._flat_weights] == [w.shape for w in ref._flat_weights]
+    assert [[w.shape for w in ws] for ws in ours.all_weights] == [
+        [w.shape for w in ws] for ws in ref.all_weights
+    ]
+
+
+def test_repr_shows_lstmlabs_own_switches_when_set():
+    assert repr(lstmlab.LSTM(10, 20, peephole=True)) == "LSTM(10, 20, peephole=True)"
+    assert repr(lstmlab.GRU(10, 20, 2, reset_after=False, zoneout=0.1)) == (
+        "GRU(10, 20, num_layers=2, reset_after=False, zoneout=0.1)"
+    )
+    assert repr(lstmlab.LSTM(10, 20, layer_norm=True, recurrent_dropout=0.25)) == (
+        "LSTM(10, 20, layer_norm=True, recurrent_dropout=0.25)"
+    )
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("name", ["weight_hh_l0", "weight_ih_l1_reverse"])
+def test_weight_norm_works_as_on_torch(kind, name):
+    """torch.nn.utils.weight_norm replaces a parameter by a computed tensor: the layer must use
+    that tensor (through `_flat_weights` and the cells), on every path, as torch's does."""
+    torch.manual_seed(0)
+    cfg = dict(input_size=3, hidden_size=4, num_layers=2, bidirectional=True)
+    ref, ours = twins(kind, dict(cfg, **KINDS[kind][2]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # weight_norm is deprecated in torch
+        torch.nn.utils.weight_norm(ref, name)
+        torch.nn.utils.weight_norm(ours, name)
+    with torch.no_grad():  # a norm that differs from the weight's, so a stale weight shows
+        getattr(ref, name + "_g").mul_(1.5)
+        getattr(ours, name + "_g").mul_(1.5)
+    x = torch.randn(5, 2, 3)
+    compare(ref, ours, lambda m: m(x), lambda m: m(x), [])
+
+
+@pytest.mark.parametrize("ours_cls", [lstmlab.LSTM, lstmlab.GRU, lstmlab.RNN])
+@pytest.mark.parametrize(
+    "kwargs", [dict(bias=0), dict(bias="True"), dict(batch_first="False"), dict(batch_first=1)]
+)
+def test_switches_of_the_wrong_type_raise_type_error_as_torch(ours_cls, kwargs):
+    torch_cls = getattr(torch.nn, ours_cls.__name__)
+    with pytest.raises(TypeError):
+        torch_cls(3, 5, **kwargs)
+    with pytest.raises(TypeError, match=next(iter(kwargs))):
+        ours_cls(3, 5, **kwargs)

@@ -6,7 +6,8 @@ computed pre-activations in the order i, f, g, o; GRU: r, z, n). None of them ca
 The layers (``lstmlab.LSTM`` / ``GRU``) and the cells must agree with them in float64, both
 through their fast paths (the C++ kernels; torch's kernel for the plain LSTM) and through the
 readable loop over ``step`` (``lstmlab.kernels.disabled()``). Then: neutral variant weights give
-the plain LSTM, every valid switch combination passes ``gradcheck``, and the invalid ones raise a ``ValueError`` that names their arguments.
+the plain LSTM, every valid switch combination passes ``gradcheck``, and the invalid ones raise a
+``ValueError`` that names their arguments.
 """
 
 from __future__ import annotations

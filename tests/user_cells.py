@@ -8,7 +8,8 @@ import lstmlab
 
 
 class MGU(lstmlab.Cell):
-    """Zhou et al. 2016: the README's example of a user's own cell (for Stack, Recurrent, diagrams)."""
+    """Zhou et al. 2016: the README's example of a user's own cell (for Stack, Recurrent,
+    diagrams)."""
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__(input_size, hidden_size, state_sizes=(hidden_size,))

@@ -49,7 +49,7 @@ from lstmlab.nn import (
     run,
 )
 
-fused = kernels  # ``lstmlab.fused.disabled()`` reads as well as ``lstmlab.kernels.disabled()``
+fused = kernels  # ``lstmlab.kernels.disabled()`` reads as well as ``lstmlab.kernels.disabled()``
 
 __all__ = [
     "Cell",

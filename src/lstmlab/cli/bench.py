@@ -21,6 +21,7 @@ import time
 import torch
 
 from lstmlab.nn.registry import VARIANTS, make_layer
+from lstmlab.nn.stack import Stack
 
 SHAPES = [(32, 128, 128), (32, 128, 512), (8, 512, 256), (1, 1000, 64)]  # (B, T, H)
 
@@ -51,9 +52,10 @@ def trainer(module: torch.nn.Module, x: torch.Tensor):
 
 
 def gates(name: str) -> float:
-    """Blocks of H rows in the matmuls (input size = hidden size), for the FLOP count: FGR's
-    (3H, 3H) gate feedback adds 9H^2 per step to the LSTM's 8H^2, i.e. 4.5 blocks; clockwork
-    counts all modules (an upper bound); a grid layer runs two LSTMs per block."""
+    """Blocks of H rows in the matmuls (input size = hidden size), for the FLOP count; a block
+    reads x and h, 2H^2 multiply-adds. FGR's (3H, 3H) gate feedback adds 9H^2 per step to the
+    LSTM's 8H^2, i.e. 8.5 blocks; clockwork counts all modules (an upper bound); a grid layer
+    runs two LSTMs per block."""
     return {
         "gru": 3,
         "gru-v3": 3,
@@ -76,7 +78,7 @@ def bench_shape(
     layer gets ``regularisers`` (``recurrent_dropout``, ``zoneout``), torch's layers none."""
     torch.manual_seed(0)
     x = torch.randn(steps, batch, hidden, requires_grad=True)
-    impls = {
+    impls: dict[str, tuple[torch.nn.Module, float]] = {
         "torch.nn.LSTM": (torch.nn.LSTM(hidden, hidden), 4),
         "torch.nn.GRU": (torch.nn.GRU(hidden, hidden), 3),
     }
@@ -93,7 +95,7 @@ def bench_shape(
             times[key].append(time.perf_counter() - start)
     base = statistics.median(times["torch.nn.LSTM"])
     rows = []
-    for key, (module, n) in impls.items():
+    for key, (_module, n) in impls.items():
         ms = statistics.median(times[key])
         flops = 3 * 2 * steps * batch * (hidden + hidden) * n * hidden  # fwd + 2x for bwd
         rows.append(
@@ -109,13 +111,13 @@ def bench_generation(repeats: int = 3000) -> list[tuple]:
     when the machine is not busy with something else."""
     torch.manual_seed(0)
     x = torch.randn(1, 64)
-    cells = {
+    cells: dict[str, torch.nn.Module] = {
         "torch.nn.LSTMCell": torch.nn.LSTMCell(64, 64),
         "torch.nn.GRUCell": torch.nn.GRUCell(64, 64),
     }
     for name in ("lstm", "peephole", "coupled", "fgr", "gru", "gru-v3", "rnn"):
         layer = make_layer(name, 64, 64)
-        if hasattr(layer, "cells"):
+        if isinstance(layer, Stack):
             cells[f"lstmlab {name}"] = layer.cells[0]
     best: dict[str, float] = {k: float("inf") for k in cells}
     block = 100
@@ -129,6 +131,15 @@ def bench_generation(repeats: int = 3000) -> list[tuple]:
                 best[key] = min(best[key], (time.perf_counter() - start) / block)
     base = best["torch.nn.LSTMCell"]
     return [(key, t * 1e6, t / base) for key, t in best.items()]
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    """``BxTxH`` as (B, T, H)."""
+    parts = text.split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"a shape is BxTxH of positive integers, e.g. 32x128x128; got {text!r}")
+    batch, steps, hidden = (int(p) for p in parts)
+    return batch, steps, hidden
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -164,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     names = args.cells.split(",")
     shapes = SHAPES[:1] if args.quick else SHAPES
     if args.shapes:
-        shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
+        shapes = [_shape(shape) for shape in args.shapes.split(",")]
     regularisers = {
         k: v
         for k, v in (("recurrent_dropout", args.recurrent_dropout), ("zoneout", args.zoneout))

@@ -17,14 +17,17 @@ import html
 import json
 import time
 from pathlib import Path
+from typing import cast
 
 import torch
 
 from lstmlab.data import RecallTask, split_documents, stdlib_corpus
 from lstmlab.models.build import build_model, init_forget_bias
 from lstmlab.models.generate import sample
+from lstmlab.models.language_model import LanguageModel
 from lstmlab.nn.layers.standard import GRU, LSTM, RNN
 from lstmlab.nn.registry import VARIANTS, make_layer
+from lstmlab.nn.stack import Stack
 from lstmlab.train import TrainConfig, load_trained, train
 from lstmlab.viz.diagram import draw_cell, draw_unrolled
 from lstmlab.viz.explore import activations, write_explorer
@@ -187,7 +190,7 @@ def _look_inside(
     # Forget gates over held-out code: the model as trained, and a fresh one initialised as
     # train() initialises it (its seed, its forget-gate bias).
     torch.manual_seed(lm_cfg.seed)
-    start = build_model(lm.config())
+    start = cast(LanguageModel, build_model(lm.config()))  # lm's own kind
     init_forget_bias(start, lm_cfg.forget_bias)
     text = held_out[:GATE_CHARS]
     forget = {
@@ -216,10 +219,10 @@ def _draw_diagrams(folder: Path) -> list[tuple[str, str]]:
     drawn = []
     for name, (_, _, about) in VARIANTS.items():
         layer = make_layer(name, 8, 16)
-        if hasattr(layer, "cells"):  # the Grid LSTM's blocks span depth: not one cell
+        if isinstance(layer, Stack):  # the Grid LSTM's blocks span depth: not one cell
             draw_cell(layer.cells[0], folder / f"{name}.svg")
             drawn.append((f"diagrams/{name}.svg", f"{name}: {about}"))
-    draw_unrolled(make_layer("lstm", 8, 16).cells[0], folder / "unrolled-lstm.svg", steps=3)
+    draw_unrolled(LSTM(8, 16).cells[0], folder / "unrolled-lstm.svg", steps=3)
     drawn.append(("diagrams/unrolled-lstm.svg", "the LSTM unrolled over three steps"))
     return drawn
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import shlex
 import sys
 import tomllib
 import warnings
@@ -27,8 +29,9 @@ def _add_train_settings(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=kind, default=None, help=help)
 
 
-def train_config(args: argparse.Namespace):
-    """Settings from ``--config`` (TOML), then the flags given on the command line."""
+def _given_settings(args: argparse.Namespace) -> dict:
+    """The settings the user gave: from ``--config`` (TOML), then the flags on the command line
+    (a flag not given is None, so it never stands in for a setting)."""
     from lstmlab.train import TrainConfig
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -46,33 +49,81 @@ def train_config(args: argparse.Namespace):
                 f"known: {', '.join(sorted(names))}"
             )
     values.update({k: getattr(args, k) for k in names if getattr(args, k) is not None})
-    return TrainConfig(**values)
+    return values
+
+
+def train_config(args: argparse.Namespace, base: dict | None = None):
+    """Settings from ``--config`` (TOML), then the flags given on the command line, over
+    ``base`` (a resumed run's own settings) or else the defaults."""
+    from lstmlab.train import TrainConfig
+
+    return TrainConfig(**{**(base or {}), **_given_settings(args)})
+
+
+def _resumed_config(args: argparse.Namespace):
+    """The settings of the run ``--resume`` continues: its own, but for the budget and schedule
+    settings given. Another setting given with a value other than the run's is an error: the
+    run is rebuilt from its checkpoint, so it could not take effect."""
+    from lstmlab.train import SCHEDULE, TrainConfig
+    from lstmlab.train.checkpoint import read_config
+    from lstmlab.train.run_folder import RunLock
+    from lstmlab.train.settings import BUDGET
+
+    given = _given_settings(args)
+    out = Path(given.get("out", TrainConfig().out))
+    try:
+        stored = read_config(out / "checkpoint")["train"]
+    except FileNotFoundError:
+        if os.environ.get("RANK", "0") == "0":  # a run that has not saved yet holds it?
+            with RunLock(out):
+                pass
+        raise
+    fixed = [
+        k for k, v in given.items() if k not in (*BUDGET, *SCHEDULE, "out") and v != stored.get(k)
+    ]
+    if fixed:
+        differ = ", ".join(
+            f"--{k.replace('_', '-')} (the run has {stored.get(k)!r})" for k in fixed
+        )
+        raise ValueError(
+            f"--resume continues the run in {out} with its own settings; only --steps, "
+            f"--minutes and the schedule flags (--lr-decay, --decay-every, --decay-start) may "
+            f"change, not {differ}"
+        )
+    return train_config(args, base=stored), any(k in given for k in SCHEDULE)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lstmlab.train import train
-    from lstmlab.train.checkpoint import read_config
-    from lstmlab.train.settings import SCHEDULE
+    from lstmlab.train import RunStopped, train
 
-    cfg = train_config(args)
-    # On --resume, schedule flags given change the run's schedule from here on; the others
-    # keep the run's own values (not the defaults).
-    given = {k: getattr(args, k) for k in SCHEDULE if getattr(args, k) is not None}
-    if args.resume and given:
-        stored = read_config(Path(cfg.out) / "checkpoint")["train"]
-        cfg = dataclasses.replace(cfg, **{**{k: stored[k] for k in SCHEDULE}, **given})
-    metrics = train(
-        cfg, resume=args.resume, overwrite=args.overwrite, reschedule=bool(args.resume and given)
-    )
+    # On --resume the run keeps its own settings (not the defaults) but for the budget and
+    # schedule flags given; schedule flags change its schedule from here on.
+    cfg, reschedule = _resumed_config(args) if args.resume else (train_config(args), False)
+    with warnings.catch_warnings():  # e.g. a corpus file skipped: one plain line each
+        warnings.showwarning = _warning_line
+        try:
+            metrics = train(
+                cfg, resume=args.resume, overwrite=args.overwrite, reschedule=reschedule
+            )
+        except RunStopped as stop:
+            resume = f"lstmlab train --resume --out {shlex.quote(str(cfg.out))}"
+            print(f"lstmlab train: {stop}; continue it with: {resume}", file=sys.stderr)
+            return stop.exit_code
     print(f"done: {cfg.out}/checkpoint  " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     return 0
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show a warning as one line of the command's own (no source location)."""
+    print(f"lstmlab train: warning: {message}", file=sys.stderr)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from lstmlab.models.generate import sample
     from lstmlab.train import load_trained
 
-    model, vocab, _ = load_trained(args.checkpoint)
+    model, vocab, cfg = load_trained(args.checkpoint)
+    _need_vocab(args.checkpoint, vocab, cfg)
     for piece in sample(
         model,
         vocab,
@@ -85,6 +136,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
         print(piece, end="", flush=True)
     print()
     return 0
+
+
+def _need_vocab(path: Path, vocab, cfg) -> None:
+    # a task's model (copy's is a LanguageModel too) has categories, not a vocabulary of text
+    if vocab is None:
+        raise ValueError(f"{path}: a model of the {cfg.task!r} task, not a language model of text")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -107,7 +164,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
     if not args.text.is_file():
         raise FileNotFoundError(f"text file not found: {args.text}")
-    model, vocab, _ = load_trained(args.checkpoint)
+    model, vocab, cfg = load_trained(args.checkpoint)
+    _need_vocab(args.checkpoint, vocab, cfg)
     text = args.text.read_text(encoding="utf-8", errors="replace")
     with warnings.catch_warnings(record=True) as caught:  # printed below, as one plain line
         warnings.simplefilter("always")
@@ -267,8 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, TrainingError) as e:
-        print(f"lstmlab {args.command}: error: {e}", file=sys.stderr)
+    except (ValueError, OSError, TrainingError) as e:
+        # one line: a message may quote a value from a file, newlines and all
+        print(f"lstmlab {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\nlstmlab {args.command}: interrupted", file=sys.stderr)

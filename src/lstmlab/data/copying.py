@@ -12,7 +12,8 @@ from lstmlab.nn._checks import check_positive_int
 
 
 class CopyTask:
-    """The copying memory problem (Arjovsky, Shah & Bengio 2016, sec. 4.1), exactly as the paper sets it.
+    """The copying memory problem (Arjovsky, Shah & Bengio 2016, sec. 4.1), exactly as the paper
+    sets it.
 
     Ten categories ``a_0 ... a_9``, here the ids 0-9: ``a_0 ... a_7`` are symbols, ``a_8`` the
     blank (:attr:`BLANK`), ``a_9`` the delimiter (:attr:`DELIMITER`). An input has ``T + 20``

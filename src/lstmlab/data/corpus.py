@@ -1,14 +1,18 @@
 """Corpora for language modelling, one string per file: the standard library's source
-(:func:`stdlib_corpus`), any file or folder (:func:`text_corpus`), and a split into train,
-validation and test by whole documents (:func:`split_documents`)."""
+(:func:`stdlib_corpus`) and any file or folder (:func:`text_corpus`); their split into train,
+validation and test is :mod:`lstmlab.data.split`'s (:func:`split_corpus`,
+:func:`split_documents`), named here too."""
 
 from __future__ import annotations
 
 import os
+import stat
 import sysconfig
-import zlib
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable
 from pathlib import Path
+
+from lstmlab.data.split import split_corpus, split_documents
 
 _NOT_STDLIB = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
 
@@ -25,26 +29,83 @@ def _stdlib_files() -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).parts)
 
 
+class CorpusWarning(UserWarning):
+    """A corpus entry skipped (not a regular file) or read although it looks binary."""
+
+
 def _text_files(root: Path) -> list[Path]:
-    """Every file under ``root``, recursively, hidden files and folders left out."""
+    """Every regular file under ``root``, recursively, hidden files and folders left out.
+
+    Entries are looked at with ``stat`` and never opened: opening a FIFO blocks until someone
+    writes to it. FIFOs, devices, sockets, broken links and symlink loops are skipped with a
+    :class:`CorpusWarning`; links to folders are not followed (a link to an ancestor would
+    make the walk endless), also with a warning. Links to files are read.
+    """
     found = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(folder, f) for f in files if not f.startswith(".")]
+    for folder, dirs, files in os.walk(root, onerror=_warn_unreadable):
+        kept = []
+        for d in dirs:
+            if d.startswith("."):
+                continue
+            if os.path.islink(os.path.join(folder, d)):  # os.walk would not descend anyway
+                _skip(Path(folder, d), "a link to a folder, not followed")
+            else:
+                kept.append(d)
+        dirs[:] = kept  # prune, don't descend
+        for f in files:
+            path = Path(folder, f)
+            if not f.startswith(".") and _is_regular(path):
+                found.append(path)
     return sorted(found, key=lambda p: p.relative_to(root).parts)
 
 
+def _is_regular(path: Path) -> bool:
+    """Whether ``path`` (a link followed) is a regular file; if not, warn that it is skipped."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:  # a broken link, a symlink loop (ELOOP), no permission
+        _skip(path, e.strerror or str(e))
+        return False
+    if not stat.S_ISREG(mode):
+        device = stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if device else "not a file"
+        _skip(path, f"{kind}, not a regular file")
+        return False
+    return True
+
+
+def _skip(path: Path, why: str) -> None:
+    warnings.warn(f"{path}: skipped ({why})", CorpusWarning, stacklevel=4)
+
+
+def _warn_unreadable(error: OSError) -> None:
+    _skip(Path(error.filename or "?"), error.strerror or str(error))
+
+
+# Where a file looks binary: a NUL, or this share of undecodable bytes, in its first characters.
+_SAMPLE, _UNDECODABLE = 8192, 0.1
+
+
 def _read(paths: Iterable[Path], max_chars: int | None) -> list[str]:
-    """The files' texts in order, empty ones skipped, the last cut so the total is max_chars."""
+    """The files' texts in order, empty ones skipped, the last cut so the total is max_chars;
+    a file that looks binary is read (as its user asked) with a :class:`CorpusWarning`."""
     if max_chars is not None and (not isinstance(max_chars, int) or max_chars < 1):
         raise ValueError(f"max_chars must be None or an integer >= 1, got {max_chars!r}")
     docs, total = [], 0
     for path in paths:
         if max_chars is not None and total >= max_chars:
             break
-        text = path.read_text(encoding="utf-8", errors="replace")  # newlines become "\n"
-        if max_chars is not None:
-            text = text[: max_chars - total]
+        with open(path, encoding="utf-8", errors="replace") as f:  # newlines become "\n"
+            text = f.read(-1 if max_chars is None else max_chars - total)
+        sample = text[:_SAMPLE]
+        if "\0" in sample or (
+            len(sample) >= 256 and sample.count("\ufffd") > _UNDECODABLE * len(sample)
+        ):
+            warnings.warn(
+                f"{path}: looks binary (NUL bytes or undecodable UTF-8), not text; read anyway",
+                CorpusWarning,
+                stacklevel=3,
+            )
         if text:
             docs.append(text)
             total += len(text)
@@ -68,49 +129,21 @@ def text_corpus(path: str | os.PathLike, max_chars: int | None = None) -> list[s
     sorted by path, one document each), read as UTF-8 with undecodable bytes replaced and empty
     files skipped. ``max_chars`` caps the total as in :func:`stdlib_corpus`."""
     root = Path(path)
-    if not root.exists():
-        raise FileNotFoundError(f"text corpus not found: {str(root)!r}")
-    docs = _read([root] if root.is_file() else _text_files(root), max_chars)
+    try:
+        mode = os.stat(root).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"text corpus not found: {str(root)!r}") from None
+    except OSError as e:  # e.g. a symlink loop
+        raise ValueError(f"cannot read the text corpus at {str(root)!r}: {e.strerror}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ValueError(
+            f"the text corpus at {str(root)!r} is not a file or folder (a FIFO, device or "
+            "socket, which would block or never end)"
+        )
+    docs = _read([root] if stat.S_ISREG(mode) else _text_files(root), max_chars)
     if not docs:
         raise ValueError(f"the text corpus at {str(root)!r} is empty: no file with any text")
     return docs
 
 
-def split_documents(
-    documents: Sequence[str], valid_fraction: float = 0.05, test_fraction: float = 0.05
-) -> tuple[list[str], list[str], list[str]]:
-    """Split whole documents into ``(train, valid, test)``, the same way on every machine.
-
-    Documents are ranked by the CRC-32 of their UTF-8 text (ties by position): the first
-    ``n_test`` go to test, the next ``n_valid`` to validation, the rest to training, and each
-    split keeps the corpus order. ``n = round(fraction * len(documents))`` (halves up), at least
-    1 for a positive fraction. So the held-out files are spread through the corpus rather than
-    being its tail, and no library version or random seed can change the split.
-    """
-    for name, f in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
-        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f < 1:
-            raise ValueError(f"{name} must be a number in [0, 1), got {f!r}")
-    if valid_fraction + test_fraction >= 1:
-        raise ValueError(
-            f"valid_fraction + test_fraction must be < 1, got {valid_fraction} + {test_fraction}"
-        )
-    n = len(documents)
-    n_valid, n_test = (
-        max(1, int(f * n + 0.5)) if f > 0 else 0 for f in (valid_fraction, test_fraction)
-    )
-    if n - n_valid - n_test < 1:
-        raise ValueError(
-            f"split_documents needs at least {n_valid + n_test + 1} documents to "
-            f"hold out {n_valid} + {n_test} and train on one; got {n} (a single text "
-            "file is one document: give a folder of files)"
-        )
-    crc = [zlib.crc32(d.encode("utf-8", "replace")) for d in documents]
-    ranked = sorted(range(n), key=lambda k: (crc[k], k))
-    test, valid = set(ranked[:n_test]), set(ranked[n_test : n_test + n_valid])
-    split: tuple[list[str], list[str], list[str]] = ([], [], [])
-    for k, doc in enumerate(documents):
-        split[2 if k in test else 1 if k in valid else 0].append(doc)
-    return split
-
-
-__all__ = ["stdlib_corpus", "text_corpus", "split_documents"]
+__all__ = ["CorpusWarning", "stdlib_corpus", "text_corpus", "split_corpus", "split_documents"]

@@ -16,7 +16,7 @@ three files as strings; nothing is downloaded at run time.
 
 Example::
 
-    level, texts = ptb_corpus("ptb-word")         # "word", {"train": str, "valid": ..., "test": ...}
+    level, texts = ptb_corpus("ptb-word")  # "word", {"train": str, "valid": ..., "test": ...}
     vocab = ptb_vocab("ptb-word")                 # 10,000 tokens, "<unk>" at id 0
     tokens = vocab.encode(vocab.tokenize(texts["test"]))    # (82430,)
 """

@@ -40,10 +40,13 @@ class Task(Protocol):
 
     name: str
     input_size: int
-    vocab_size: int | None
     output_size: int
     baseline: float
     every_step: bool
+
+    @property
+    def vocab_size(self) -> int | None:  # read-only here: a task may fix it as None or an int
+        ...
 
     def batch(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """A fresh batch ``(inputs, targets)``, batch-first, drawn from ``generator`` alone."""

@@ -100,3 +100,11 @@ def extension() -> Kernels | None:
             stacklevel=2,
         )
         return None
+
+
+def compiled() -> Kernels:
+    """The compiled kernels, for an op reached only where :func:`extension` built them."""
+    kernels = extension()
+    if kernels is None:
+        raise RuntimeError("lstmlab: the fused kernels are not built on this machine")
+    return kernels

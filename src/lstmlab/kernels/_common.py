@@ -23,7 +23,8 @@ def runs_here(x: Tensor) -> bool:
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
-    """Reverse each sequence of a (T, B, ·) batch within its own length; padding stays at the end."""
+    """Reverse each sequence of a (T, B, ·) batch within its own length; padding stays at the
+    end."""
     if lengths is None:
         return x.flip(0)
     steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)  # (T, 1)

@@ -32,7 +32,7 @@ def clockwork_sequence(
     recurrent_mask: Tensor | None = None,
     zoneout: Sequence[Tensor] = (),
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run a clockwork cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run`; the state
+    """Run a clockwork cell over ``x`` (T, B, I) like :func:`lstmlab.nn.recurrent.run`; the state
     is ``(h (B, H), clock (B, 1))``, the clock counting each row's valid steps."""
     h0, clock = state
     steps = torch.arange(x.shape[0], device=x.device)  # (T,)

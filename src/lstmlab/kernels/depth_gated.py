@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from lstmlab.kernels._build import extension
+from lstmlab.kernels._build import compiled
 from lstmlab.kernels._common import empty, readable_unless, run_order, runs_here
 from lstmlab.nn import dispatch
 from lstmlab.nn.cells.depth_gated import DepthGatedLSTMCell
@@ -25,7 +25,7 @@ from lstmlab.nn.cells.depth_gated import DepthGatedLSTMCell
 class _DepthGatedSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, e, c_low, w_hh, w_ci, w_cf, w_co, w_cd, h0, c0, lengths):
-        hs, cs, acts, ds = extension().depth_gated_forward(
+        hs, cs, acts, ds = compiled().depth_gated_forward(
             a, e, c_low, w_hh, w_ci, w_cf, w_co, w_cd, h0, c0, lengths
         )
         ctx.save_for_backward(c_low, w_hh, w_ci, w_cf, w_co, w_cd, hs, cs, acts, ds, lengths)
@@ -35,7 +35,7 @@ class _DepthGatedSequence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, d_hs, d_cs):
         c_low, w_hh, w_ci, w_cf, w_co, w_cd, hs, cs, acts, ds, lengths = ctx.saved_tensors
-        da, de, dcl, dw_hh, dw_ci, dw_cf, dw_co, dw_cd, dh0, dc0 = extension().depth_gated_backward(
+        da, de, dcl, dw_hh, dw_ci, dw_cf, dw_co, dw_cd, dh0, dc0 = compiled().depth_gated_backward(
             d_hs.contiguous(),
             d_cs.contiguous(),
             c_low,
@@ -75,11 +75,12 @@ def depth_gated_sequence(
     reverse: bool,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run a depth-gated cell over ``x`` (T, B, I [+ H: c_t^low]) like
-    :func:`lstmlab.recurrent.run` (no gates); with a regulariser, through that loop itself."""
+    :func:`lstmlab.nn.recurrent.run` (no gates); with a regulariser, through that loop itself."""
     x = run_order(x, lengths, reverse)
     none = empty(x)
     e = c_low = w_cd = none
     if cell.depth_gate:  # [x_t, c_t^low]: (T, B, I + H) -> (T, B, I), (T, B, H)
+        assert cell.weight_xd is not None and cell.weight_cd is not None  # set with depth_gate
         x, c_low = x.split([x.shape[-1] - cell.hidden_size, cell.hidden_size], dim=-1)
         e = F.linear(x, cell.weight_xd, cell.bias_d) + cell.weight_ld * c_low  # (T, B, H)
         w_cd = cell.weight_cd

@@ -9,21 +9,23 @@ its blocks, or a regulariser of the Stack kind, runs the readable loop instead.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from lstmlab.kernels._build import extension
+from lstmlab.kernels._build import compiled
 from lstmlab.kernels._common import empty, readable_unless, runs_here, zero_padding
 from lstmlab.nn import dispatch
-from lstmlab.nn.cells.grid import GridLSTMColumn
+from lstmlab.nn.cells.grid import GridLSTMCell, GridLSTMColumn
 
 
 class _GridSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, d, w, bias, h0, m0, lengths):
-        ys, hs, ms, inp, md, acts = extension().grid_forward(d, w, bias, h0, m0, lengths)
+        ys, hs, ms, inp, md, acts = compiled().grid_forward(d, w, bias, h0, m0, lengths)
         ctx.save_for_backward(w, ms, inp, md, acts, lengths)
         ctx.has_bias = bias.numel() > 0
         return ys, hs[-1].clone(), ms[-1].clone()
@@ -32,7 +34,7 @@ class _GridSequence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, d_ys, d_hn, d_mn):
         w, ms, inp, md, acts, lengths = ctx.saved_tensors
-        dd, dw, dbias, dh0, dm0 = extension().grid_backward(
+        dd, dw, dbias, dh0, dm0 = compiled().grid_backward(
             d_ys.contiguous(),
             d_hn.contiguous(),
             d_mn.contiguous(),
@@ -60,14 +62,18 @@ def grid_sequence(
     lengths: Tensor | None,
     reverse: bool,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run a Grid LSTM column over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run` (no
+    """Run a Grid LSTM column over ``x`` (T, B, I) like :func:`lstmlab.nn.recurrent.run` (no
     gates); the state is ``(h, m)``, each (B, L·H)."""
     x = zero_padding(x, lengths)
     d = F.linear(x, cell.weight_ih)  # (T, B, H)
-    blocks = [cell.blocks[0 if cell.tied else l] for l in range(cell.num_layers)]
+    # nn.ModuleList is not generic in torch's stubs: its items are the column's GridLSTMCells.
+    blocks = [
+        cast(GridLSTMCell, cell.blocks[0 if cell.tied else l]) for l in range(cell.num_layers)
+    ]
     w = torch.stack([b.weight for b in blocks])  # (L, 8H, 2H); tied: L copies
     none = empty(x)
-    bias = none if blocks[0].bias is None else torch.stack([b.bias for b in blocks])  # (L, 8H)
+    biases: list[Tensor] = [b.bias for b in blocks if b.bias is not None]  # all or none
+    bias = torch.stack(biases) if biases else none  # (L, 8H)
     ys, h_n, m_n = _GridSequence.apply(
         d.contiguous(),
         w,

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from lstmlab.kernels._build import extension
+from lstmlab.kernels._build import compiled
 from lstmlab.kernels._common import empty, regularizers, run_order, runs_here
 from lstmlab.nn import dispatch
 from lstmlab.nn.cells.gru import GRUCell
@@ -17,7 +17,7 @@ from lstmlab.nn.cells.gru import GRUCell
 class _GRUSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_ih, b_ih, w_hh, b_hh, h0, lengths, reset_after, rec_mask, keep_h):
-        hs, acts, aux = extension().gru_forward(
+        hs, acts, aux = compiled().gru_forward(
             x, w_ih, b_ih, w_hh, b_hh, h0, lengths, reset_after, rec_mask, keep_h
         )
         ctx.save_for_backward(x, w_ih, w_hh, hs, acts, aux, lengths, rec_mask, keep_h)
@@ -28,7 +28,7 @@ class _GRUSequence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, d_hs):
         x, w_ih, w_hh, hs, acts, aux, lengths, rec_mask, keep_h = ctx.saved_tensors
-        dx, dw_ih, db_ih, dw_hh, db_hh, dh0 = extension().gru_backward(
+        dx, dw_ih, db_ih, dw_hh, db_hh, dh0 = compiled().gru_backward(
             d_hs.contiguous(),
             x,
             w_ih,
@@ -57,7 +57,7 @@ def gru_sequence(
     recurrent_mask: Tensor | None = None,
     zoneout: Sequence[Tensor] = (),
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run a GRU cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run` (no gates), with
+    """Run a GRU cell over ``x`` (T, B, I) like :func:`lstmlab.nn.recurrent.run` (no gates), with
     its recurrent dropout mask (B, H) and zoneout keep weights for h (T, B, H)."""
     x = run_order(x, lengths, reverse)
     none = empty(x)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from lstmlab.kernels._build import extension
+from lstmlab.kernels._build import compiled
 from lstmlab.kernels._common import empty, readable_unless, regularizers, run_order, runs_here
 from lstmlab.nn import dispatch
 from lstmlab.nn.cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
@@ -27,7 +27,7 @@ from lstmlab.nn.cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
 class _LNLSTMSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, w_hh, g_hh, g_c, b_c, h0, c0, lengths, eps, rec_mask, keep_h, keep_c):
-        hs, cs, acts, n_hh, rs_hh, n_c, rs_c = extension().ln_lstm_forward(
+        hs, cs, acts, n_hh, rs_hh, n_c, rs_c = compiled().ln_lstm_forward(
             a, w_hh, g_hh, g_c, b_c, h0, c0, lengths, eps, rec_mask, keep_h, keep_c
         )
         ctx.save_for_backward(
@@ -69,7 +69,7 @@ class _LNLSTMSequence(torch.autograd.Function):
             keep_h,
             keep_c,
         ) = ctx.saved_tensors
-        da, dw_hh, dg_hh, dg_c, db_c, dh0, dc0 = extension().ln_lstm_backward(
+        da, dw_hh, dg_hh, dg_c, db_c, dh0, dc0 = compiled().ln_lstm_backward(
             d_hs.contiguous(),
             d_cn.contiguous(),
             w_hh,
@@ -118,7 +118,7 @@ def ln_lstm_sequence(
     recurrent_mask: Tensor | None = None,
     zoneout: Sequence[Tensor] = (),
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run a layer-normalised LSTM cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run`
+    """Run a layer-normalised LSTM cell over ``x`` (T, B, I) like :func:`lstmlab.nn.recurrent.run`
     (no gates), with its recurrent dropout mask (B, H) and zoneout keep weights for h and c
     (each (T, B, H)); with a projection, through that readable loop itself."""
     x = run_order(x, lengths, reverse)
@@ -148,7 +148,7 @@ def ln_lstm_sequence(
 class _LNGRUSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, w_hh, g_hh, b_hh, h0, lengths, eps, rec_mask, keep_h):
-        hs, acts, n_hh, rs_hh = extension().ln_gru_forward(
+        hs, acts, n_hh, rs_hh = compiled().ln_gru_forward(
             a, w_hh, g_hh, b_hh, h0, lengths, eps, rec_mask, keep_h
         )
         ctx.save_for_backward(w_hh, g_hh, b_hh, hs, acts, n_hh, rs_hh, lengths, rec_mask, keep_h)
@@ -158,7 +158,7 @@ class _LNGRUSequence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, d_hs):
         w_hh, g_hh, b_hh, hs, acts, n_hh, rs_hh, lengths, rec_mask, keep_h = ctx.saved_tensors
-        da, dw_hh, dg_hh, db_hh, dh0 = extension().ln_gru_backward(
+        da, dw_hh, dg_hh, db_hh, dh0 = compiled().ln_gru_backward(
             d_hs.contiguous(), w_hh, g_hh, b_hh, hs, acts, n_hh, rs_hh, lengths, rec_mask, keep_h
         )
         return (da, dw_hh, dg_hh, db_hh if b_hh.numel() else None, dh0, None, None, None, None)
@@ -174,7 +174,7 @@ def ln_gru_sequence(
     recurrent_mask: Tensor | None = None,
     zoneout: Sequence[Tensor] = (),
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run a layer-normalised GRU cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run`
+    """Run a layer-normalised GRU cell over ``x`` (T, B, I) like :func:`lstmlab.nn.recurrent.run`
     (no gates), with its recurrent dropout mask (B, H) and zoneout keep weights (T, B, H)."""
     x = run_order(x, lengths, reverse)
     none = empty(x)

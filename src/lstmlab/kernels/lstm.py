@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from lstmlab.kernels._build import extension
+from lstmlab.kernels._build import compiled
 from lstmlab.kernels._common import empty, regularizers, run_order, runs_here
 from lstmlab.nn import dispatch
 from lstmlab.nn.cells.lstm import LSTMCell
@@ -55,7 +55,7 @@ class _LSTMSequence(torch.autograd.Function):
         keep_h,
         keep_c,
     ):
-        hs, cs, acts, ms, a_s, cz = extension().lstm_forward(
+        hs, cs, acts, ms, a_s, cz = compiled().lstm_forward(
             x,
             w_ih,
             bias,
@@ -121,7 +121,7 @@ class _LSTMSequence(torch.autograd.Function):
             cz,
         ) = ctx.saved_tensors
         (dx, dw_ih, dbias, dw_hh, dw_hr, dw_ci, dw_cf, dw_co, dw_gg, dh0, dc0, da0) = (
-            extension().lstm_backward(
+            compiled().lstm_backward(
                 d_hs.contiguous(),
                 d_cn.contiguous(),
                 d_an.contiguous(),
@@ -177,7 +177,7 @@ def lstm_sequence(
     recurrent_mask: Tensor | None = None,
     zoneout: Sequence[Tensor] = (),
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run an LSTM cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run` (no gates), with
+    """Run an LSTM cell over ``x`` (T, B, I) like :func:`lstmlab.nn.recurrent.run` (no gates), with
     its recurrent dropout mask (B, P) and zoneout keep weights for h and c (each (T, B, ·))."""
     x = run_order(x, lengths, reverse)
     none = empty(x)
@@ -186,7 +186,7 @@ def lstm_sequence(
     def part(t: Tensor | None) -> Tensor:
         return none if t is None else t
 
-    bias = none if cell.bias_ih is None else cell.bias_ih + cell.bias_hh
+    bias = none if cell.bias_ih is None or cell.bias_hh is None else cell.bias_ih + cell.bias_hh
     a0 = state[2].contiguous() if cell.gate_recurrence else none
     hs, c_n, a_n = _LSTMSequence.apply(
         x.contiguous(),

@@ -8,16 +8,16 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from lstmlab.kernels._build import extension
+from lstmlab.kernels._build import compiled
 from lstmlab.kernels._common import empty, regularizers, run_order, runs_here
 from lstmlab.nn import dispatch
-from lstmlab.nn.cells.rnn import RNNCell
+from lstmlab.nn.cells.rnn import ElmanCell, RNNCell
 
 
 class _RNNSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_ih, bias, w_hh, h0, lengths, relu, rec_mask, keep_h):
-        hs, hz = extension().rnn_forward(x, w_ih, bias, w_hh, h0, lengths, relu, rec_mask, keep_h)
+        hs, hz = compiled().rnn_forward(x, w_ih, bias, w_hh, h0, lengths, relu, rec_mask, keep_h)
         ctx.save_for_backward(x, w_ih, w_hh, hs, lengths, rec_mask, keep_h, hz)
         ctx.relu, ctx.has_bias = relu, bias.numel() > 0
         return hs
@@ -26,7 +26,7 @@ class _RNNSequence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, d_hs):
         x, w_ih, w_hh, hs, lengths, rec_mask, keep_h, hz = ctx.saved_tensors
-        dx, dw_ih, dbias, dw_hh, dh0 = extension().rnn_backward(
+        dx, dw_ih, dbias, dw_hh, dh0 = compiled().rnn_backward(
             d_hs.contiguous(),
             x,
             w_ih,
@@ -52,7 +52,7 @@ def rnn_sequence(
     recurrent_mask: Tensor | None = None,
     zoneout: Sequence[Tensor] = (),
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run an RNN cell over ``x`` (T, B, I) like :func:`lstmlab.recurrent.run`, with its
+    """Run an RNN cell over ``x`` (T, B, I) like :func:`lstmlab.nn.recurrent.run`, with its
     recurrent dropout mask (B, H) and zoneout keep weights for h (T, B, H)."""
     out, h_n = elman_sequence(
         cell,
@@ -68,7 +68,7 @@ def rnn_sequence(
 
 
 def elman_sequence(
-    cell: torch.nn.Module,
+    cell: ElmanCell,
     weight_hh: Tensor,
     x: Tensor,
     h0: Tensor,
@@ -87,7 +87,7 @@ def elman_sequence(
     rec_mask, (keep_h,) = regularizers(
         recurrent_mask, () if keep is None else (keep,), 1, lengths, reverse, none
     )
-    bias = none if cell.bias_ih is None else cell.bias_ih + cell.bias_hh
+    bias = none if cell.bias_ih is None or cell.bias_hh is None else cell.bias_ih + cell.bias_hh
     hs = _RNNSequence.apply(
         x.contiguous(),
         cell.weight_ih,

@@ -20,15 +20,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import _VF, Tensor
+from torch import _VF, Tensor, nn
 
-from lstmlab.kernels._build import extension
+from lstmlab.kernels._build import compiled, extension
 from lstmlab.kernels.lstm import _layout
 from lstmlab.nn import dispatch
-from lstmlab.nn.cells import Cell, GRUCell, LSTMCell, RNNCell
+from lstmlab.nn.cells import GRUCell, LSTMCell, RNNCell
 
 State = tuple[Tensor, ...]
-StepOp = Callable[[Cell, Tensor, State], State]
+StepOp = dispatch.StepOp  # (cell, x, state) -> state
 
 
 def _torch_lstm(cell: LSTMCell, x: Tensor, state: State) -> State:
@@ -51,7 +51,7 @@ def _fused_lstm(cell: LSTMCell, x: Tensor, state: State) -> State:
     if layout is None:  # the switches never change after __init__: compute the layout once
         layout = cell.__dict__["_fused_layout"] = _layout(cell)
     return tuple(
-        extension().lstm_step(
+        compiled().lstm_step(
             x,
             cell.weight_ih,
             _or(cell.bias_ih, none),
@@ -74,7 +74,7 @@ def _fused_gru(cell: GRUCell, x: Tensor, state: State) -> State:
     """The GRU's C++ step (csrc/step.h), without autograd."""
     none = x.new_empty(0)
     return (
-        extension().gru_step(
+        compiled().gru_step(
             x,
             cell.weight_ih,
             _or(cell.bias_ih, none),
@@ -102,7 +102,7 @@ def _is_standard_lstm(cell: LSTMCell) -> bool:
     )
 
 
-def _wants_grad(cell: Cell, x: Tensor, state: State) -> bool:
+def _wants_grad(cell: nn.Module, x: Tensor, state: State) -> bool:
     return torch.is_grad_enabled() and (
         x.requires_grad
         or any(s.requires_grad for s in state)
@@ -110,7 +110,12 @@ def _wants_grad(cell: Cell, x: Tensor, state: State) -> bool:
     )
 
 
-def step_op(cell: Cell, x: Tensor, state: State) -> StepOp | None:
+def _route(op: Callable[..., State]) -> StepOp:
+    """A step written for one cell class, as a route: :func:`step_op` hands it only that class."""
+    return op
+
+
+def step_op(cell: nn.Module, x: Tensor, state: State) -> StepOp | None:
     """The fastest exact one-step route for ``cell`` on ``x`` and ``state``, or ``None``."""
     kind = type(cell)
     if kind not in (LSTMCell, GRUCell, RNNCell):
@@ -122,13 +127,14 @@ def step_op(cell: Cell, x: Tensor, state: State) -> StepOp | None:
         and not _wants_grad(cell, x, state)
         and extension() is not None
     ):
-        return _fused_lstm if kind is LSTMCell else _fused_gru
-    if kind is LSTMCell and _is_standard_lstm(cell):
-        return _torch_lstm
-    if kind is GRUCell and cell.reset_after:
-        return _torch_gru
-    if kind is RNNCell:
-        return _torch_rnn
+        return _route(_fused_lstm if kind is LSTMCell else _fused_gru)
+    # The class is exactly one of the three here, so isinstance is the same test as `kind is`.
+    if isinstance(cell, LSTMCell) and _is_standard_lstm(cell):
+        return _route(_torch_lstm)
+    if isinstance(cell, GRUCell) and cell.reset_after:
+        return _route(_torch_gru)
+    if isinstance(cell, RNNCell):
+        return _route(_torch_rnn)
     return None
 
 

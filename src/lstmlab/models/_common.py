@@ -1,6 +1,6 @@
 """What the models share: the state in torch's form, token checks, and the cell options.
 
-:class:`~lstmlab.language_model.LanguageModel` and :class:`~lstmlab.sequence_model.SequenceModel`
+:class:`~lstmlab.models.language_model.LanguageModel` and :class:`~lstmlab.models.sequence_model.SequenceModel`
 both take token ids and pass cell options to their layer; the language model also carries its
 state from call to call.
 """

@@ -23,7 +23,19 @@ def build_model(config: Mapping) -> nn.Module:
         raise ValueError(
             f"config['kind'] must be one of {', '.join(map(repr, MODELS))}; got {kind!r}"
         )
-    return MODELS[kind](**{k: v for k, v in config.items() if k != "kind"})
+    try:
+        return MODELS[kind](**{k: v for k, v in config.items() if k != "kind"})
+    except TypeError as e:  # an unknown or missing argument, or a value of the wrong type
+        raise ValueError(f"cannot build a {kind!r} model from this config: {e}") from None
+
+
+def model_shapes(config: Mapping) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in the state dict of ``build_model(config)``, allocating
+    nothing (the model is built on the meta device): how large a config's model is, before
+    building it for real."""
+    with torch.device("meta"):
+        model = build_model(config)
+    return {k: tuple(t.shape) for k, t in model.state_dict().items()}
 
 
 def init_forget_bias(model: nn.Module, value: float) -> int:
@@ -39,6 +51,7 @@ def init_forget_bias(model: nn.Module, value: float) -> int:
                 not isinstance(cell, (LSTMCell, LayerNormLSTMCell))
                 or "forget" not in cell.gate_names
                 or cell.bias_ih is None
+                or cell.bias_hh is None
             ):
                 continue
             rows = slice(

@@ -102,10 +102,11 @@ def _tokens(
     else:
         generator.manual_seed(seed)
     state: StateLike | None = None
+    token: Tensor | None = None  # the last drawn token id (1,); None before the first draw
     previous = int(ids[-1])
-    for n in range(length):
+    for _ in range(length):
         with _inference(model):
-            if n == 0:  # the whole prompt in one call
+            if token is None:  # the whole prompt in one call
                 logits, state = model(ids.to(device).unsqueeze(0))  # (1, P, V)
                 logits = logits[:, -1]  # (1, V)
             else:
@@ -129,6 +130,8 @@ def _draw(
     logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator
 ) -> Tensor:
     """One token id (1,) from softmax(logits (1, V) / temperature) over the top-k logits."""
+    if not bool(torch.isfinite(logits).all()):  # softmax would make NaN of them, then fail
+        raise ValueError("the model's logits are NaN or infinite: its weights are not usable")
     k = logits.shape[-1] if top_k is None else min(top_k, logits.shape[-1])
     top, index = logits.topk(k, dim=-1)  # (1, k), largest first
     probs = torch.softmax(top.double() / temperature, dim=-1)  # float64: tiny τ

@@ -1,6 +1,6 @@
 r"""Encoder-decoder with attention (Sutskever et al. 2014; Bahdanau et al. 2015; Luong et al. 2015).
 
-The encoder is any lstmlab layer by name (:data:`lstmlab.registry.VARIANTS`), optionally
+The encoder is any lstmlab layer by name (:data:`lstmlab.nn.registry.VARIANTS`), optionally
 bidirectional; the decoder is a layer of any named cell stepped one token at a time through its
 cells (as :meth:`lstmlab.models.LanguageModel.step` does). With attention the decoder follows
 Luong, Pham & Manning (2015, sec. 3 and 3.3, "input feeding"):
@@ -12,9 +12,9 @@ Luong, Pham & Manning (2015, sec. 3 and 3.3, "input feeding"):
     p(y_t \mid y_{<t}, x) &= \mathrm{softmax}(W_s \tilde h_t + b_s)  &&\text{(eq. 6)}
 
 with :math:`\tilde h_0 = 0` and :math:`\bar h_j` the encoder's outputs (both directions
-concatenated). Any score plugs in: :class:`~lstmlab.attention.AdditiveAttention` (Bahdanau's, here
+concatenated). Any score plugs in: :class:`~lstmlab.models.attention.AdditiveAttention` (Bahdanau's, here
 queried with the current :math:`h_t` as Luong does) or
-:class:`~lstmlab.attention.MultiplicativeAttention`. Without attention the decoder reads
+:class:`~lstmlab.models.attention.MultiplicativeAttention`. Without attention the decoder reads
 :math:`E y_{t-1}` alone and :math:`p = \mathrm{softmax}(W_s h_t + b_s)` (Sutskever et al. 2014).
 
 The bridge: the decoder's initial hidden state comes from the encoder's final hidden state,
@@ -29,7 +29,7 @@ unidirectional decoder.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +44,16 @@ from lstmlab.nn.stack import Stack
 State = tuple[Tensor, ...]  # the decoder's state parts, each (num_layers, B, size)
 
 
+class _Attention(Protocol):
+    """What the decoder calls on the module that ``attention`` builds."""
+
+    def project_keys(self, keys: Tensor) -> Tensor: ...
+
+    def __call__(
+        self, query: Tensor, keys: Tensor, mask: Tensor | None = None, *, projected: Tensor | None
+    ) -> tuple[Tensor, Tensor]: ...
+
+
 class Memory(NamedTuple):
     """What the decoder reads at every step: the encoder's outputs and their mask."""
 
@@ -52,7 +62,8 @@ class Memory(NamedTuple):
     projected: Tensor | None  # attention.project_keys(keys), computed once
 
     def take(self, rows: Tensor) -> Memory:
-        return Memory(*(None if t is None else t[rows] for t in self))
+        projected = None if self.projected is None else self.projected[rows]
+        return Memory(self.keys[rows], self.mask[rows], projected)
 
 
 class Seq2Seq(nn.Module):
@@ -60,13 +71,13 @@ class Seq2Seq(nn.Module):
 
     Args:
         src_vocab, tgt_vocab: sizes of the source and target vocabularies.
-        cell: the decoder's cell, a name from :data:`lstmlab.registry.VARIANTS` (and the
+        cell: the decoder's cell, a name from :data:`lstmlab.nn.registry.VARIANTS` (and the
             encoder's, unless ``encoder_cell`` is given).
         embed_size: width of both embeddings.
         hidden_size: units of every layer.
         num_layers: layers of the encoder and of the decoder.
         attention: a class (or any callable) ``(query_size, key_size) -> module`` such as
-            :class:`~lstmlab.attention.AdditiveAttention`, :class:`~lstmlab.attention.
+            :class:`~lstmlab.models.attention.AdditiveAttention`, :class:`~lstmlab.models.attention.
             MultiplicativeAttention`, ``partial(MultiplicativeAttention, general=False)``; ``None``
             for no attention.
         encoder_cell: the encoder's cell name, if it differs from ``cell``.
@@ -124,25 +135,27 @@ class Seq2Seq(nn.Module):
         )
         key_size = self.encoder.num_directions * self.encoder.output_size
         feed = hidden_size if attention is not None else 0  # input feeding: h~_{t-1}
-        self.decoder = make_layer(
+        decoder = make_layer(
             cell, embed_size + feed, hidden_size, num_layers=num_layers, batch_first=True
         )
-        if not isinstance(self.decoder, Stack):
+        if not isinstance(decoder, Stack):
             raise ValueError(
                 f"the decoder steps one token at a time through the cells of a "
-                f"lstmlab.Stack; cell {cell!r} builds a {type(self.decoder).__name__}"
+                f"lstmlab.Stack; cell {cell!r} builds a {type(decoder).__name__}"
             )
+        self.decoder = decoder
         self.state_sizes = self.decoder.cells[0].state_sizes
         self.bridge = nn.Linear(key_size, self.state_sizes[0])  # -> the hidden state h_0
-        if attention is None:
-            self.attention, self.combine = None, None
-        else:
-            self.attention = attention(self.decoder.output_size, key_size)
-            if not isinstance(self.attention, nn.Module):
+        self.attention: _Attention | None = None
+        self.combine: nn.Linear | None = None
+        if attention is not None:
+            module = attention(self.decoder.output_size, key_size)
+            if not isinstance(module, nn.Module):
                 raise TypeError(
                     f"attention must build an nn.Module from (query_size, key_size); "
-                    f"got {type(self.attention).__name__}"
+                    f"got {type(module).__name__}"
                 )
+            self.attention = cast(_Attention, module)
             # W_c of Luong eq. 5, no bias as in the paper: [c_t; h_t] -> h~_t
             self.combine = nn.Linear(key_size + self.decoder.output_size, hidden_size, bias=False)
         self.head = nn.Linear(
@@ -170,13 +183,15 @@ class Seq2Seq(nn.Module):
         logits (B, V), the new state, h~_t (B, H) and the attention weights (B, S)."""
         x = self.tgt_embedding(token)  # (B, E)
         if self.attention is not None:
+            if feed is None:
+                raise ValueError("with attention, step needs feed: h~_{t-1} (B, H), zeros at t = 1")
             x = torch.cat([x, feed], dim=-1)  # input feeding (Luong sec. 3.3): (B, E + H)
         finals = []
         for k, cell in enumerate(self.decoder.cells):
             x, layer_state, _ = cell.step(x, tuple(p[k] for p in state))  # x: (B, O)
             finals.append(layer_state)
         state = tuple(torch.stack(p) for p in zip(*finals))  # each (L, B, size)
-        if self.attention is None:
+        if self.attention is None or self.combine is None:
             return self.head(x), state, None, None
         context, weights = self.attention(x, memory.keys, memory.mask, projected=memory.projected)
         feed = torch.tanh(self.combine(torch.cat([context, x], dim=-1)))  # eq. 5: (B, H)
@@ -195,11 +210,13 @@ class Seq2Seq(nn.Module):
                 f"got {tuple(tgt_in.shape)}"
             )
         feed = self._no_feed(memory)
-        logits, weights = [], []
+        logits: list[Tensor] = []
+        weights: list[Tensor] = []  # stays empty without attention
         for t in range(tgt_in.shape[1]):
             out, state, feed, w = self.step(tgt_in[:, t], state, feed, memory)
             logits.append(out)
-            weights.append(w)
+            if w is not None:
+                weights.append(w)
         return torch.stack(logits, 1), None if self.attention is None else torch.stack(weights, 1)
 
     def sequence_log_prob(
@@ -225,12 +242,14 @@ class Seq2Seq(nn.Module):
         B = src.shape[0]
         token = torch.full((B,), self.bos_id, dtype=torch.long, device=src.device)
         feed, done = self._no_feed(memory), torch.zeros(B, dtype=torch.bool, device=src.device)
-        tokens, weights = [], []
+        tokens: list[Tensor] = []
+        weights: list[Tensor] = []  # stays empty without attention
         for _ in range(max_len):
             logits, state, feed, w = self.step(token, state, feed, memory)
             token = logits.argmax(-1).masked_fill(done, self.pad_id)
             tokens.append(token)
-            weights.append(None if w is None else w.masked_fill(done.unsqueeze(1), 0.0))
+            if w is not None:
+                weights.append(w.masked_fill(done.unsqueeze(1), 0.0))
             done = done | (token == self.eos_id)
             if bool(done.all()):
                 break
@@ -282,7 +301,7 @@ class Seq2Seq(nn.Module):
 
     def _no_feed(self, memory: Memory) -> Tensor | None:
         """h~_0 = 0 (B, H), or None without attention."""
-        if self.attention is None:
+        if self.combine is None:  # no attention
             return None
         return memory.keys.new_zeros(memory.keys.shape[0], self.combine.out_features)
 

@@ -19,7 +19,7 @@ class SequenceModel(nn.Module):
     :mod:`lstmlab.data.tasks` (a task gives ``input_size``, ``vocab_size`` and ``output_size``).
 
     Args:
-        cell: a name from :data:`lstmlab.registry.VARIANTS`.
+        cell: a name from :data:`lstmlab.nn.registry.VARIANTS`.
         input_size: features per step of float inputs (B, T, input_size); ``None`` (or equal to
             ``vocab_size``, the tasks' convention) for token inputs.
         output_size: features of the prediction (regression targets or class logits).
@@ -87,7 +87,8 @@ class SequenceModel(nn.Module):
     def forward(self, inputs: Tensor) -> Tensor:
         """``inputs`` (B, T) token ids or (B, T, input_size) floats -> (B, output_size)."""
         if self.embedding is not None:
-            inputs = self.embedding(_check_tokens(inputs, self.vocab_size, rank=2))  # (B, T, E)
+            vocab = self.embedding.num_embeddings  # vocab_size
+            inputs = self.embedding(_check_tokens(inputs, vocab, rank=2))  # (B, T, E)
         out, _ = self.rnn(inputs)  # (B, T, D * O)
         if not self.bidirectional:
             return self.head(out[:, -1])

@@ -9,11 +9,16 @@ Imports run one way, bottom to top:
 - :mod:`.layers` -- ``LSTM``, ``GRU``, ``RNN`` and the other families' layers;
 - :mod:`.registry` -- every built-in cell by name (``lstmlab cells``).
 
+Bad input raises the exception type ``torch.nn`` raises for the same mistake:
+:class:`ShapeError`, :class:`DtypeError` and :class:`DeviceError` derive from each of torch's
+types for that mistake (see :mod:`._checks`).
+
 :mod:`.dispatch` is where the kernels (:mod:`lstmlab.kernels`) register their fast operations;
 nothing here imports a kernel.
 """
 
 from lstmlab.nn import dispatch, regularizers
+from lstmlab.nn._checks import DeviceError, DtypeError, ShapeError
 from lstmlab.nn.cells import (
     Cell,
     ClockworkRNNCell,
@@ -59,4 +64,7 @@ __all__ = [
     "make_layer",
     "dispatch",
     "regularizers",
+    "ShapeError",
+    "DtypeError",
+    "DeviceError",
 ]

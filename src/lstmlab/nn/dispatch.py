@@ -67,9 +67,15 @@ def is_enabled() -> bool:
     return _enabled
 
 
+def _empty(cell: Cell, x: Tensor) -> bool:
+    """An empty batch, input or state: the readable loop computes it (empty outputs of the right
+    shapes, gradients included) and no kernel need handle zero-size tensors."""
+    return x.numel() == 0 or getattr(cell, "hidden_size", 1) == 0
+
+
 def sequence_op(cell: Cell, x: Tensor) -> SequenceOp | None:
     """The registered sequence op for ``cell`` on ``x``, or ``None``: the readable loop runs."""
-    entry = _SEQUENCE_OPS.get(type(cell)) if _enabled else None
+    entry = _SEQUENCE_OPS.get(type(cell)) if _enabled and not _empty(cell, x) else None
     if entry is None or not entry[1](x):
         return None
     return entry[0]
@@ -77,7 +83,7 @@ def sequence_op(cell: Cell, x: Tensor) -> SequenceOp | None:
 
 def step_op(cell: Cell, x: Tensor, state: State) -> StepOp | None:
     """The first registered one-step route for this call, or ``None``."""
-    if not _enabled:
+    if not _enabled or _empty(cell, x):
         return None
     for finder in _STEP_FINDERS:
         step = finder(cell, x, state)

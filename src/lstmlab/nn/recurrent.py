@@ -13,7 +13,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from lstmlab.nn._checks import check_input, check_lengths, check_state, qualified, state_parts
+from lstmlab.nn._checks import (
+    ShapeError,
+    check_input,
+    check_lengths,
+    check_state,
+    qualified,
+    state_parts,
+)
 from lstmlab.nn.cells.base import Cell, Gates, State
 from lstmlab.nn.regularizers import dropped_step, zone
 
@@ -46,7 +53,7 @@ def run(
         keep_gates: collect the gate activations of every step.
         recurrent_mask: (B, P) variational recurrent dropout (Gal & Ghahramani 2016): the step's
             recurrent weights see ``h_{t-1} ⊙ recurrent_mask`` at every step
-            (:func:`lstmlab.regularizers.dropped_step`).
+            (:func:`lstmlab.nn.regularizers.dropped_step`).
         zoneout: keep weights (Krueger et al. 2016), one (T, B, size) tensor in the order of time
             per leading state part (h, then c): ``part_t = k_t ⊙ part_{t-1} + (1 - k_t) ⊙ new``,
             and the step's output is the zoned state's (:meth:`Cell.output`: the zoned h).
@@ -61,9 +68,10 @@ def run(
     order = range(steps - 1, -1, -1) if reverse else range(steps)
     # A reversed sequence starts at its own last step: the masked steps before it leave the
     # initial state untouched, so padding never leaks into any sequence.
-    shortest = steps if lengths is None else int(lengths.min())
+    shortest = steps if lengths is None or lengths.numel() == 0 else int(lengths.min())
     for t in order:
-        live = None if t < shortest else t < lengths  # (B,) bool once some sequences ended
+        # (B,) bool once some sequences ended
+        live = None if lengths is None or t < shortest else lengths > t
         # Padding never reaches the cell: even inf there must not turn gradients into NaN.
         x_t = x[t] if live is None else _where(live, x[t], 0.0)
         if recurrent_mask is None:
@@ -114,7 +122,8 @@ class Recurrent(nn.Module):
     Example::
 
         >>> rnn = Recurrent(LSTMCell(8, 16, coupled=True), batch_first=True)
-        >>> out, (h, c), gates = rnn(torch.randn(4, 10, 8), lengths=[10, 3, 7, 1], return_gates=True)
+        >>> x = torch.randn(4, 10, 8)
+        >>> out, (h, c), gates = rnn(x, lengths=[10, 3, 7, 1], return_gates=True)
         >>> out.shape, gates["forget"].shape
         (torch.Size([4, 10, 16]), torch.Size([4, 10, 16]))
     """
@@ -146,10 +155,10 @@ class Recurrent(nn.Module):
         out, state, gates = run(
             self.cell, x, state, layout.lengths, reverse=self.reverse, keep_gates=return_gates
         )
-        out, gates = layout(out), {k: layout(g) for k, g in gates.items()}
+        y, laid_gates = layout(out), {k: layout(g) for k, g in gates.items()}
         if not batched:
             state = tuple(s.squeeze(0) for s in state)
-        return (out, state, gates) if return_gates else (out, state)
+        return (y, state, laid_gates) if return_gates else (y, state)
 
     def extra_repr(self) -> str:
         return f"batch_first={self.batch_first}, reverse={self.reverse}"
@@ -171,6 +180,7 @@ class Layout:
 
     def __call__(self, y: Tensor) -> Tensor | PackedSequence:
         if self.packed is not None:
+            assert self.lengths is not None  # a PackedSequence always carries its lengths
             return _repack(y, self.lengths, self.packed)
         if not self.batched:
             return y.squeeze(1)  # (T, 1, ·) -> (T, ·)
@@ -190,12 +200,12 @@ def time_major(
     ``ValueError``, as are lengths with unbatched input or out of range).
     """
     packed = input if isinstance(input, PackedSequence) else None
-    if packed is not None:
+    if isinstance(input, PackedSequence):
         if lengths is not None:
             raise ValueError(
                 "lengths must not be given with a PackedSequence, which carries its own"
             )
-        x, lengths = pad_packed_sequence(packed)  # (T, B, I), (B,)
+        x, lengths = pad_packed_sequence(input)  # (T, B, I), (B,)
         check_input(x, module, rank=3, check_nan=True)
         batched = True
     else:
@@ -203,6 +213,12 @@ def time_major(
         x = input if batched else input.unsqueeze(1)
         if batch_first and batched:
             x = x.transpose(0, 1)  # (B, T, I) -> (T, B, I)
+    if x.shape[0] == 0:  # an empty batch runs (as in torch); a sequence of no steps does not
+        raise ShapeError(
+            "Expected sequence length to be larger than 0 in RNN: input must have at least "
+            f"one time step; got shape {tuple(input.shape)}"
+            + (" (batch_first: (B, T, input_size))" if batch_first and batched else "")
+        )
     if lengths is not None:
         if not batched:
             raise ValueError(

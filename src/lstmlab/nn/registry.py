@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from torch import nn
-
 from lstmlab.nn.layers.clockwork import ClockworkRNN
 from lstmlab.nn.layers.depth_gated import DepthGatedLSTM
 from lstmlab.nn.layers.grid import GridLSTM
 from lstmlab.nn.layers.standard import GRU, LSTM, RNN
 from lstmlab.nn.stack import Stack
 
+# What a variant builds: a stack of cells, or the Grid LSTM, whose blocks span the layers.
+Layer = Stack | GridLSTM
+
 # name -> (layer class, switches, one line for --help)
-VARIANTS: dict[str, tuple[type[nn.Module], dict, str]] = {
+VARIANTS: dict[str, tuple[type[Stack] | type[GridLSTM], dict, str]] = {
     "lstm": (LSTM, {}, "LSTM with forget gate (torch.nn.LSTM)"),
     "peephole": (LSTM, {"peephole": True}, "peephole connections (Gers & Schmidhuber 2000)"),
     "coupled": (LSTM, {"coupled": True}, "coupled input and forget gates, f = 1 - i (CIFG)"),
@@ -48,12 +49,15 @@ VARIANTS: dict[str, tuple[type[nn.Module], dict, str]] = {
 }
 
 
-def make_layer(name: str, input_size: int, hidden_size: int, **kwargs) -> Stack:
-    """Build the named variant as a drop-in layer, e.g. ``make_layer("peephole", 8, 32, num_layers=2)``."""
+def make_layer(name: str, input_size: int, hidden_size: int, **kwargs) -> Layer:
+    """Build the named variant as a drop-in layer.
+
+    Example: ``make_layer("peephole", 8, 32, num_layers=2)``.
+    """
     return layer_factory(name)(input_size, hidden_size, **kwargs)
 
 
-def layer_factory(name: str) -> Callable[..., Stack]:
+def layer_factory(name: str) -> Callable[..., Layer]:
     if name not in VARIANTS:
         raise ValueError(f"unknown cell {name!r}; choose one of: {', '.join(VARIANTS)}")
     cls, switches, _ = VARIANTS[name]

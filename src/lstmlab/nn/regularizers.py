@@ -11,7 +11,7 @@
   weight ``k``: Bernoulli(z) draws while training, the constant z in evaluation.
 
 :class:`~lstmlab.Stack` draws the masks once per call, per layer and direction, and hands the same
-tensors to whichever path runs the layer: :func:`lstmlab.recurrent.run` (the reference, which
+tensors to whichever path runs the layer: :func:`lstmlab.nn.recurrent.run` (the reference, which
 uses :func:`dropped_step` and :func:`zone` below) or a fused kernel.
 """
 
@@ -63,8 +63,9 @@ def dropped_step(cell: Cell, x: Tensor, state: State, mask: Tensor) -> tuple[Ten
     return h, new_state, gates
 
 
-def zone(new: Tensor, old: Tensor, keep: Tensor) -> Tensor:
-    """Krueger et al. 2016: ``keep ⊙ old + (1 - keep) ⊙ new`` for one state part, (B, size)."""
+def zone(new: Tensor, old: Tensor, keep: Tensor | float) -> Tensor:
+    """Krueger et al. 2016: ``keep ⊙ old + (1 - keep) ⊙ new`` for one state part, (B, size);
+    ``keep`` (B, size) or a number."""
     return keep * old + (1 - keep) * new
 
 

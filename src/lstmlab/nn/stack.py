@@ -1,9 +1,9 @@
 """Stacking and bidirectionality, written once for every cell.
 
 :class:`Stack` runs layers of any :class:`~lstmlab.Cell` through the readable loop
-(:func:`lstmlab.recurrent.run`) with torch's calling convention: (T, B, ·) or batch-first or
+(:func:`lstmlab.nn.recurrent.run`) with torch's calling convention: (T, B, ·) or batch-first or
 unbatched input, or a ``PackedSequence``; an initial state ``(num_layers * num_directions, B, ·)``
-per state part; inter-layer dropout; recurrent dropout and zoneout (:mod:`lstmlab.regularizers`).
+per state part; inter-layer dropout; recurrent dropout and zoneout (:mod:`lstmlab.nn.regularizers`).
 Parameters are the stack's own, named ``{cell parameter}_l{k}`` and ``..._l{k}_reverse`` as torch
 names them (``weight_ih_l0``, ``weight_hh_l1_reverse``, ``weight_ci_l0``), so torch state dicts
 load as they are.
@@ -20,7 +20,13 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from lstmlab.nn import dispatch
-from lstmlab.nn._checks import check_positive_int, check_state, qualified, state_parts
+from lstmlab.nn._checks import (
+    check_bool,
+    check_positive_int,
+    check_state,
+    qualified,
+    state_parts,
+)
 from lstmlab.nn.cells.base import Cell, Gates
 from lstmlab.nn.recurrent import run, time_major
 from lstmlab.nn.regularizers import check_probability, recurrent_dropout_mask, zoneout_keep
@@ -47,7 +53,7 @@ class Stack(nn.Module):
 
     Both regularisers keep the fused kernels (standard LSTM included: it leaves torch's kernel
     for lstmlab's). Masks come from torch's global generator, once per call, in the Stack, so
-    every path sees the same ones (:mod:`lstmlab.regularizers`).
+    every path sees the same ones (:mod:`lstmlab.nn.regularizers`).
 
     ``forward(input, hx=None, *, lengths=None, return_gates=False)``:
         input: (T, B, input_size) (batch-first: (B, T, input_size)), unbatched (T, input_size),
@@ -97,6 +103,7 @@ class Stack(nn.Module):
                 f"(got dropout={dropout})",
                 stacklevel=3,
             )
+        check_bool("batch_first", batch_first)
         self.batch_first, self.dropout, self.bidirectional = (
             batch_first,
             float(dropout),
@@ -105,6 +112,10 @@ class Stack(nn.Module):
         self.recurrent_dropout = check_probability("recurrent_dropout", recurrent_dropout)
         self.zoneout = check_probability("zoneout", zoneout)
         directions = 2 if bidirectional else 1
+        # Parameter names in torch's order, all and per layer and direction (torch's
+        # `_flat_weights_names` and `_all_weights`, which torch.nn.utils and torch.ao read).
+        self._flat_weights_names: list[str] = []
+        self._all_weights: list[list[str]] = []
         cells, size = [], input_size
         for layer in range(num_layers):
             for direction in range(directions):
@@ -131,7 +142,7 @@ class Stack(nn.Module):
 
     def _adopt(self, cell: Cell, suffix: str) -> None:
         """Register the cell's parameters and buffers on the stack under torch-style names."""
-        binding = []
+        binding, names = [], []
         for kind, members in (
             ("_parameters", cell.named_parameters()),
             ("_buffers", cell.named_buffers()),
@@ -140,11 +151,27 @@ class Stack(nn.Module):
                 name = path.replace(".", "_") + suffix
                 if kind == "_parameters":
                     self.register_parameter(name, tensor)
+                    names.append(name)
                 else:
                     self.register_buffer(name, tensor)
                 owner, _, leaf = path.rpartition(".")
                 binding.append((cell.get_submodule(owner), kind, leaf, name))
         cell._stack_binding = binding
+        self._flat_weights_names.extend(names)
+        self._all_weights.append(names)
+
+    @property
+    def _flat_weights(self) -> list[Tensor | None]:
+        """The parameters in torch's order (per layer and direction: ``w_ih, w_hh, b_ih, b_hh``,
+        then ``w_hr`` and the variants' own), as ``torch.nn.LSTM._flat_weights`` lists them.
+        Read afresh at each access, so a tensor put in a parameter's place (``weight_norm``,
+        ``functional_call``) is the one listed; ``None`` where a name has no tensor."""
+        return [getattr(self, name, None) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """The parameters per layer and direction, as ``torch.nn.LSTM.all_weights``."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
 
     @property
     def cells(self) -> tuple[Cell, ...]:

@@ -7,6 +7,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from lstmlab.study.params import match_hidden_size, parameter_count
 from lstmlab.study.runs import PER_RUN, Run, _execute
@@ -27,7 +28,7 @@ def run_study(study: Study, *, on_result: Callable[[dict], None] | None = None) 
     sizes = {c: match_hidden_size(model_config, c, target) for c in study.cells}
     rates = learning_rates(study) if study.lr_search else [study.base.lr]
     runs = len(study.cells) * (len(rates) + study.seeds - 1)
-    plan = {
+    plan: dict[str, Any] = {
         "cells": study.cells,
         "seeds": study.seeds,
         "target_params": target,
@@ -69,7 +70,7 @@ def run_study(study: Study, *, on_result: Callable[[dict], None] | None = None) 
         else {c: study.base.lr for c in study.cells}
     )
     first = range(1, study.seeds) if study.lr_search else range(study.seeds)
-    done += _execute(runs_of(first, best.get), study, minutes, out, on_result)
+    done += _execute(runs_of(first, lambda c: best[c]), study, minutes, out, on_result)
     final = [r for r in done if r["lr"] == best[r["cell"]]]
     return write_results(final, study, target, out)
 

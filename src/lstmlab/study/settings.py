@@ -34,7 +34,7 @@ class Study:
         base: the settings every run shares (task, data, steps, optimiser, ...); its ``cell``,
             ``seed``, ``out`` and ``minutes`` are set per run, its ``hidden_size`` gives the
             default parameter target, its ``lr`` the rate when there is no search.
-        cells: names from :data:`lstmlab.registry.VARIANTS`.
+        cells: names from :data:`lstmlab.nn.registry.VARIANTS`.
         seeds: runs per cell, seeds ``0 .. seeds - 1``.
         params: the parameter target; ``None``: the ``lstm`` model at ``base.hidden_size``.
         lr_search: K > 0 searches K log-uniform learning rates in ``lr_range`` on seed 0.

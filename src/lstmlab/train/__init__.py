@@ -12,6 +12,7 @@ Example::
 from lstmlab.train.jobs import TaskJob, TextJob, evaluate_split, make_job
 from lstmlab.train.loop import (
     MetricsLog,
+    RunStopped,
     StepDecay,
     TrainingError,
     evaluate_checkpoint,
@@ -23,6 +24,7 @@ from lstmlab.train.settings import SCHEDULE, TrainConfig, layer_options
 __all__ = [
     "TrainConfig",
     "TrainingError",
+    "RunStopped",
     "TaskJob",
     "TextJob",
     "evaluate_split",

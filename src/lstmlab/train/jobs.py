@@ -6,11 +6,13 @@ as the papers do."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from lstmlab.data import TokenStream, Vocab, make_task, split_documents, stdlib_corpus, text_corpus
+from lstmlab.data import TokenStream, Vocab, make_task, split_corpus, stdlib_corpus, text_corpus
+from lstmlab.data.mnist import SequentialMNIST
 from lstmlab.data.ptb import CORPORA as PTB_CORPORA
 from lstmlab.data.ptb import ptb_corpus, ptb_vocab
 from lstmlab.models import LanguageModel, SequenceModel, detach_state
@@ -29,13 +31,13 @@ class TaskJob:
     """
 
     def __init__(self, cfg: TrainConfig, rank: int, world: int) -> None:
-        args = {
+        options: dict[str, dict[str, Any]] = {
             "adding": {"length": cfg.length},
             "recall": {"gap": cfg.gap},
             "copy": {"delay": cfg.delay},
             "smnist": {"mode": cfg.mnist_mode},
-        }.get(cfg.task, {})
-        self.task = make_task(cfg.task, **args)
+        }
+        self.task = make_task(cfg.task, **options.get(cfg.task, {}))
         if self.task.every_step:
             if self.task.vocab_size != self.task.output_size:
                 raise ValueError(
@@ -117,13 +119,18 @@ class TaskJob:
 
     def state(self) -> dict[str, Tensor]:
         saved = {"generator": self.generator.get_state()}
-        if getattr(self.task, "permutation", None) is not None:
+        if isinstance(self.task, SequentialMNIST) and self.task.permutation is not None:
             saved["permutation"] = self.task.permutation  # permuted MNIST's pixel order
         return saved
 
     def load_state(self, tensors: dict[str, Tensor]) -> None:
         self.generator.set_state(tensors["generator"])
         if "permutation" in tensors:
+            if not isinstance(self.task, SequentialMNIST):
+                raise ValueError(
+                    f"the checkpoint holds a pixel permutation, which task {self.task.name!r} "
+                    "does not take"
+                )
             self.task.set_permutation(tensors["permutation"])
             self.valid = self._batches("valid", limit=self.eval_batches * self.batch_size)
 
@@ -132,7 +139,8 @@ class TextJob:
     """Language modelling on a corpus by truncated BPTT over parallel streams.
 
     ``cfg.text`` names the corpus: ``None`` (the Python standard library's source), a file or
-    folder (split into documents by :func:`split_documents`), or ``"ptb-word"`` /
+    folder (held out by :func:`split_corpus`: whole documents, or a single file's last parts;
+    ``note`` says which), or ``"ptb-word"`` /
     ``"ptb-char"``: the Penn Treebank's own three splits, each one stream read whole
     (``max_chars`` does not apply), with its fixed vocabulary (:mod:`lstmlab.data.ptb`).
     """
@@ -142,13 +150,15 @@ class TextJob:
             texts = ptb_corpus(cfg.text)[1]
             train, valid, test = [texts["train"]], [texts["valid"]], [texts["test"]]
             self.vocab = vocab or ptb_vocab(cfg.text)
+            self.note = f"{cfg.text}: the Penn Treebank's own train, validation and test splits"
         else:
             documents = (
                 stdlib_corpus(cfg.max_chars)
                 if cfg.text is None
                 else text_corpus(cfg.text, cfg.max_chars)
             )
-            train, valid, test = split_documents(documents)
+            train, valid, test, note = split_corpus(documents)
+            self.note = f"{cfg.text or 'the Python standard library'}: {note}"
             self.vocab = vocab or Vocab.from_documents(train, level=cfg.level)
         self.test, self.bptt = test, cfg.bptt
         encode = self.encode

@@ -38,23 +38,27 @@ from lstmlab.train.checkpoint import (
     load_checkpoint,
     read_config,
     read_vocab,
-    save_checkpoint,
 )
 from lstmlab.train.jobs import TaskJob, make_job
-from lstmlab.train.settings import SCHEDULE, TrainConfig
+from lstmlab.train.run_folder import (
+    RunLock,
+    RunStopped,
+    StopSignals,
+    TrainingError,
+    save_or_fail,
+    truncate_log,
+)
+from lstmlab.train.settings import BUDGET, SCHEDULE, TrainConfig
 
 __all__ = [
     "TrainingError",
+    "RunStopped",
     "train",
     "StepDecay",
     "MetricsLog",
     "load_trained",
     "evaluate_checkpoint",
 ]
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. the loss became NaN); the last good checkpoint is kept."""
 
 
 def _distributed() -> tuple[int, int]:
@@ -89,10 +93,32 @@ def train(
     ``decay_every``, ``decay_start``) replaces the run's from its current step on -- a run
     extended with more steps can move its decay too; the steps already taken are unchanged, and
     the change is logged in ``metrics.jsonl``.
+
+    One run at a time holds ``cfg.out``: another is refused at once (:class:`TrainingError`).
+    SIGINT or SIGTERM stop the run at the next step boundary with a checkpoint there, raising
+    :class:`RunStopped` (a ``KeyboardInterrupt``); resuming it gives the uninterrupted run. A
+    resumed run's ``metrics.jsonl`` drops what was logged after its checkpoint, so no step is
+    logged twice. A save that fails (a full disk) is a :class:`TrainingError`; the checkpoint
+    keeps its last complete state.
     """
     if reschedule and not resume:
         raise ValueError("reschedule changes a resumed run's schedule: pass resume=True too")
     rank, world = _distributed()
+    with RunLock(Path(cfg.out), enabled=rank == 0):
+        return _run(cfg, rank, world, resume, overwrite, reschedule, progress, on_eval)
+
+
+def _run(
+    cfg: TrainConfig,
+    rank: int,
+    world: int,
+    resume: bool,
+    overwrite: bool,
+    reschedule: bool,
+    progress: bool,
+    on_eval,
+) -> dict[str, float]:
+    """:func:`train`, in a run folder this process holds."""
     out = Path(cfg.out)
     ckpt = out / "checkpoint"
     vocab = None
@@ -104,7 +130,7 @@ def train(
         stored = TrainConfig(
             **{
                 **read_config(ckpt)["train"],
-                **{k: getattr(cfg, k) for k in ("steps", "minutes", "out")},
+                **{k: getattr(cfg, k) for k in (*BUDGET, "out")},
             }
         )
         # The same schedule again is a plain resume (nothing to change, nothing logged).
@@ -141,6 +167,8 @@ def train(
         job.load_state(loaded.tensors)
         if reschedule:  # the new schedule as if it had held from the start
             schedule = _schedule(cfg, optimizer, done=start)
+        if rank == 0:  # the steps after the checkpoint are run, and logged, again
+            truncate_log(out / "metrics.jsonl", start)
     log = MetricsLog(out / "metrics.jsonl") if rank == 0 else None
     if reschedule and log is not None:
         log.write(
@@ -155,7 +183,7 @@ def train(
 
     def checkpoint(step: int) -> None:
         if rank == 0:
-            save_checkpoint(
+            save_or_fail(
                 ckpt,
                 model=model,
                 optimizer=optimizer,
@@ -169,81 +197,90 @@ def train(
         if world > 1:
             dist.barrier()
 
+    def validate(done: int) -> dict[str, float]:
+        """Evaluate; keep the weights in ``best/`` when they are the best so far; log."""
+        nonlocal best, stale
+        model.eval()
+        metrics = job.evaluate()
+        model.train()
+        improved = metrics["loss"] < best
+        best, stale = (metrics["loss"], 0) if improved else (best, stale + 1)
+        if improved and rank == 0:  # early stopping keeps these weights, not the last
+            save_or_fail(
+                out / "best",
+                model=model,
+                config=config,
+                vocab=vocab_json,
+                step=done,
+                extra={f"valid_{k}": v for k, v in metrics.items()},
+                tensors=job.state(),
+            )  # e.g. permuted MNIST's pixel order
+        if log is not None:
+            log.write({"step": done, **{f"valid_{k}": v for k, v in metrics.items()}})
+            bar.note(f"step {done}: " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        if on_eval is not None and rank == 0:
+            on_eval(done, metrics, job)
+        return metrics
+
+    if rank == 0 and progress and getattr(job, "note", None):
+        print(job.note, flush=True)  # what the corpus holds out
     bar = _progress(cfg.steps, start, progress and rank == 0)
     seen, clock = 0, time.perf_counter()
-    model.train()
-    for step in range(start, cfg.steps):
-        loss, count = job.loss(trained, job.batch(step))
-        mean = loss.detach().clone()
-        if world > 1:  # every rank sees the same mean: same decisions
-            dist.all_reduce(mean)
-            mean /= world
-        if not math.isfinite(float(mean)):
-            raise TrainingError(
-                f"the loss became {float(mean)} at step {step + 1}; nothing was "
-                f"updated, the last good checkpoint is {ckpt}"
+    with StopSignals() as stop, bar:  # the bar ends before any error's line
+        model.train()
+        for step in range(start, cfg.steps):
+            loss, count = job.loss(trained, job.batch(step))
+            mean = loss.detach().clone()
+            if world > 1:  # every rank sees the same mean: same decisions
+                dist.all_reduce(mean)
+                mean /= world
+            if not math.isfinite(float(mean)):
+                raise TrainingError(
+                    f"the loss became {float(mean)} at step {step + 1}; nothing was "
+                    f"updated, the last good checkpoint is {ckpt}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = nn.utils.clip_grad_norm_(
+                model.parameters(), cfg.clip if cfg.clip > 0 else math.inf
             )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.clip if cfg.clip > 0 else math.inf)
-        optimizer.step()
-        schedule.step()
-        seen += count * world
-        rate = seen / (time.perf_counter() - clock)
-        bar.update(loss=float(mean), rate=rate)
-        if log is not None:
-            log.write(
-                {
-                    "step": step + 1,
-                    "loss": float(mean),
-                    "grad_norm": float(norm),
-                    "lr": schedule.get_last_lr()[0],
-                    "items_per_s": rate,
-                }
-            )
-        done = step + 1
-        if done % cfg.eval_every == 0 or done == cfg.steps:
-            model.eval()
-            metrics = job.evaluate()
-            model.train()
-            improved = metrics["loss"] < best
-            best, stale = (metrics["loss"], 0) if improved else (best, stale + 1)
-            if improved and rank == 0:  # early stopping keeps these weights, not the last
-                save_checkpoint(
-                    out / "best",
-                    model=model,
-                    config=config,
-                    vocab=vocab_json,
-                    step=done,
-                    extra={f"valid_{k}": v for k, v in metrics.items()},
-                    tensors=job.state(),
-                )  # e.g. permuted MNIST's pixel order
+            optimizer.step()
+            schedule.step()
+            seen += count * world
+            rate = seen / (time.perf_counter() - clock)
+            bar.update(loss=float(mean), rate=rate)
             if log is not None:
-                log.write({"step": done, **{f"valid_{k}": v for k, v in metrics.items()}})
-                bar.note(f"step {done}: " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-            if on_eval is not None and rank == 0:
-                on_eval(done, metrics, job)
-            if cfg.patience and stale >= cfg.patience:
-                bar.note(f"stopping early: no improvement in {stale} evaluations")
+                log.write(
+                    {
+                        "step": step + 1,
+                        "loss": float(mean),
+                        "grad_norm": float(norm),
+                        "lr": schedule.get_last_lr()[0],
+                        "items_per_s": rate,
+                    }
+                )
+            done = step + 1
+            if done % cfg.eval_every == 0 or done == cfg.steps:
+                metrics = validate(done)
+                if cfg.patience and stale >= cfg.patience:
+                    bar.note(f"stopping early: no improvement in {stale} evaluations")
+                    checkpoint(done)
+                    break
+            out_of_time = cfg.minutes > 0 and time.perf_counter() - clock > 60 * cfg.minutes
+            signum = stop.received or 0
+            if world > 1:  # the ranks' clocks and signals differ: rank 0 decides
+                flags = torch.tensor([float(out_of_time), float(signum)])
+                dist.broadcast(flags, 0)
+                out_of_time, signum = bool(flags[0]), int(flags[1])
+            if out_of_time and done % cfg.eval_every and done != cfg.steps:
+                metrics = validate(done)  # the log ends on the numbers train() returns
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps or out_of_time or signum:
                 checkpoint(done)
+            if signum:
+                raise RunStopped(signum, done, out)
+            if out_of_time:
+                bar.note(f"stopping at step {done}: the {cfg.minutes:g}-minute budget is spent")
                 break
-        out_of_time = cfg.minutes > 0 and time.perf_counter() - clock > 60 * cfg.minutes
-        if world > 1:  # the ranks' clocks differ: rank 0 decides
-            flag = torch.tensor([float(out_of_time)])
-            dist.broadcast(flag, 0)
-            out_of_time = bool(flag)
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps or out_of_time:
-            checkpoint(done)
-        if out_of_time:
-            bar.note(f"stopping at step {done}: the {cfg.minutes:g}-minute budget is spent")
-            if done % cfg.eval_every:
-                model.eval()
-                metrics = job.evaluate()
-                model.train()
-                if log is not None:  # the log ends on the numbers train() returns
-                    log.write({"step": done, **{f"valid_{k}": v for k, v in metrics.items()}})
-            break
-    bar.close()
     return metrics
 
 
@@ -302,8 +339,11 @@ class MetricsLog:
         self.path = path
 
     def write(self, record: dict) -> None:
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:  # a full disk: one line, like a failed checkpoint save
+            raise TrainingError(f"could not write {self.path}: {e}") from None
 
 
 class _progress:
@@ -329,20 +369,36 @@ class _progress:
         if self.bar is not None:
             self.bar.close()
 
+    def __enter__(self) -> _progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def load_trained(path: str | os.PathLike):
-    """A trained model from a run's checkpoint folder: ``(model, vocab or None, TrainConfig)``."""
+    """A trained model from a run's checkpoint folder: ``(model, vocab or None, TrainConfig)``.
+
+    The checkpoint is checked before anything is allocated (its config against the schema, the
+    model's size against what ``model.safetensors`` declares); weights holding NaN or infinite
+    values are refused. Every problem is a one-line ``ValueError`` naming the file.
+    """
+    return _load_trained(path)[:3]
+
+
+def _load_trained(path: str | os.PathLike):
+    """:func:`load_trained`, plus the run's other saved tensors (a task's state)."""
     config = read_config(path)
     if "train" not in config or "model" not in config:
         raise ValueError(f"{path}: not a checkpoint written by lstmlab train")
     model = build_model(config["model"])
-    load_checkpoint(path, model=model, restore_rng=False)
-    saved_vocab = read_vocab(path)
+    loaded = load_checkpoint(path, model=model, restore_rng=False, finite=True)
     model.eval()
     return (
         model,
-        Vocab.from_json(saved_vocab) if saved_vocab else None,
-        TrainConfig(**config["train"]),
+        Vocab.from_json(loaded.vocab) if loaded.vocab else None,
+        TrainConfig(**loaded.config["train"]),
+        loaded.tensors,
     )
 
 
@@ -352,12 +408,16 @@ def evaluate_checkpoint(path: str | os.PathLike, split: str = "valid") -> dict[s
     ``"valid"``: what training validates on. ``"test"``: a corpus's test split read as one
     stream (every token after the first; see :meth:`TextJob.evaluate`), a data set's whole test
     split (smnist: accuracy over all 10,000 images), or fixed test-seed batches of a generated
-    task.
+    task. ``path`` may be a run folder, its ``checkpoint/``, or the ``checkpoint.old`` a save
+    killed between its renames leaves.
     """
-    model, vocab, cfg = load_trained(path)
+    model, vocab, cfg, tensors = _load_trained(path)
     job = make_job(cfg, vocab=vocab)
     job.model.load_state_dict(model.state_dict())
     if isinstance(job, TaskJob):  # the run's saved task state: permuted MNIST's pixel order
-        job.load_state(load_checkpoint(path, restore_rng=False).tensors)
+        try:
+            job.load_state(tensors)
+        except (KeyError, RuntimeError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: the saved task state does not fit the task ({e})") from None
     job.model.eval()
     return job.evaluate(split)

@@ -13,6 +13,8 @@ def _setting(default, help: str):
 
 # The learning-rate schedule: what ``train(..., resume=True, reschedule=True)`` may change.
 SCHEDULE = ("lr_decay", "decay_every", "decay_start")
+# What a resumed run may change besides its schedule: how long it goes on.
+BUDGET = ("steps", "minutes")
 
 
 @dataclass

@@ -167,7 +167,10 @@ def layout_cell(g: CellGraph, t: int = 0) -> tuple[Drawing, float, float]:
             [(xr, yr), (XR, ys_)]
             if yr == ys_
             else _clear(
-                router, r, lambda x: [(xr, yr), (x, yr), (x, ys_), (XR, ys_)], exit_xs(r, xv)
+                router,
+                r,
+                lambda x, xr=xr, yr=yr, ys_=ys_: [(xr, yr), (x, yr), (x, ys_), (XR, ys_)],
+                exit_xs(r, xv),
             )
         )
         edge(pts, r, "", [f"{p.role}-state"], (r, f"{p.name}_out"))

@@ -28,6 +28,7 @@ from torch import Tensor
 from lstmlab.models import LanguageModel
 from lstmlab.nn.cells.base import Cell, Gates, State
 from lstmlab.nn.recurrent import run
+from lstmlab.nn.stack import Stack
 from lstmlab.viz.explore_page import PAGE
 
 MAX_TOKENS = 20_000  # a page beyond this grows slow to open and to recolour
@@ -36,7 +37,7 @@ MAX_VALUES = 4_000_000  # numbers in the page, all layers and quantities (~4-5 b
 
 class _Recording(Cell):
     """``cell``, with its new state parts reported next to its gates, so that the one time loop
-    (:func:`lstmlab.recurrent.run`, ``keep_gates=True``) keeps the state of every step too."""
+    (:func:`lstmlab.nn.recurrent.run`, ``keep_gates=True``) keeps the state of every step too."""
 
     def __init__(self, cell: Cell) -> None:
         super().__init__(
@@ -84,6 +85,11 @@ def activations(
             f"the explorer reads text with a language model (a checkpoint of "
             f"`lstmlab train --task text`); got {type(model).__name__}"
         )
+    if not isinstance(model.rnn, Stack):
+        raise ValueError(
+            f"the explorer reads each layer's cell; a {model.cell_name!r} model's layers "
+            f"({type(model.rnn).__name__}) have no per-layer cells"
+        )
     if vocab is None:
         raise ValueError(
             "the explorer needs the model's vocabulary; this checkpoint has none "
@@ -112,7 +118,7 @@ def activations(
     was_training = model.training
     model.eval()  # no dropout: the model as it predicts
     try:
-        layers = _read(model, vocab.encode(tokens[:keep]))
+        layers = _read(model, cells, vocab.encode(tokens[:keep]))
     finally:
         model.train(was_training)
     return {
@@ -125,12 +131,13 @@ def activations(
 
 
 @torch.no_grad()
-def _read(model: LanguageModel, ids: Tensor) -> list[dict[str, Tensor]]:
-    """Token ids (T,) through the model's layers, one by one: each layer's quantities (T, units)."""
+def _read(model: LanguageModel, cells: tuple[Cell, ...], ids: Tensor) -> list[dict[str, Tensor]]:
+    """Token ids (T,) through the model's layers (their ``cells``), one by one: each layer's
+    quantities (T, units)."""
     ids = ids.to(model.embedding.weight.device)
     x = model.embedding(ids).unsqueeze(1)  # (T, 1, E): time-major, a batch of one
     layers = []
-    for cell in model.rnn.cells:  # a language model has one direction
+    for cell in cells:  # a language model has one direction
         state = cell.initial_state(1, dtype=x.dtype, device=x.device)
         x, _, seen = run(_Recording(cell), x, state, keep_gates=True)  # x: (T, 1, O)
         layer = {"hidden": x[:, 0]}

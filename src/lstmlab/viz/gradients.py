@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -48,7 +49,7 @@ def gradient_flow(
     r"""``g_k``, the gradient reaching the input ``k`` steps back from the last output.
 
     Args:
-        layer: a :class:`~lstmlab.Cell` (run by :func:`lstmlab.recurrent.run`) or a
+        layer: a :class:`~lstmlab.Cell` (run by :func:`lstmlab.nn.recurrent.run`) or a
             one-direction layer called like ``torch.nn.LSTM`` (``layer(x) -> (output, h_n)``,
             e.g. ``lstmlab.LSTM``, ``GRU``, ``RNN``, ``torch.nn.LSTM``); every layer it stacks
             is in the path from ``x`` to ``h_T``.
@@ -75,6 +76,7 @@ def gradient_flow(
             f"layer must be an lstmlab Cell or a recurrent layer with an input_size "
             f"(lstmlab.LSTM, torch.nn.GRU, ...); got {type(layer).__name__}"
         )
+    input_size = cast(int, layer.input_size)  # checked above: an int
     if getattr(layer, "bidirectional", False):
         raise ValueError(
             "gradient_flow follows time forwards: give a one-direction layer "
@@ -88,17 +90,17 @@ def gradient_flow(
         for name, value in (("steps", steps), ("batch", batch)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        inputs = torch.randn(steps, batch, layer.input_size, generator=gen)
+        inputs = torch.randn(steps, batch, input_size, generator=gen)
     elif (
         not isinstance(inputs, Tensor)
         or inputs.dim() != 3
-        or inputs.shape[-1] != layer.input_size
+        or inputs.shape[-1] != input_size
         or inputs.numel() == 0
     ):
         got = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
         raise ValueError(
-            f"inputs must be a non-empty (T, B, {layer.input_size}) tensor "
-            f"(time-major, input_size={layer.input_size}); got {got}"
+            f"inputs must be a non-empty (T, B, {input_size}) tensor "
+            f"(time-major, input_size={input_size}); got {got}"
         )
     x = inputs.detach().to(dtype=dtype, device=device).requires_grad_(True)  # (T, B, I)
     h_last = _last_output(layer, x)  # (B, O)
@@ -111,6 +113,7 @@ def gradient_flow(
             f"readout must be a ({h_last.shape[-1]},) tensor, one weight per unit of h_T; got {got}"
         )
     (h_last @ readout.to(h_last)).sum().backward()
+    assert x.grad is not None  # x is a leaf that requires grad
     # x.grad (T, B, I): the per-step gradient norms, mean over the batch, latest step first.
     return x.grad.norm(dim=-1).mean(dim=1).flip(0).detach().cpu()
 

@@ -170,7 +170,7 @@ def to_svg(drawing: Drawing) -> str:
 
 def to_png(drawing: Drawing, path: str | Path, dpi: int = 160) -> Path:
     """The same drawing through matplotlib (needs matplotlib: ``pip install 'lstmlab[plots]'``)."""
-    from matplotlib.patches import Ellipse, FancyArrowPatch, FancyBboxPatch, Rectangle
+    from matplotlib.patches import Ellipse, FancyArrowPatch, FancyBboxPatch, Patch, Rectangle
 
     from lstmlab.viz.plots import _pyplot
 
@@ -235,6 +235,7 @@ def to_png(drawing: Drawing, path: str | Path, dpi: int = 160) -> Path:
             )
         else:
             x, y, hw, hh = g["x"], g["y"], g["hw"], g["hh"]
+            patch: Patch
             if s.tag == "box":
                 patch = Rectangle((x - hw, y - hh), 2 * hw, 2 * hh, fc=BOX_FILL, ec=BOX_LINE)
             elif s.tag == "dot":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 from torch import fx, nn
@@ -156,7 +157,7 @@ def trace_cell(cell: Cell, *, batch: int = 2) -> CellGraph:
     step = _Step(cell)
     params = {**dict(step.named_parameters()), **dict(step.named_buffers())}
     ref = next(iter(params.values()), None)
-    kw = dict(dtype=ref.dtype, device=ref.device) if ref is not None else {}
+    kw: dict[str, Any] = dict(dtype=ref.dtype, device=ref.device) if ref is not None else {}
     x = torch.randn(batch, cell.input_size, **kw)
     state = tuple(torch.randn(batch, n, **kw) for n in cell.state_sizes)
 
@@ -189,6 +190,12 @@ class _Reader:
             return self.data(v.whole)
         return None if v is CONST or v is ZERO else v
 
+    def source(self, v) -> str:
+        """The node id of a value that carries data (neither CONST nor ZERO)."""
+        d = self.data(v)
+        assert d is not None, "a constant or zero value has no node"
+        return d
+
     def op(self, label: str, op: str, values) -> str:
         return self.add("op", label, [(d, "id") for v in values if (d := self.data(v))], op=op)
 
@@ -210,7 +217,8 @@ class _Reader:
                 env[node] = self.value(node, env)
             elif node.op == "output":
                 outs = [self.data(env[a]) for a in pytree.tree_leaves(node.args[0])]
-        if any(o is None for o in outs[: S + 1]):
+        results = [o for o in outs[: S + 1] if o is not None]
+        if len(results) < S + 1:
             raise ValueError(
                 f"{type(self.cell).__name__}.step returns an output or state that "
                 "does not depend on x or the state; a diagram needs data flow"
@@ -219,7 +227,7 @@ class _Reader:
         for g, nid in gates.items():
             self.nodes[nid] = replace(self.nodes[nid], gate=g)
         return _with_roles(
-            type(self.cell).__name__, self.prune(outs), names, outs[0], outs[1 : S + 1], gates
+            type(self.cell).__name__, self.prune(outs), names, results[0], results[1:], gates
         )
 
     def value(self, node: fx.Node, env):
@@ -245,7 +253,7 @@ class _Reader:
         if name in _MATMULS:
             data = [t for t in tensors if t is not CONST and t is not ZERO]
             if len(data) == 1:
-                return _Affine(((self.data(data[0]), "W"),))
+                return _Affine(((self.source(data[0]), "W"),))
             return self.op("·", "matmul", data)
         if name in ("add", "sub", "rsub", "mul", "div", "neg"):
             return self.arith(name, args)
@@ -278,7 +286,7 @@ class _Reader:
         if name in ("mul", "div") and (a is CONST or b is CONST):  # diagonal weight: a peephole
             if isinstance(x, _Affine) or name == "div":
                 return x
-            return _Affine(((self.data(x), "diag"),))
+            return _Affine(((self.source(x), "diag"),))
         if name in ("add", "sub", "rsub"):
             if a is CONST or b is CONST:  # a bias
                 return x if isinstance(x, _Affine) else _Affine(((x, "id"),))

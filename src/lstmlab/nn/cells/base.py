@@ -42,6 +42,9 @@ class Cell(nn.Module):
             (``Stack(zoneout=p)``) may hold at their previous values: 2 (``h`` and ``c``) by
             default, at most the number of parts. A cell whose state carries something else
             after ``h`` -- a step counter, as the clockwork RNN does -- sets 1.
+        allows_zero_size: whether ``input_size`` and ``hidden_size`` may be 0 (False: each must
+            be at least 1). The cells named after torch's set True, since
+            ``torch.nn.RNNCell(10, 0)`` builds a cell with an empty state.
 
     Example -- a minimal gated unit (Zhou et al. 2016) in a dozen lines::
 
@@ -64,6 +67,7 @@ class Cell(nn.Module):
     """
 
     zoned_state_parts: int = 2
+    allows_zero_size: bool = False
 
     def __init__(
         self,
@@ -74,8 +78,9 @@ class Cell(nn.Module):
         output_size: int | None = None,
     ) -> None:
         super().__init__()
-        check_positive_int("input_size", input_size)
-        check_positive_int("hidden_size", hidden_size)
+        minimum = 0 if self.allows_zero_size else 1
+        check_positive_int("input_size", input_size, minimum=minimum)
+        check_positive_int("hidden_size", hidden_size, minimum=minimum)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.output_size = hidden_size if output_size is None else output_size
@@ -101,8 +106,8 @@ class Cell(nn.Module):
         )
 
     def reset_parameters(self) -> None:
-        """torch's initialisation for recurrent cells: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
+        """torch's initialisation for recurrent cells: every parameter ~ U(-1/√H, 1/√H)."""
+        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
@@ -133,6 +138,11 @@ class Cell(nn.Module):
         if hx is None:
             state = self.initial_state(x.shape[0], dtype=x.dtype, device=x.device)
         else:
+            if isinstance(hx, Tensor) and len(self.state_sizes) > 1:  # torch: TypeError too
+                raise TypeError(
+                    f"hx must be a tuple of {len(self.state_sizes)} tensors (sizes "
+                    f"{self.state_sizes}), got one tensor of shape {tuple(hx.shape)}"
+                )
             parts = state_parts(hx, "hx")
             state = check_state(parts, self.state_sizes, x.shape[0], batched, x, name="hx")
             if not batched:

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lstmlab.nn._checks import check_positive_int
-from lstmlab.nn.cells.base import Cell, Gates, State
-from lstmlab.nn.cells.rnn import add_elman_parameters, check_nonlinearity
+from lstmlab.nn.cells.base import Gates, State
+from lstmlab.nn.cells.rnn import ElmanCell, add_elman_parameters, check_nonlinearity
 
 
 def default_periods(hidden_size: int) -> tuple[int, ...]:
@@ -59,7 +59,7 @@ def check_periods(periods: object, hidden_size: int) -> tuple[int, ...]:
     return periods
 
 
-class ClockworkRNNCell(Cell):
+class ClockworkRNNCell(ElmanCell):
     r"""One step of the Clockwork RNN (Koutník et al. 2014, eqs. 1-2 and Fig. 2).
 
     The H hidden units form G equal modules of m = H / G units with periods

@@ -51,6 +51,13 @@ class DepthGatedLSTMCell(LSTMCell):
         torch.Size([4, 16])
     """
 
+    allows_zero_size = False  # its depth gate and layer input are not defined for empty sizes
+
+    # Always a peephole LSTM: its peepholes are never None.
+    weight_ci: nn.Parameter
+    weight_cf: nn.Parameter
+    weight_co: nn.Parameter
+
     def __init__(
         self,
         input_size: int,
@@ -86,6 +93,8 @@ class DepthGatedLSTMCell(LSTMCell):
         g = torch.tanh(zg)
         gates = {"input": i, "forget": f, "candidate": g}
         if self.depth_gate:  # Yao et al. 2015: the lower cell flows in through d
+            assert self.weight_xd is not None and self.weight_cd is not None
+            assert self.weight_ld is not None  # set with depth_gate
             d = torch.sigmoid(
                 F.linear(x, self.weight_xd, self.bias_d)
                 + self.weight_cd * c

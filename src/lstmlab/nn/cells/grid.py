@@ -1,11 +1,12 @@
-"""Grid LSTM (Kalchbrenner, Danihelka & Graves 2015, "Grid Long Short-Term Memory", arXiv:1507.01526).
+"""Grid LSTM (Kalchbrenner, Danihelka & Graves 2015, "Grid Long Short-Term Memory",
+arXiv:1507.01526).
 
 LSTM cells along depth as well as time: every layer hands the next one a memory vector too, so
 the depth dimension gets the gated, additive path that the time dimension has. Three pieces:
 
 - :class:`GridLSTMCell`, the paper's N-LSTM block: N hidden and N memory vectors in, N out;
 - :class:`GridLSTMColumn`, one time step of the 2-D (time x depth) grid -- a column of blocks --
-  as an lstmlab :class:`~lstmlab.Cell`, so :func:`lstmlab.recurrent.run` runs it over time;
+  as an lstmlab :class:`~lstmlab.Cell`, so :func:`lstmlab.nn.recurrent.run` runs it over time;
 - :class:`GridLSTM`, the layer, with ``torch.nn.LSTM``'s calling convention.
 """
 
@@ -74,9 +75,9 @@ class GridLSTMCell(nn.Module):
         z = F.linear(torch.cat(tuple(h), dim=-1), self.weight, self.bias)  # H = [h_1; ...; h_N]
         i, f, g, o = z.unflatten(-1, (self.dims, 4, -1)).unbind(-2)  # (B, N·4H) -> 4 (B, N, H)
         i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()  # all N LSTMs at once
-        m = f * torch.stack(tuple(m), dim=1) + i * g  # (B, N, H)
-        h = o * m.tanh()
-        return h.unbind(1), m.unbind(1), {"input": i, "forget": f, "candidate": g, "output": o}
+        c = f * torch.stack(tuple(m), dim=1) + i * g  # (B, N, H)
+        y = o * c.tanh()
+        return y.unbind(1), c.unbind(1), {"input": i, "forget": f, "candidate": g, "output": o}
 
     def extra_repr(self) -> str:
         return f"{self.hidden_size}, dims={self.dims}, bias={self.bias is not None}"
@@ -99,7 +100,8 @@ class GridLSTMColumn(Cell):
     (training only) acts on the depth hidden vector between blocks, never on memories.
 
     Parameters: ``weight_ih`` (H, input_size), the input projection (no bias: it would only shift
-    the gate biases); ``blocks.{l}.weight`` (8H, 2H), ``blocks.{l}.bias`` (8H,) -- one block if tied.
+    the gate biases); ``blocks.{l}.weight`` (8H, 2H), ``blocks.{l}.bias`` (8H,) -- one block if
+    tied.
     State: ``(h, m)``, each (B, L·H), layer l in columns [l·H, (l+1)·H). Gates: ``"input"``,
     ``"forget"``, ``"candidate"``, ``"output"``, each (B, L, 2, H): layer, then dimension
     (0 time, 1 depth).
@@ -138,7 +140,9 @@ class GridLSTMColumn(Cell):
         m_time = state[1].chunk(self.num_layers, dim=-1)
         h_depth = F.linear(x, self.weight_ih)  # (B, I) -> (B, H): the input enters the grid
         m_depth = torch.zeros_like(h_depth)  # along depth, with an empty memory
-        new_h, new_m, gates = [], [], []
+        new_h: list[Tensor] = []
+        new_m: list[Tensor] = []
+        per_layer: list[Gates] = []
         for l in range(self.num_layers):
             if l > 0 and self.dropout > 0 and self.training:
                 h_depth = F.dropout(h_depth, self.dropout, training=True)
@@ -146,8 +150,8 @@ class GridLSTMColumn(Cell):
             (h_t, h_depth), (m_t, m_depth), g = block((h_time[l], h_depth), (m_time[l], m_depth))
             new_h.append(h_t)
             new_m.append(m_t)
-            gates.append(g)
-        gates = {name: torch.stack([g[name] for g in gates], dim=1) for name in gates[0]}
+            per_layer.append(g)
+        gates = {name: torch.stack([g[name] for g in per_layer], dim=1) for name in per_layer[0]}
         return h_depth, (torch.cat(new_h, dim=-1), torch.cat(new_m, dim=-1)), gates  # y (B, H)
 
     def extra_repr(self) -> str:

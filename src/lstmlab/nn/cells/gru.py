@@ -32,6 +32,8 @@ class GRUCell(Cell):
         ['candidate', 'reset', 'update']
     """
 
+    allows_zero_size = True  # as torch.nn's cells: a hidden_size of 0 gives an empty state
+
     def __init__(
         self,
         input_size: int,

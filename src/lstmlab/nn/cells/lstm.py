@@ -58,6 +58,8 @@ class LSTMCell(Cell):
         ['candidate', 'forget', 'input', 'output']
     """
 
+    allows_zero_size = True  # as torch.nn's cells: a hidden_size of 0 gives an empty state
+
     def __init__(
         self,
         input_size: int,
@@ -127,7 +129,7 @@ class LSTMCell(Cell):
         h, c = state[0], state[1]  # (B, P), (B, H)
         z = F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
         pre = dict(zip(self.gate_names, z.chunk(len(self.gate_names), dim=-1)))  # each (B, H)
-        if self.gate_recurrence:  # Greff et al. 2015, FGR: gates see all gates of step t-1
+        if self.weight_gg is not None:  # Greff et al. 2015, FGR: gates see all gates of step t-1
             fed_back = F.linear(state[2], self.weight_gg).chunk(len(self.sigmoid_gates), dim=-1)
             for name, r in zip(self.sigmoid_gates, fed_back):
                 pre[name] = pre[name] + r
@@ -146,8 +148,8 @@ class LSTMCell(Cell):
         if self.weight_hr is not None:
             h = F.linear(h, self.weight_hr)  # (B, H) -> (B, P)
 
-        gates = {"input": i, "forget": f, "candidate": g, "output": o}
-        gates = {k: v for k, v in gates.items() if isinstance(v, Tensor)}
+        computed = {"input": i, "forget": f, "candidate": g, "output": o}
+        gates = {k: v for k, v in computed.items() if isinstance(v, Tensor)}
         if self.gate_recurrence:
             return h, (h, c, torch.cat([gates[k] for k in self.sigmoid_gates], dim=-1)), gates
         return h, (h, c), gates
@@ -188,9 +190,9 @@ def check_variant(
     gate_recurrence: bool,
 ) -> None:
     """Reject switch combinations that leave no well-defined cell."""
-    check_positive_int("hidden_size", hidden_size)
+    check_positive_int("hidden_size", hidden_size, minimum=0)  # a cell's may be 0, as torch's
     check_positive_int("proj_size", proj_size, minimum=0)
-    if proj_size >= hidden_size:
+    if proj_size and proj_size >= hidden_size:
         raise ValueError(
             f"proj_size must be smaller than hidden_size={hidden_size} "
             f"(0 disables projection); got proj_size={proj_size}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -11,11 +13,25 @@ from lstmlab.nn.cells.base import Cell, Gates, State
 _NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
 
 
-class RNNCell(Cell):
+class ElmanCell(Cell):
+    """A cell with an Elman layer's parameters, set by :func:`add_elman_parameters`: the base
+    of :class:`RNNCell` and the clockwork RNN."""
+
+    weight_ih: Tensor  # (H, I)
+    weight_hh: Tensor  # (H, H)
+    bias_ih: Tensor | None  # (H,)
+    bias_hh: Tensor | None  # (H,)
+    bias: bool
+    nonlinearity: str
+    phi: Callable[[Tensor], Tensor]
+
+
+class RNNCell(ElmanCell):
     r"""One step of the Elman RNN (Elman 1990), as ``torch.nn.RNNCell``.
 
     .. math::
-        h_t = \phi(W_{ih} x + b_{ih} + W_{hh} h_{t-1} + b_{hh}), \quad \phi \in \{\tanh, \mathrm{relu}\}
+        h_t = \phi(W_{ih} x + b_{ih} + W_{hh} h_{t-1} + b_{hh}),
+        \quad \phi \in \{\tanh, \mathrm{relu}\}
 
     It has no gates: ``step`` returns an empty gate dict.
 
@@ -24,6 +40,8 @@ class RNNCell(Cell):
         >>> cell = RNNCell(8, 16, nonlinearity="relu")
         >>> h, (h,), gates = cell.step(torch.randn(4, 8), cell.initial_state(4))
     """
+
+    allows_zero_size = True  # as torch.nn's cells: a hidden_size of 0 gives an empty state
 
     def __init__(
         self,
@@ -58,7 +76,7 @@ def check_nonlinearity(nonlinearity: str) -> None:
 
 
 def add_elman_parameters(
-    cell: Cell, bias: bool, nonlinearity: str, device=None, dtype=None
+    cell: ElmanCell, bias: bool, nonlinearity: str, device=None, dtype=None
 ) -> None:
     """Give ``cell`` an Elman layer's parameters under ``torch.nn.RNNCell``'s names -- weight_ih
     (H, I), weight_hh (H, H), bias_ih and bias_hh (H,) or None -- uninitialised, and ``phi``, its

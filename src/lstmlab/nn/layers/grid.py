@@ -13,6 +13,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from lstmlab.nn import dispatch
 from lstmlab.nn._checks import check_dropout, check_state, state_parts
+from lstmlab.nn.cells.base import Gates
 from lstmlab.nn.cells.grid import DIMENSIONS, GridLSTMColumn
 from lstmlab.nn.recurrent import run, time_major
 
@@ -113,7 +114,7 @@ class GridLSTM(nn.Module):
         op = None if return_gates else dispatch.sequence_op(self.cell, x)
         if op is not None:  # the fused column (lstmlab.kernels.grid)
             out, state = op(self.cell, x, state, layout.lengths, False)
-            gates = {}
+            gates: Gates = {}
         else:
             out, state, gates = run(self.cell, x, state, layout.lengths, keep_gates=return_gates)
         h_n, c_n = (

@@ -12,10 +12,11 @@ from torch import _VF, Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from lstmlab.nn import dispatch
+from lstmlab.nn._checks import check_layer_arguments
 from lstmlab.nn.cells.gru import GRUCell
 from lstmlab.nn.cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
 from lstmlab.nn.cells.lstm import LSTMCell, check_variant
-from lstmlab.nn.cells.rnn import RNNCell
+from lstmlab.nn.cells.rnn import RNNCell, check_nonlinearity
 from lstmlab.nn.stack import Stack
 
 # The switches of the standard LSTM, which torch's kernels compute.
@@ -40,11 +41,11 @@ class LSTM(Stack):
     backward direction. Returns ``(output, (h_n, c_n))`` -- ``(h_n, c_n, a_n)`` with
     ``gate_recurrence``, whose state also carries the last gate activations.
 
-    ``layer_norm=True`` builds :class:`~lstmlab.cells.layer_norm.LayerNormLSTMCell` layers (Ba
+    ``layer_norm=True`` builds :class:`~lstmlab.nn.cells.layer_norm.LayerNormLSTMCell` layers (Ba
     et al. 2016; extra parameters ``ln_ih_weight_l0``, ``ln_hh_weight_l0``, ``ln_c_weight_l0``,
     ``ln_c_bias_l0``); it combines with ``bias`` and ``proj_size`` but with no variant switch
-    (``ValueError``), and runs through the readable loop. ``recurrent_dropout`` and ``zoneout``:
-    see :class:`~lstmlab.Stack`.
+    (``ValueError``), and runs on its fused kernel (with ``proj_size``: the readable loop).
+    ``recurrent_dropout`` and ``zoneout``: see :class:`~lstmlab.Stack`.
 
     Example::
 
@@ -77,6 +78,9 @@ class LSTM(Stack):
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
     ) -> None:
+        check_layer_arguments(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, proj_size
+        )
         variant = dict(
             proj_size=proj_size,
             peephole=peephole,
@@ -137,7 +141,7 @@ class LSTM(Stack):
         """The standard LSTM runs on torch's fused kernel: same weights, same results."""
         if not (self._torch_kernel and dispatch.is_enabled()):
             return None
-        weights = [p for p in self._flat_weights()]
+        weights = self._flat_weights
         args = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
         if lengths is None:
             out, h, c = _VF.lstm(x, list(parts), weights, *args, False)
@@ -151,17 +155,18 @@ class LSTM(Stack):
         )[0]
         return out, (h.index_select(1, back), c.index_select(1, back))
 
-    def _flat_weights(self) -> list[Tensor]:
-        """Parameters in torch's order: per layer and direction w_ih, w_hh, b_ih, b_hh, w_hr."""
-        return list(self.parameters())
+    def extra_repr(self) -> str:
+        extra = {"layer_norm": (self.layer_norm, False)}
+        extra.update((k, (getattr(self._cell_list[0], k, v), v)) for k, v in _STANDARD.items())
+        return _torch_repr(self, extra)
 
 
 class GRU(Stack):
     """``torch.nn.GRU``; ``reset_after=False`` gives Cho et al.'s original form.
 
-    ``layer_norm=True`` builds :class:`~lstmlab.cells.layer_norm.LayerNormGRUCell` layers (torch's
-    form, reset after the matmul; with ``reset_after=False`` it is a ``ValueError``), run by the
-    readable loop. ``recurrent_dropout`` and ``zoneout``: see :class:`~lstmlab.Stack`.
+    ``layer_norm=True`` builds :class:`~lstmlab.nn.cells.layer_norm.LayerNormGRUCell` layers
+    (torch's form, reset after the matmul; with ``reset_after=False`` it is a ``ValueError``), run
+    by its fused kernel. ``recurrent_dropout`` and ``zoneout``: see :class:`~lstmlab.Stack`.
 
     Example::
 
@@ -185,7 +190,10 @@ class GRU(Stack):
         layer_norm: bool = False,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        proj_size: None = None,
     ) -> None:
+        _no_projection(proj_size)
+        check_layer_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout)
         if layer_norm and not reset_after:
             raise ValueError(
                 "layer_norm=True normalises W_hh h as one vector, so it needs "
@@ -208,6 +216,12 @@ class GRU(Stack):
             zoneout=zoneout,
         )
         self.bias, self.reset_after, self.layer_norm = bias, reset_after, layer_norm
+        self.proj_size = 0
+
+    def extra_repr(self) -> str:
+        return _torch_repr(
+            self, {"reset_after": (self.reset_after, True), "layer_norm": (self.layer_norm, False)}
+        )
 
 
 class RNN(Stack):
@@ -234,7 +248,11 @@ class RNN(Stack):
         *,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        proj_size: None = None,
     ) -> None:
+        _no_projection(proj_size)
+        check_nonlinearity(nonlinearity)  # torch checks it first
+        check_layer_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout)
         super().__init__(
             lambda n: RNNCell(n, hidden_size, bias, nonlinearity, device, dtype),
             input_size,
@@ -245,4 +263,43 @@ class RNN(Stack):
             recurrent_dropout=recurrent_dropout,
             zoneout=zoneout,
         )
-        self.bias, self.nonlinearity = bias, nonlinearity
+        self.bias, self.nonlinearity, self.proj_size = bias, nonlinearity, 0
+
+    def extra_repr(self) -> str:
+        return _torch_repr(self, {})  # torch's repr leaves the nonlinearity out too
+
+
+def _no_projection(proj_size: None) -> None:
+    """torch's GRU and RNN refuse ``proj_size`` (``ValueError``); so do these, with the same
+    type, rather than a ``TypeError`` for an unknown argument."""
+    if proj_size is not None:
+        raise ValueError(
+            "proj_size argument is only supported for LSTM, not RNN or GRU: it sizes the "
+            f"LSTM's projection of h (Sak et al. 2014); got proj_size={proj_size!r}"
+        )
+
+
+def _torch_repr(layer: Stack, switches: dict[str, tuple[object, object]]) -> str:
+    """``torch.nn.RNNBase.extra_repr`` -- ``10, 20, num_layers=2, batch_first=True`` -- then
+    lstmlab's own switches (``{name: (value, default)}``) and regularisers where they differ
+    from the default, so a standard layer prints exactly as torch's."""
+    s = f"{layer.input_size}, {layer.hidden_size}"
+    if getattr(layer, "proj_size", 0) != 0:
+        s += f", proj_size={layer.proj_size}"
+    if layer.num_layers != 1:
+        s += f", num_layers={layer.num_layers}"
+    if layer.bias is not True:
+        s += f", bias={layer.bias}"
+    if layer.batch_first is not False:
+        s += f", batch_first={layer.batch_first}"
+    if layer.dropout != 0:
+        s += f", dropout={layer.dropout}"
+    if layer.bidirectional is not False:
+        s += f", bidirectional={layer.bidirectional}"
+    extra = {k: value for k, (value, default) in switches.items() if value != default}
+    extra.update(
+        (k, v)
+        for k, v in (("recurrent_dropout", layer.recurrent_dropout), ("zoneout", layer.zoneout))
+        if v
+    )
+    return s + "".join(f", {k}={v}" for k, v in extra.items())

@@ -43,8 +43,10 @@ import torch
 from torch import Tensor, nn
 
 from lstmlab.train.checkpoint._files import _replace_dir
+from lstmlab.train.checkpoint._files_in import loads, read_regular
 from lstmlab.train.checkpoint._read import (
     FORMAT,
+    MAX_META,
     META,
     MODEL,
     OPTIMIZER,
@@ -57,6 +59,7 @@ from lstmlab.train.checkpoint._read import (
     _state,
 )
 from lstmlab.train.checkpoint._rng import _rng_state, _set_rng_state
+from lstmlab.train.checkpoint._tensors import check_finite
 from lstmlab.train.checkpoint._tree import _check_json, _cpu_copies, _split
 
 __all__ = [
@@ -161,16 +164,23 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any | None = None,
     restore_rng: bool = True,
+    finite: bool = False,
 ) -> Checkpoint:
     """Read the checkpoint at ``path``, load it into whichever objects are given, return the rest.
 
     Build ``model``, ``optimizer`` and ``scheduler`` as for a fresh run (see :func:`read_config`);
     with ``restore_rng`` the global RNGs continue as they were at save time, so training resumes
     bit for bit. Never unpickles. Raises ``FileNotFoundError`` for a missing file and
-    ``ValueError`` (one line naming the file) for a corrupt, foreign or mismatched one.
+    ``ValueError`` (one line naming the file) for a corrupt, foreign or mismatched one, also
+    one that is not a regular file inside the checkpoint folder, or larger than its header
+    declares (see :mod:`~lstmlab.train.checkpoint.schema` for what ``checkpoint.json`` may hold).
+    ``finite``: refuse model weights holding NaN or infinite values (a model to use, not to
+    inspect).
     """
     root, meta = _read_meta(path)
     weights = _read_tensors(root, meta, MODEL)
+    if finite:
+        check_finite(root / MODEL, weights)
     optim_state = sched_state = None
     if optimizer is not None:
         tensors = _read_tensors(root, meta, OPTIMIZER) if meta["optimizer"] else {}
@@ -211,8 +221,13 @@ def load_checkpoint(
 
 
 def read_config(path: str | os.PathLike) -> dict:
-    """The run config saved in the checkpoint at ``path``, to rebuild the model before loading."""
-    return _read_meta(path)[1]["config"]
+    """The run config saved in the checkpoint at ``path``, to rebuild the model before loading.
+
+    A key the config lacks is a ``ValueError`` naming the file (a ``dict`` otherwise), so that
+    ``read_config(path)["train"]`` on a checkpoint of something else fails in one line.
+    """
+    root, meta = _read_meta(path)
+    return _Config(root / META, meta["config"])
 
 
 def read_vocab(path: str | os.PathLike) -> dict | None:
@@ -225,7 +240,18 @@ def is_checkpoint(path: str | os.PathLike) -> bool:
     the format marker), e.g. before removing it; never raises. A run folder holding one in
     ``checkpoint/`` is not itself a checkpoint: ``is_checkpoint("runs/x/checkpoint")``."""
     try:
-        meta = json.loads((Path(path) / META).read_bytes().decode())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        meta = loads(read_regular(Path(path), META, MAX_META), Path(path) / META)
+    except (OSError, ValueError):
         return False
     return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
+class _Config(dict):
+    """A checkpoint's config: a dict whose missing keys are one-line errors naming the file."""
+
+    def __init__(self, file: Path, config: dict) -> None:
+        super().__init__(config)
+        self.file = file
+
+    def __missing__(self, key: str):
+        raise ValueError(f"{self.file}: config has no {key!r}: not a checkpoint of lstmlab train")

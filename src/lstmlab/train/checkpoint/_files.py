@@ -1,6 +1,6 @@
 """Writing a checkpoint directory so that a crash never leaves it half-written.
 
-The protocol, described in :mod:`lstmlab.checkpoint`: write every file into ``ckpt.tmp-XXXX``
+The protocol, described in :mod:`lstmlab.train.checkpoint`: write every file into ``ckpt.tmp-XXXX``
 beside ``ckpt`` and fsync it, rename ``ckpt`` to ``ckpt.old`` and ``ckpt.tmp-XXXX`` to ``ckpt``,
 then remove ``ckpt.old``.
 """

@@ -1,6 +1,6 @@
 """The global RNG states (torch CPU and CUDA, ``random``, ``numpy.random``) as JSON and back.
 
-:mod:`lstmlab.checkpoint` saves them so that a resumed run draws the same numbers.
+:mod:`lstmlab.train.checkpoint` saves them so that a resumed run draws the same numbers.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""State dicts as JSON plus named tensors, for :mod:`lstmlab.checkpoint`.
+"""State dicts as JSON plus named tensors, for :mod:`lstmlab.train.checkpoint`.
 
 An optimizer's state dict nests tensors in dicts keyed by parameter index, in lists and tuples;
 :func:`_split` turns it into JSON with each tensor moved out under a dotted key (the key it gets
