@@ -146,7 +146,10 @@ VARIANTS: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
     ),
     "model-missing": (lambda r: (r / "checkpoint" / MODEL).unlink(), (MODEL, "no such file")),
     # checkpoint.json that is not JSON, too deep, or not of the schema
-    "json-not-utf8": (lambda r: (r / "checkpoint" / META).write_bytes(b"\xff\xfe{"), (META, "JSON")),
+    "json-not-utf8": (
+        lambda r: (r / "checkpoint" / META).write_bytes(b"\xff\xfe{"),
+        (META, "JSON"),
+    ),
     "json-empty": (lambda r: (r / "checkpoint" / META).write_text(""), (META, "JSON")),
     "json-list": (lambda r: (r / "checkpoint" / META).write_text("[1]"), (META, "format")),
     "json-depth-1e5": (nested, (META, "nested")),
@@ -206,10 +209,16 @@ VARIANTS: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
     # sizes that would exhaust memory or time if believed
     "hidden-size-1e7": (setting(hidden_size=10**7), ("hidden_size",)),
     "hidden-size-30000": (setting(hidden_size=30_000), (MODEL, "config.model")),
-    "vocab-size-1e8": (edit(lambda m: m["config"]["model"].update(vocab_size=10**8)), ("vocab_size",)),
+    "vocab-size-1e8": (
+        edit(lambda m: m["config"]["model"].update(vocab_size=10**8)),
+        ("vocab_size",),
+    ),
     "num-layers-1e5": (setting(num_layers=10**5), ("num_layers",)),
     "gap-1e9": (edit(lambda m: m["config"]["train"].update(gap=10**9)), ("gap",)),
-    "eval-batches-1e9": (edit(lambda m: m["config"]["train"].update(eval_batches=10**9)), ("eval_batches",)),
+    "eval-batches-1e9": (
+        edit(lambda m: m["config"]["train"].update(eval_batches=10**9)),
+        ("eval_batches",),
+    ),
     # tensor files: cut, corrupt, lying about their size, holding NaN or inf
     "model-truncated": (raw_model(lambda d: d[: len(d) // 2]), (MODEL,)),
     "model-garbage": (raw_model(lambda d: os.urandom(len(d))), (MODEL,)),
@@ -224,7 +233,10 @@ VARIANTS: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
     ),
 }
 
-# NaN or inf weights: refused at load for using the model; a resumed run stops on the loss.
+# Optimizer and scheduler state: read (and refused) by a resumed run; the others never load it.
+RESUME_ONLY = {"scheduler-injected", "optimizer-lr-nan"}
+
+# NaN or inf weights, refused when a model is loaded to use or to train on.
 NONFINITE = {
     "weights-nan": weights(lambda t: next(iter(t.values())).fill_(float("nan"))),
     "weights-inf": weights(lambda t: next(iter(t.values())).fill_(float("inf"))),

@@ -1,8 +1,8 @@
 """What the models share: the state in torch's form, token checks, and the cell options.
 
-:class:`~lstmlab.models.language_model.LanguageModel` and :class:`~lstmlab.models.sequence_model.SequenceModel`
-both take token ids and pass cell options to their layer; the language model also carries its
-state from call to call.
+:class:`~lstmlab.models.language_model.LanguageModel` and
+:class:`~lstmlab.models.sequence_model.SequenceModel` both take token ids and pass cell
+options to their layer; the language model also carries its state from call to call.
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ class LanguageModel(nn.Module):
 
     Args:
         vocab_size: tokens ``V``.
-        cell: a name from :data:`lstmlab.nn.registry.VARIANTS` (``"lstm"``, ``"gru"``, ``"fgr"``, ...).
+        cell: a name from :data:`lstmlab.nn.registry.VARIANTS` (``"lstm"``, ``"gru"``,
+            ``"fgr"``, ...).
         embed_size: embedding width ``E``.
         hidden_size: units per layer.
         num_layers: layers stacked.

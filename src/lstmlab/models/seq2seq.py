@@ -12,8 +12,9 @@ Luong, Pham & Manning (2015, sec. 3 and 3.3, "input feeding"):
     p(y_t \mid y_{<t}, x) &= \mathrm{softmax}(W_s \tilde h_t + b_s)  &&\text{(eq. 6)}
 
 with :math:`\tilde h_0 = 0` and :math:`\bar h_j` the encoder's outputs (both directions
-concatenated). Any score plugs in: :class:`~lstmlab.models.attention.AdditiveAttention` (Bahdanau's, here
-queried with the current :math:`h_t` as Luong does) or
+concatenated). Any score plugs in:
+:class:`~lstmlab.models.attention.AdditiveAttention` (Bahdanau's, here queried with the current
+:math:`h_t` as Luong does) or
 :class:`~lstmlab.models.attention.MultiplicativeAttention`. Without attention the decoder reads
 :math:`E y_{t-1}` alone and :math:`p = \mathrm{softmax}(W_s h_t + b_s)` (Sutskever et al. 2014).
 

@@ -19,6 +19,7 @@ kind of mistake: code written to catch torch's exception catches lstmlab's.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -135,7 +136,7 @@ def check_state(
             raise DtypeError(f"{label} has dtype {part.dtype}, expected {dtype} like the input")
         if part.device != device:
             raise DeviceError(f"{label} is on {part.device}, expected {device} like the input")
-    return tuple(parts)
+    return tuple(cast(Tensor, part) for part in parts)  # each checked above
 
 
 def check_lengths(lengths: object, batch: int, steps: int, device: torch.device) -> Tensor:

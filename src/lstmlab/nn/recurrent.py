@@ -214,9 +214,10 @@ def time_major(
         if batch_first and batched:
             x = x.transpose(0, 1)  # (B, T, I) -> (T, B, I)
     if x.shape[0] == 0:  # an empty batch runs (as in torch); a sequence of no steps does not
+        given = tuple(input.shape) if isinstance(input, Tensor) else tuple(x.shape)
         raise ShapeError(
             "Expected sequence length to be larger than 0 in RNN: input must have at least "
-            f"one time step; got shape {tuple(input.shape)}"
+            f"one time step; got shape {given}"
             + (" (batch_first: (B, T, input_size))" if batch_first and batched else "")
         )
     if lengths is not None:

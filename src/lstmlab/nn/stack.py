@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -116,7 +117,8 @@ class Stack(nn.Module):
         # `_flat_weights_names` and `_all_weights`, which torch.nn.utils and torch.ao read).
         self._flat_weights_names: list[str] = []
         self._all_weights: list[list[str]] = []
-        cells, size = [], input_size
+        cells: list[Cell] = []
+        size = input_size
         for layer in range(num_layers):
             for direction in range(directions):
                 cell = make_cell(size)
@@ -142,7 +144,8 @@ class Stack(nn.Module):
 
     def _adopt(self, cell: Cell, suffix: str) -> None:
         """Register the cell's parameters and buffers on the stack under torch-style names."""
-        binding, names = [], []
+        binding: list[tuple[nn.Module, str, str, str]] = []
+        names: list[str] = []
         for kind, members in (
             ("_parameters", cell.named_parameters()),
             ("_buffers", cell.named_buffers()),
@@ -150,13 +153,13 @@ class Stack(nn.Module):
             for path, tensor in members:
                 name = path.replace(".", "_") + suffix
                 if kind == "_parameters":
-                    self.register_parameter(name, tensor)
+                    self.register_parameter(name, cast(nn.Parameter, tensor))
                     names.append(name)
                 else:
                     self.register_buffer(name, tensor)
                 owner, _, leaf = path.rpartition(".")
                 binding.append((cell.get_submodule(owner), kind, leaf, name))
-        cell._stack_binding = binding
+        cell.__dict__["_stack_binding"] = binding  # a plain list, not a submodule
         self._flat_weights_names.extend(names)
         self._all_weights.append(names)
 
@@ -182,7 +185,7 @@ class Stack(nn.Module):
         # Re-point every cell at the stack's tensors: `.to()`, `load_state_dict(assign=True)` or
         # `torch.func.functional_call` may have replaced them since the cells were built.
         for cell in self._cell_list:
-            for module, kind, leaf, name in cell._stack_binding:
+            for module, kind, leaf, name in cell.__dict__["_stack_binding"]:
                 getattr(module, kind)[leaf] = getattr(self, name)
             if cell.training != self.training:
                 cell.train(self.training)
@@ -257,7 +260,7 @@ class Stack(nn.Module):
                 op = None if return_gates else dispatch.sequence_op(cell, x)
                 if op is not None:
                     out, final = op(cell, x, state, lengths, reverse, **masks)
-                    gates = {}
+                    gates: Gates = {}
                 else:
                     out, final, gates = run(
                         cell, x, state, lengths, reverse=reverse, keep_gates=return_gates, **masks
@@ -269,7 +272,7 @@ class Stack(nn.Module):
         # Per state part: (num_layers * D, B, size), the layout torch uses for h_n and c_n.
         return x, tuple(torch.stack(p) for p in zip(*finals)), all_gates
 
-    def _masks(self, cell: Cell, x: Tensor) -> dict[str, Tensor | tuple[Tensor, ...]]:
+    def _masks(self, cell: Cell, x: Tensor) -> dict[str, Any]:
         """This call's recurrent-dropout mask (B, P) and zoneout keep weights (T, B, size) for h
         and c, for one layer and direction: drawn here, once, whichever path then runs."""
         steps, batch = x.shape[0], x.shape[1]

@@ -40,6 +40,7 @@ from lstmlab.train.checkpoint import (
     read_vocab,
 )
 from lstmlab.train.jobs import TaskJob, make_job
+from lstmlab.train.progress import Progress
 from lstmlab.train.run_folder import (
     RunLock,
     RunStopped,
@@ -224,7 +225,7 @@ def _run(
 
     if rank == 0 and progress and getattr(job, "note", None):
         print(job.note, flush=True)  # what the corpus holds out
-    bar = _progress(cfg.steps, start, progress and rank == 0)
+    bar = Progress(cfg.steps, start, progress and rank == 0)
     seen, clock = 0, time.perf_counter()
     with StopSignals() as stop, bar:  # the bar ends before any error's line
         model.train()
@@ -344,36 +345,6 @@ class MetricsLog:
                 f.write(json.dumps(record) + "\n")
         except OSError as e:  # a full disk: one line, like a failed checkpoint save
             raise TrainingError(f"could not write {self.path}: {e}") from None
-
-
-class _progress:
-    """A tqdm bar with loss and throughput, or nothing."""
-
-    def __init__(self, total: int, start: int, enabled: bool) -> None:
-        self.bar = None
-        if enabled:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
-
-    def update(self, loss: float, rate: float) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix(loss=f"{loss:.4f}", items_s=f"{rate:.0f}", refresh=False)
-            self.bar.update()
-
-    def note(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.write(text)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-    def __enter__(self) -> _progress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def load_trained(path: str | os.PathLike):

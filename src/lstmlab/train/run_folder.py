@@ -145,14 +145,17 @@ def truncate_log(path: Path, step: int) -> None:
     killed mid-write) goes too. Rewritten atomically: a temporary file, then a rename."""
     if not path.exists():
         return
+    text = path.read_text(errors="replace")
     kept = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
         if isinstance(record, dict) and record.get("step", 0) <= step:
             kept.append(line + "\n")
+    if "".join(kept) == text:
+        return  # nothing to drop: the file stays as it is
     tmp = path.with_name(path.name + ".tmp")
     try:
         with tmp.open("w") as f:

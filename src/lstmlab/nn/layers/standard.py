@@ -8,6 +8,9 @@ Each is a :class:`~lstmlab.Stack` of one cell class.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from torch import _VF, Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
@@ -81,7 +84,7 @@ class LSTM(Stack):
         check_layer_arguments(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, proj_size
         )
-        variant = dict(
+        variant: dict[str, Any] = dict(
             proj_size=proj_size,
             peephole=peephole,
             coupled=coupled,
@@ -141,13 +144,14 @@ class LSTM(Stack):
         """The standard LSTM runs on torch's fused kernel: same weights, same results."""
         if not (self._torch_kernel and dispatch.is_enabled()):
             return None
-        weights = self._flat_weights
+        weights = [w for w in self._flat_weights if w is not None]  # all set: _cells() ran
         args = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
         if lengths is None:
             out, h, c = _VF.lstm(x, list(parts), weights, *args, False)
             return out, (h, c)
         packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
         order, back = packed.sorted_indices, packed.unsorted_indices
+        assert order is not None and back is not None  # enforce_sorted=False sets both
         hx = [p.index_select(1, order) for p in parts]
         data, h, c = _VF.lstm(packed.data, packed.batch_sizes, hx, weights, *args)
         out = pad_packed_sequence(
@@ -279,7 +283,7 @@ def _no_projection(proj_size: None) -> None:
         )
 
 
-def _torch_repr(layer: Stack, switches: dict[str, tuple[object, object]]) -> str:
+def _torch_repr(layer: Stack, switches: Mapping[str, tuple[object, object]]) -> str:
     """``torch.nn.RNNBase.extra_repr`` -- ``10, 20, num_layers=2, batch_first=True`` -- then
     lstmlab's own switches (``{name: (value, default)}``) and regularisers where they differ
     from the default, so a standard layer prints exactly as torch's."""

@@ -164,7 +164,7 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any | None = None,
     restore_rng: bool = True,
-    finite: bool = False,
+    finite: bool = True,
 ) -> Checkpoint:
     """Read the checkpoint at ``path``, load it into whichever objects are given, return the rest.
 
@@ -174,12 +174,12 @@ def load_checkpoint(
     ``ValueError`` (one line naming the file) for a corrupt, foreign or mismatched one, also
     one that is not a regular file inside the checkpoint folder, or larger than its header
     declares (see :mod:`~lstmlab.train.checkpoint.schema` for what ``checkpoint.json`` may hold).
-    ``finite``: refuse model weights holding NaN or infinite values (a model to use, not to
-    inspect).
+    ``finite`` (with a ``model``): refuse weights holding NaN or infinite values, which no model
+    can be used or trained with; read them without a ``model`` to inspect them.
     """
     root, meta = _read_meta(path)
     weights = _read_tensors(root, meta, MODEL)
-    if finite:
+    if finite and model is not None:
         check_finite(root / MODEL, weights)
     optim_state = sched_state = None
     if optimizer is not None:
@@ -191,7 +191,7 @@ def load_checkpoint(
         _check_weights(root / MODEL, weights, model.state_dict())
     # the optimizer first: its own checks come before it changes anything, and ours for the
     # model are done, so a mismatch leaves every object as it was
-    if optim_state is not None:
+    if optimizer is not None and optim_state is not None:
         try:
             optimizer.load_state_dict(optim_state)
         except (ValueError, KeyError, RuntimeError, TypeError) as e:
@@ -200,7 +200,7 @@ def load_checkpoint(
             ) from None
     if model is not None:
         model.load_state_dict(weights)
-    if sched_state is not None:
+    if scheduler is not None and sched_state is not None:
         scheduler.load_state_dict(sched_state)
     if restore_rng:
         try:

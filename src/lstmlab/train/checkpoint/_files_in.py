@@ -72,7 +72,9 @@ def loads(data: bytes, file: Path) -> Any:
         head = " (a zip archive: a torch.save file? lstmlab never unpickles)"
         head = head if data[:4] == b"PK\x03\x04" else ""
         message = " ".join(str(e).split())[:200]
-        raise ValueError(f"{file}: not valid JSON, truncated or corrupt{head} ({message})") from None
+        raise ValueError(
+            f"{file}: not valid JSON, truncated or corrupt{head} ({message})"
+        ) from None
 
 
 def _depth(data: bytes) -> int:

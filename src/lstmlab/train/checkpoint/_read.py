@@ -45,9 +45,7 @@ def _read_meta(path: str | os.PathLike) -> tuple[Path, dict]:
     root = _root(path)
     if root.is_file():
         head = read_regular(root.parent, root.name, MAX_META, count=4)
-        raise ValueError(
-            f"{root}: is a file, not an lstmlab checkpoint directory{_sniff(head)}"
-        )
+        raise ValueError(f"{root}: is a file, not an lstmlab checkpoint directory{_sniff(head)}")
     if os.path.lexists(root) and not root.is_dir():
         raise ValueError(f"{root}: not a directory, not an lstmlab checkpoint")
     file = root / META
@@ -151,7 +149,9 @@ def _differs(saved: object, fresh: object, where: str, loose: bool = False) -> s
                 return problem
         return ""
     if loose and fresh is None:
-        items = saved.values() if isinstance(saved, dict) else saved if isinstance(saved, list) else []
+        items = (
+            saved.values() if isinstance(saved, dict) else saved if isinstance(saved, list) else []
+        )
         for i, value in enumerate(items):
             if problem := _differs(value, None, f"{where}.{i}", loose):
                 return problem
@@ -168,7 +168,11 @@ def _differs(saved: object, fresh: object, where: str, loose: bool = False) -> s
     if isinstance(fresh, bool) or fresh is None or isinstance(fresh, str):
         return "" if type(saved) is type(fresh) else f"{where}: {saved!r} is not like {fresh!r}"
     if isinstance(fresh, (int, float)):
-        if type(saved) not in (int, float) or not math.isfinite(saved):
+        if (
+            isinstance(saved, bool)
+            or not isinstance(saved, (int, float))
+            or not math.isfinite(saved)
+        ):
             return f"{where}: {saved!r} is not a finite number"
         return ""
     return ""  # tensors and other values are checked by the object's own loading

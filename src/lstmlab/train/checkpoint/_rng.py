@@ -23,7 +23,7 @@ def _rng_state() -> dict:
         if torch.cuda.is_available()
         else [],
         "python": [version, list(mt), gauss],
-        "numpy": [name, keys.tolist(), pos, has_gauss, cached],
+        "numpy": [name, np.asarray(keys).tolist(), pos, has_gauss, cached],
     }
 
 

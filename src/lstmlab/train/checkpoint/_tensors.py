@@ -56,7 +56,9 @@ def read_header(root: Path, name: str, expected_bytes: int) -> dict[str, tuple[i
             raise ValueError(f"{file}: tensor {key}: its byte range does not fit its shape")
         shapes[key], end = tuple(shape), stop
     if 8 + length + end != size:
-        raise ValueError(f"{file}: the tensors fill {end} bytes, the file holds {size - 8 - length}")
+        raise ValueError(
+            f"{file}: the tensors fill {end} bytes, the file holds {size - 8 - length}"
+        )
     return shapes
 
 

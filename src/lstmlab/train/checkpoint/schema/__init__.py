@@ -19,7 +19,7 @@ __all__ = ["validate", "validate_run", "is_run"]
 
 
 def validate(file: Path, meta: dict) -> None:
-    """Refuse ``meta`` (parsed from ``file``) unless it is a checkpoint lstmlab could have written."""
+    """Refuse ``meta`` (parsed from ``file``) unless lstmlab could have written it."""
     envelope = _checked(file, Envelope, meta, "")
     if is_run(meta["config"]):
         run = _checked(file, RunConfig, meta["config"], "config.")
@@ -56,5 +56,6 @@ def _checked(file: Path, schema, value: dict, prefix: str):
         loc = [p for i, p in enumerate(first["loc"]) if not (i == 1 and first["loc"][0] == "model")]
         where = prefix + ".".join(str(part) for part in loc)
         message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        message = message.removeprefix("Value error, ")
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
         raise ValueError(f"{file}: {where}: {message}{more}") from None

@@ -14,7 +14,15 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    create_model,
+)
 
 from lstmlab.data.ptb import CORPORA as PTB_CORPORA
 from lstmlab.data.tasks import TASKS
@@ -145,22 +153,26 @@ def check_run(run: RunConfig, step: int, vocab: dict | None, extra: dict, resuma
     """The first disagreement between the parts of a run's checkpoint, as ``field: problem``, or
     an empty string. ``resumable``: the checkpoint holds optimizer state (``checkpoint/``, not
     ``best/``), so it carries what a resumed run continues from."""
-    train, model = run.train, run.model
+    train: Any = run.train  # a model made from TrainConfig's fields at import
+    model = run.model
     for name in ("cell", "hidden_size", "num_layers", "embed_size"):
-        if getattr(train, name) != getattr(model, name):
-            return f"config.model.{name}: {getattr(model, name)!r}, config.train says {getattr(train, name)!r}"
+        ours, theirs = getattr(model, name), getattr(train, name)
+        if ours != theirs:
+            return f"config.model.{name}: {ours!r}, config.train says {theirs!r}"
     options = {k: getattr(model, k) for k in ("recurrent_dropout", "zoneout", "layer_norm")}
-    if {k: v for k, v in options.items() if v} != layer_options(train):  # type: ignore[arg-type]
+    if {k: v for k, v in options.items() if v} != layer_options(train):
         return "config.model: its layer options differ from config.train's"
     if train.task == "text":
         if model.kind != "language" or vocab is None:
             return "vocab: a text run needs a language model and its vocabulary"
-        if len(vocab["tokens"]) != model.vocab_size:
-            return f"vocab: {len(vocab['tokens'])} tokens, config.model.vocab_size is {model.vocab_size}"
+        if (size := len(vocab["tokens"])) != model.vocab_size:
+            return f"vocab: {size} tokens, config.model.vocab_size is {model.vocab_size}"
     elif vocab is not None:
         return f"vocab: a {train.task!r} run has no vocabulary"
     else:
-        length = {"adding": train.length, "recall": train.gap, "copy": train.delay}.get(train.task, 1)
+        length = {"adding": train.length, "recall": train.gap, "copy": train.delay}.get(
+            train.task, 1
+        )
         if train.batch_size * train.eval_batches * length > MAX_VALIDATION:
             return "config.train: batch_size x eval_batches x sequence length is too large"
     if step > train.steps:
