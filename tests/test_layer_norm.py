@@ -274,3 +274,24 @@ def test_cells_work_alone():
     assert h.shape == (4,)
     with pytest.raises(ValueError, match="proj_size"):
         LayerNormLSTMCell(3, 4, proj_size=4)
+
+
+def test_fused_lstm_keeps_one_gate_sized_tensor_for_backward():
+    """The fused LN-LSTM keeps for its backward the gate activations (T, B, 4H) and nothing
+    else that wide: W_ih x and the recurrent half's W_hh h are rebuilt from x and hs, which
+    is what holds a training step's peak near torch.nn.LSTM's."""
+    T, B, I, H = 7, 3, 5, 4
+    layer = LSTM(I, H, layer_norm=True)
+    x = torch.randn(T, B, I, requires_grad=True)
+    wide: list[tuple[int, ...]] = []
+
+    def pack(t: Tensor) -> Tensor:
+        if t.numel() >= T * B * 4 * H:
+            wide.append(tuple(t.shape))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out, _ = layer(x)
+    assert wide == [(T, B, 4 * H)]
+    out.sum().backward()
+    assert x.grad is not None and all(p.grad is not None for p in layer.parameters())

@@ -656,9 +656,9 @@ class _TorchRNNTests:
 class TestTorchRNNFused(_TorchRNNTests, TestCase):
     """Through lstmlab's fused kernels (and torch's LSTM kernel for the standard LSTM)."""
 
-    # Known limitation, not a choice: the fused GRU kernel's backward is once-differentiable
-    # (lstmlab.kernels.gru), so its gradients carry no graph and gradgradcheck sees zero second
-    # derivatives; the readable loop (TestTorchRNNReadable) passes this test.
+    # Known limitation, not a choice: the fused kernels' backward gives first derivatives only
+    # and refuses a second one with a RuntimeError naming `lstmlab.kernels.disabled()`
+    # (tests/test_double_backward.py); the readable loop (TestTorchRNNReadable) passes this test.
     @unittest.expectedFailure
     def test_GRU_grad_and_gradgrad(self, device="cpu", dtype=torch.double):
         super().test_GRU_grad_and_gradgrad(device, dtype)

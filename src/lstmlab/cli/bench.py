@@ -3,8 +3,9 @@
 For each shape, every implementation runs forward + backward on the same input, interleaved
 round-robin so that machine noise hits all alike; the table gives the median ms, the ratio to
 torch.nn.LSTM measured in the same run, the achieved GFLOP/s of the recurrent matmul work, and
-the bytes kept for the backward pass (saved tensors, a deterministic proxy for the step's peak
-memory). Also times one generation step (B=1, T=1) of a cell against torch.nn.LSTMCell.
+the bytes kept for the backward pass (saved tensors, deterministic) and the step's peak memory
+above what the process held before it (Linux: the resident-set high-water mark, reset just
+before the step). Also times one generation step (B=1, T=1) of a cell against torch.nn.LSTMCell.
 
     lstmlab bench            # all shapes (several minutes on 2 cores); = benchmarks/speed.py
     lstmlab bench --quick    # one shape, under a minute
@@ -15,6 +16,8 @@ memory). Also times one generation step (B=1, T=1) of a cell against torch.nn.LS
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import statistics
 import time
 
@@ -39,6 +42,62 @@ def saved_bytes(step) -> int:
         out = step(backward=False)
     del out
     return sum(seen.values())
+
+
+def _status_bytes(key: str) -> int | None:
+    """A ``kB`` line of /proc/self/status (``VmRSS``, ``VmHWM``) in bytes; None off Linux."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+_MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's ceiling for its own adaptive threshold (64-bit)
+
+
+def _libc():
+    """glibc through ctypes, or None (another C library, another OS)."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt, libc.malloc_trim  # noqa: B018 -- both must exist
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def peak_bytes(step) -> float:
+    """Peak resident memory of one training step of ``step`` above the process's resident set
+    just before it: the kernel's high-water mark (VmHWM) is reset to the current resident set
+    (``clear_refs`` 5, Linux >= 4.0), the step runs, and the mark is read back. For the step,
+    malloc maps every block of 64 KiB or more on its own (and unmaps it when freed), so freed
+    memory of earlier steps is not handed out again unseen and the mark follows the tensors
+    alive at once; afterwards the threshold goes to glibc's adaptive ceiling (32 MiB), where
+    a process of large tensors would have it. Gradients of the parameters and the input exist
+    from the warm-up, as in a training loop. NaN where the kernel offers no such mark."""
+    libc = _libc()
+    gc.collect()
+    if libc is not None:
+        libc.malloc_trim(0)
+        libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        before = _status_bytes("VmRSS")
+        step()
+        after = _status_bytes("VmHWM")
+    except OSError:
+        before = after = None
+    finally:
+        if libc is not None:
+            libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
+    if before is None or after is None:
+        return float("nan")
+    return float(after - before)
 
 
 def trainer(module: torch.nn.Module, x: torch.Tensor):
@@ -74,7 +133,8 @@ def gates(name: str) -> float:
 def bench_shape(
     batch: int, steps: int, hidden: int, names: list[str], repeats: int, **regularisers: float
 ) -> list[tuple]:
-    """Rows (name, ms, ratio to torch.nn.LSTM, GFLOP/s, MiB saved for backward); every lstmlab
+    """Rows (name, ms, ratio to torch.nn.LSTM, GFLOP/s, MiB saved for backward, peak MiB of a
+    training step above the memory held before it); every lstmlab
     layer gets ``regularisers`` (``recurrent_dropout``, ``zoneout``), torch's layers none."""
     torch.manual_seed(0)
     x = torch.randn(steps, batch, hidden, requires_grad=True)
@@ -94,12 +154,20 @@ def bench_shape(
             fn()
             times[key].append(time.perf_counter() - start)
     base = statistics.median(times["torch.nn.LSTM"])
+    peaks = {key: peak_bytes(fn) / 2**20 for key, fn in steps_fn.items()}
     rows = []
     for key, (_module, n) in impls.items():
         ms = statistics.median(times[key])
         flops = 3 * 2 * steps * batch * (hidden + hidden) * n * hidden  # fwd + 2x for bwd
         rows.append(
-            (key, ms * 1e3, ms / base, flops / ms / 1e9, saved_bytes(steps_fn[key]) / 2**20)
+            (
+                key,
+                ms * 1e3,
+                ms / base,
+                flops / ms / 1e9,
+                saved_bytes(steps_fn[key]) / 2**20,
+                peaks[key],
+            )
         )
     return rows
 
@@ -195,11 +263,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nB{batch} T{steps} H{hidden} (median of {repeats})")
         print(
             f"  {'implementation':16} {'ms':>9} {'x nn.LSTM':>10} {'GFLOP/s':>8} {'saved MiB':>10}"
+            f" {'peak MiB':>9}"
         )
-        for key, ms, ratio, gflops, mib in bench_shape(
+        for key, ms, ratio, gflops, mib, peak in bench_shape(
             batch, steps, hidden, names, repeats, **regularisers
         ):
-            print(f"  {key:16} {ms:9.2f} {ratio:10.2f} {gflops:8.1f} {mib:10.2f}")
+            print(f"  {key:16} {ms:9.2f} {ratio:10.2f} {gflops:8.1f} {mib:10.2f} {peak:9.1f}")
     print("\ngeneration step, B1 H64, no grad (best block of 100 calls)")
     print(f"  {'cell':26} {'us/step':>8} {'x nn.LSTMCell':>14}")
     for key, us, ratio in bench_generation():

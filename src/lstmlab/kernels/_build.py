@@ -2,17 +2,25 @@
 
 The extension is compiled with ``torch.utils.cpp_extension.load`` on first use and cached under
 ``$LSTMLAB_BUILD_DIR`` (default ``~/.cache/lstmlab``) in a folder named after a hash of the
-sources (and their location), the torch version and the CPU, so a changed source, another
-checkout or another machine gets its own build. If no compiler is available the layers fall
-back to the readable loop, with one warning.
+sources (and their location), the torch version and install path, the flags and the CPU, so a
+changed source, another checkout, another environment or another machine gets its own build. If
+no compiler is available the layers fall back to the readable loop, with one warning.
+
+The first build says so on stderr (it takes about a minute). Processes that build or load the
+same folder take turns through a lock that the operating system releases when its holder dies,
+so a build that was killed leaves nothing that makes the next process wait: torch's own lock
+file, which a killed build leaves behind, is cleared by whoever holds that lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
+import sys
 import warnings
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -46,6 +54,8 @@ def _build_dir() -> Path:
     # The build commands name the sources' absolute path, so two checkouts sharing one folder
     # would make ninja rebuild at every switch: each checkout gets its own.
     digest.update(str(_SOURCES.resolve()).encode())
+    # Two environments whose torch lives at different paths link against different libraries.
+    digest.update(str(Path(torch.__file__).resolve().parent).encode())
     root = Path(os.environ.get("LSTMLAB_BUILD_DIR", Path.home() / ".cache" / "lstmlab"))
     path = root / f"fused-{digest.hexdigest()[:16]}"
     path.mkdir(parents=True, exist_ok=True)
@@ -71,6 +81,29 @@ class Kernels:
         return dense
 
 
+_NAME = "lstmlab_fused"
+
+
+@contextlib.contextmanager
+def _turn(build_dir: Path) -> Iterator[None]:
+    """Hold the build folder alone: an flock, released by the OS even if this process is killed.
+    Holding it, a torch ``lock`` file in the folder can only be left by a build that died (every
+    lstmlab build takes this lock first), so it is removed instead of waited on forever."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): torch's own lock file alone guards the build
+        yield
+        return
+    with open(build_dir / ".lstmlab-build.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                (build_dir / "lock").unlink()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @cache
 def extension() -> Kernels | None:
     """The compiled kernels, or ``None`` (with a warning) if they cannot be built here."""
@@ -84,15 +117,22 @@ def extension() -> Kernels | None:
     except ImportError:
         pass
     try:
-        return Kernels(
-            cpp_extension.load(
-                name="lstmlab_fused",
+        build_dir = _build_dir()
+        with _turn(build_dir):
+            if not (build_dir / f"{_NAME}.so").exists():
+                print(
+                    f"lstmlab: compiling the fused kernels once (about a minute) into {build_dir}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            module = cpp_extension.load(
+                name=_NAME,
                 sources=[str(_SOURCES / "ext.cpp")],
-                build_directory=str(_build_dir()),
+                build_directory=str(build_dir),
                 extra_cflags=_CFLAGS,
                 verbose=False,
             )
-        )
+        return Kernels(module)
     except Exception as error:  # no compiler, no ninja, a failed build: stay correct, go slow
         warnings.warn(
             f"lstmlab: fused kernels unavailable, using the readable loop ({error})",

@@ -5,12 +5,34 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from lstmlab.kernels._build import extension
 from lstmlab.nn.recurrent import run
+
+SECOND_DERIVATIVE = (
+    "lstmlab's fused kernels give first derivatives only; for a second derivative "
+    "(create_graph=True: gradient penalties, Hessians, MAML) run the layer inside "
+    "`with lstmlab.kernels.disabled():`, whose readable loop is differentiable any number of times"
+)
+
+
+def first_derivative_only(backward: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a fused op's hand-written backward as giving first derivatives only. Asked for a
+    graph (``create_graph=True``, grad mode on inside the backward), it raises, where
+    ``torch.autograd.function.once_differentiable`` would hand back gradients without a graph
+    and a second derivative would read as zero."""
+
+    @functools.wraps(backward)
+    def checked(ctx: Any, *grads: Tensor) -> Any:
+        if torch.is_grad_enabled():
+            raise RuntimeError(SECOND_DERIVATIVE)
+        return backward(ctx, *grads)
+
+    return checked
 
 
 def runs_here(x: Tensor) -> bool:

@@ -14,10 +14,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from lstmlab.kernels._build import compiled
-from lstmlab.kernels._common import empty, readable_unless, run_order, runs_here
+from lstmlab.kernels._common import (
+    empty,
+    first_derivative_only,
+    readable_unless,
+    run_order,
+    runs_here,
+)
 from lstmlab.nn import dispatch
 from lstmlab.nn.cells.depth_gated import DepthGatedLSTMCell
 
@@ -32,7 +37,7 @@ class _DepthGatedSequence(torch.autograd.Function):
         return hs, cs
 
     @staticmethod
-    @once_differentiable
+    @first_derivative_only
     def backward(ctx, d_hs, d_cs):
         c_low, w_hh, w_ci, w_cf, w_co, w_cd, hs, cs, acts, ds, lengths = ctx.saved_tensors
         da, de, dcl, dw_hh, dw_ci, dw_cf, dw_co, dw_cd, dh0, dc0 = compiled().depth_gated_backward(

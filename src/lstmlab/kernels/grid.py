@@ -14,10 +14,15 @@ from typing import cast
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from lstmlab.kernels._build import compiled
-from lstmlab.kernels._common import empty, readable_unless, runs_here, zero_padding
+from lstmlab.kernels._common import (
+    empty,
+    first_derivative_only,
+    readable_unless,
+    runs_here,
+    zero_padding,
+)
 from lstmlab.nn import dispatch
 from lstmlab.nn.cells.grid import GridLSTMCell, GridLSTMColumn
 
@@ -31,7 +36,7 @@ class _GridSequence(torch.autograd.Function):
         return ys, hs[-1].clone(), ms[-1].clone()
 
     @staticmethod
-    @once_differentiable
+    @first_derivative_only
     def backward(ctx, d_ys, d_hn, d_mn):
         w, ms, inp, md, acts, lengths = ctx.saved_tensors
         dd, dw, dbias, dh0, dm0 = compiled().grid_backward(

@@ -6,10 +6,9 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from lstmlab.kernels._build import compiled
-from lstmlab.kernels._common import empty, regularizers, run_order, runs_here
+from lstmlab.kernels._common import empty, first_derivative_only, regularizers, run_order, runs_here
 from lstmlab.nn import dispatch
 from lstmlab.nn.cells.lstm import LSTMCell
 
@@ -98,7 +97,7 @@ class _LSTMSequence(torch.autograd.Function):
         return hs, cs[-1].clone(), a_s[-1].clone() if a_s.numel() else empty(x)
 
     @staticmethod
-    @once_differentiable
+    @first_derivative_only
     def backward(ctx, d_hs, d_cn, d_an):
         (
             x,

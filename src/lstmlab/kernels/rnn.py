@@ -6,10 +6,9 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from lstmlab.kernels._build import compiled
-from lstmlab.kernels._common import empty, regularizers, run_order, runs_here
+from lstmlab.kernels._common import empty, first_derivative_only, regularizers, run_order, runs_here
 from lstmlab.nn import dispatch
 from lstmlab.nn.cells.rnn import ElmanCell, RNNCell
 
@@ -23,7 +22,7 @@ class _RNNSequence(torch.autograd.Function):
         return hs
 
     @staticmethod
-    @once_differentiable
+    @first_derivative_only
     def backward(ctx, d_hs):
         x, w_ih, w_hh, hs, lengths, rec_mask, keep_h, hz = ctx.saved_tensors
         dx, dw_ih, dbias, dw_hh, dh0 = compiled().rnn_backward(

@@ -19,6 +19,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rnn_backward", &lstmlab::rnn_backward, "RNN: backward through time");
   m.def("ln_lstm_forward", &lstmlab::ln_lstm_forward, "LN-LSTM: forward over a sequence");
   m.def("ln_lstm_backward", &lstmlab::ln_lstm_backward, "LN-LSTM: backward through time");
+  m.def("ln_rows_forward", &lstmlab::ln_rows_forward, "layer norm over rows, in place");
+  m.def("ln_rows_backward", &lstmlab::ln_rows_backward, "layer norm over rows: backward");
   m.def("ln_gru_forward", &lstmlab::ln_gru_forward, "LN-GRU: forward over a sequence");
   m.def("ln_gru_backward", &lstmlab::ln_gru_backward, "LN-GRU: backward through time");
   m.def("depth_gated_forward", &lstmlab::depth_gated_forward,
