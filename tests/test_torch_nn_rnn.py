@@ -656,13 +656,6 @@ class _TorchRNNTests:
 class TestTorchRNNFused(_TorchRNNTests, TestCase):
     """Through lstmlab's fused kernels (and torch's LSTM kernel for the standard LSTM)."""
 
-    # Known limitation, not a choice: the fused kernels' backward gives first derivatives only
-    # and refuses a second one with a RuntimeError naming `lstmlab.kernels.disabled()`
-    # (tests/test_double_backward.py); the readable loop (TestTorchRNNReadable) passes this test.
-    @unittest.expectedFailure
-    def test_GRU_grad_and_gradgrad(self, device="cpu", dtype=torch.double):
-        super().test_GRU_grad_and_gradgrad(device, dtype)
-
 
 class TestTorchRNNReadable(_TorchRNNTests, TestCase):
     """Through the readable loop: ``lstmlab.kernels.disabled()`` around every test."""

@@ -18,8 +18,16 @@ def _add_train_settings(parser: argparse.ArgumentParser) -> None:
     from lstmlab.train import TrainConfig
 
     parser.add_argument("--config", type=Path, help="a TOML file of settings (flags override it)")
+    from lstmlab.train.settings import TASK_DEFAULTS
+
     for f in dataclasses.fields(TrainConfig):
-        flag, help = "--" + f.name.replace("_", "-"), f"{f.metadata['help']} (default: {f.default})"
+        by_task = "".join(
+            f"; --task {task}: {values[f.name]}"
+            for task, values in TASK_DEFAULTS.items()
+            if f.name in values
+        )
+        flag = "--" + f.name.replace("_", "-")
+        help = f"{f.metadata['help']} (default: {f.default}{by_task})".replace("%", "%%")
         if isinstance(f.default, bool):
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=None, help=help
@@ -54,10 +62,14 @@ def _given_settings(args: argparse.Namespace) -> dict:
 
 def train_config(args: argparse.Namespace, base: dict | None = None):
     """Settings from ``--config`` (TOML), then the flags given on the command line, over
-    ``base`` (a resumed run's own settings) or else the defaults."""
+    ``base`` (a resumed run's own settings) or else the task's defaults and then the general
+    ones (:func:`~lstmlab.train.settings.task_config`)."""
     from lstmlab.train import TrainConfig
+    from lstmlab.train.settings import task_config
 
-    return TrainConfig(**{**(base or {}), **_given_settings(args)})
+    if base is None:
+        return task_config(**_given_settings(args))
+    return TrainConfig(**{**base, **_given_settings(args)})
 
 
 def _resumed_config(args: argparse.Namespace):
@@ -78,6 +90,8 @@ def _resumed_config(args: argparse.Namespace):
             with RunLock(out):
                 pass
         raise
+    # A setting newer than the run's checkpoint has its default there.
+    stored = {f.name: f.default for f in dataclasses.fields(TrainConfig)} | dict(stored)
     fixed = [
         k for k, v in given.items() if k not in (*BUDGET, *SCHEDULE, "out") and v != stored.get(k)
     ]
@@ -149,6 +163,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     for k, v in evaluate_checkpoint(args.checkpoint, args.split).items():
         print(f"{k:16} {v:.4f}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from lstmlab.cli.export import export_onnx
+
+    for path in export_onnx(args.checkpoint, args.out):
+        print(f"wrote {path}")
     return 0
 
 
@@ -245,6 +267,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="test: the whole test split (text: one stream, every token)",
     )
     p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser(
+        "export", help="write a trained checkpoint as an ONNX model (run it with onnxruntime)"
+    )
+    p.add_argument("checkpoint", type=Path, help="a run's checkpoint folder")
+    p.add_argument("--format", choices=("onnx",), default="onnx", help="the file format")
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=Path("model.onnx"),
+        help="the file to write (default: model.onnx; a language model's vocab.json beside it)",
+    )
+    p.set_defaults(run=cmd_export)
 
     p = sub.add_parser("demo", help="the main job: train, sample, compare cells, write a report")
     p.add_argument("--out", default="report", help="report folder (default: report)")

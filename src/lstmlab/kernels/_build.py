@@ -1,6 +1,14 @@
-"""Build (once per machine) and load the C++ kernels of the fused sequence operations.
+"""Load (building it once per machine if need be) the C++ kernels of the fused sequence operations.
 
-The extension is compiled with ``torch.utils.cpp_extension.load`` on first use and cached under
+An installed wheel carries them compiled (see ``setup.py``): ``lstmlab.kernels._C`` with
+portable flags and, on x86-64, ``lstmlab.kernels._C_avx2`` for CPUs with AVX2 and FMA (loaded
+where torch reports that capability), beside a record of the sources' hash and the torch
+version they were built against. They are used when both match the sources next to them and the
+torch that runs, so a prebuilt module left in a checkout whose sources changed, or under another
+torch, is never loaded.
+
+Otherwise (a checkout, an editable install, a stale prebuilt module) the extension is compiled
+with ``torch.utils.cpp_extension.load`` on first use, with ``-march=native``, and cached under
 ``$LSTMLAB_BUILD_DIR`` (default ``~/.cache/lstmlab``) in a folder named after a hash of the
 sources (and their location), the torch version and install path, the flags and the CPU, so a
 changed source, another checkout, another environment or another machine gets its own build. If
@@ -16,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import os
 import platform
 import sys
@@ -33,6 +42,40 @@ _SOURCES = Path(__file__).parent / "csrc"
 # -march=native is safe: the build folder is keyed by this machine's CPU. -fno-trapping-math
 # lets GCC inline floorf, so the float32 activation loops vectorise (values are unchanged).
 _CFLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math"]
+# The modules a wheel build compiles (setup.py): portable, and on x86-64 one for CPUs with AVX2
+# and FMA; and what it records beside them: "sources <sha256>" (sources_digest at build time)
+# and "torch <release>" (the torch they were built against).
+_PREBUILT = "lstmlab.kernels._C"
+_PREBUILT_AVX2 = "lstmlab.kernels._C_avx2"
+_RECORD = Path(__file__).with_name("_C_sources.txt")
+
+
+def sources_digest(folder: Path = _SOURCES) -> str:
+    """sha256 of the kernel sources (the ``.h`` and ``.cpp`` files); setup.py computes the same."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.suffix in {".h", ".cpp"}:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _prebuilt() -> ModuleType | None:
+    """The module compiled into the wheel, if it was built from these sources for this torch."""
+    try:
+        lines = _RECORD.read_text(encoding="utf-8").splitlines()
+        record = dict(line.split(" ", 1) for line in lines if " " in line)
+        if record.get("sources") != sources_digest():
+            return None  # stale: the sources beside it changed since it was built
+    except OSError:
+        return None  # no record: nothing was compiled at install time
+    if record.get("torch") != torch.__version__.split("+")[0]:
+        return None  # built against another torch: its ABI may differ
+    # torch's own reading of the CPU: ATEN_CPU_CAPABILITY=default gives both the portable code.
+    avx2 = torch.backends.cpu.get_cpu_capability() in {"AVX2", "AVX512"}
+    for name in [_PREBUILT_AVX2, _PREBUILT] if avx2 else [_PREBUILT]:
+        with contextlib.suppress(ImportError):  # not built here (another architecture)
+            return importlib.import_module(name)
+    return None
 
 
 def _cpu_signature() -> str:
@@ -107,6 +150,9 @@ def _turn(build_dir: Path) -> Iterator[None]:
 @cache
 def extension() -> Kernels | None:
     """The compiled kernels, or ``None`` (with a warning) if they cannot be built here."""
+    prebuilt = _prebuilt()
+    if prebuilt is not None:
+        return Kernels(prebuilt)
     from torch.utils import cpp_extension
 
     try:

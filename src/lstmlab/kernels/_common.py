@@ -3,55 +3,225 @@ regularisers' masks in the kernels' form, and the readable loop for what a kerne
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from lstmlab.kernels._build import extension
-from lstmlab.nn.recurrent import run
+from lstmlab.kernels._build import compiled, extension
+from lstmlab.nn.recurrent import reverse_padded, run
+
+
+class _ReadableSecondDerivative(torch.autograd.Function):
+    """A fused sequence op whose backward is differentiable again: the first derivative comes
+    from the op's own (C++) backward; asked for a graph of it (``create_graph=True``: gradient
+    penalties, Hessians, MAML), the backward reruns the readable loop and differentiates that,
+    so second derivatives are exact rather than missing.
+
+    ``forward(fused, readable, *inputs)``: ``fused()`` and ``readable()`` compute the
+    same outputs from the tensors ``inputs`` (the cell's parameters, the input, the state);
+    the fused graph is built inside and kept for the first derivative."""
+
+    @staticmethod
+    def forward(ctx, fused, readable, *inputs):
+        with torch.enable_grad():
+            outputs = fused()
+        ctx.fused_outputs, ctx.readable = outputs, readable
+        ctx.save_for_backward(*inputs)
+        return tuple(o.detach() for o in outputs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        inputs = ctx.saved_tensors
+        wanted = [t for t in inputs if t.requires_grad]
+        if torch.is_grad_enabled():  # create_graph: through the readable loop
+            with torch.enable_grad():
+                outputs = ctx.readable()
+        else:
+            outputs = ctx.fused_outputs
+        pairs = [(o, g) for o, g in zip(outputs, grads) if o.requires_grad and g is not None]
+        found = torch.autograd.grad(
+            [o for o, _ in pairs],
+            wanted,
+            [g for _, g in pairs],
+            create_graph=torch.is_grad_enabled(),
+            retain_graph=True,  # a caller's retain_graph=True may call this backward again
+            allow_unused=True,
+        )
+        by_input = iter(found)
+        return (None, None, *[next(by_input) if t.requires_grad else None for t in inputs])
+
+
+def second_derivatives_by_readable_loop(op: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a sequence op ``op(cell, x, state, lengths, reverse, **masks)`` so that, in eager
+    mode with gradients wanted, a second derivative runs the readable loop
+    (:class:`_ReadableSecondDerivative`). Traced (``torch.compile``/``torch.export``, which take
+    first derivatives only) or without gradients, the op runs as it is."""
+
+    @functools.wraps(op)
+    def twice_differentiable(cell, x, state, lengths, reverse, **masks):
+        params = list(cell.parameters())
+        if (
+            not torch.is_grad_enabled()
+            or torch.compiler.is_compiling()
+            or not any(t.requires_grad for t in (x, *state, *params))
+        ):
+            return op(cell, x, state, lengths, reverse, **masks)
+
+        def fused() -> tuple[Tensor, ...]:
+            out, final = op(cell, x, state, lengths, reverse, **masks)
+            return (out, *final)
+
+        def readable() -> tuple[Tensor, ...]:
+            out, final, _ = run(cell, x, state, lengths, reverse=reverse, **masks)
+            return (out, *final)
+
+        out, *final = _ReadableSecondDerivative.apply(fused, readable, x, *state, *params)
+        return out, tuple(final)
+
+    return twice_differentiable
+
 
 SECOND_DERIVATIVE = (
-    "lstmlab's fused kernels give first derivatives only; for a second derivative "
-    "(create_graph=True: gradient penalties, Hessians, MAML) run the layer inside "
-    "`with lstmlab.kernels.disabled():`, whose readable loop is differentiable any number of times"
+    "this lstmlab operator's backward gives first derivatives only (torch.compile and "
+    "torch.export trace first derivatives); in eager mode the layers take second derivatives "
+    "through the readable loop, or run the layer inside `with lstmlab.kernels.disabled():`"
 )
 
 
-def first_derivative_only(backward: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a fused op's hand-written backward as giving first derivatives only. Asked for a
-    graph (``create_graph=True``, grad mode on inside the backward), it raises, where
-    ``torch.autograd.function.once_differentiable`` would hand back gradients without a graph
-    and a second derivative would read as zero."""
+def first_derivative_only() -> None:
+    """Called first in an operator's registered backward: asked for a graph of the backward
+    itself (``create_graph=True`` reaching the operator directly, not through a layer's
+    :func:`second_derivatives_by_readable_loop`), it raises, where a backward made of opaque
+    kernels would hand back gradients without a graph and a second derivative would read as
+    zero. (Compilers trace backwards with grad mode off.)"""
+    if torch.is_grad_enabled():
+        raise RuntimeError(SECOND_DERIVATIVE)
 
-    @functools.wraps(backward)
-    def checked(ctx: Any, *grads: Tensor) -> Any:
-        if torch.is_grad_enabled():
-            raise RuntimeError(SECOND_DERIVATIVE)
-        return backward(ctx, *grads)
 
-    return checked
+_HALF = (torch.bfloat16, torch.float16)
+
+
+@contextlib.contextmanager
+def _float32_parameters(cell: nn.Module) -> Iterator[None]:
+    """Inside: the cell's bfloat16/float16 parameters read as float32 copies (autograd flows back
+    to the originals), as the Stack re-points its cells at its own tensors."""
+    swapped = []
+    for path, p in list(cell.named_parameters()):
+        if p.dtype in _HALF:
+            owner, _, leaf = path.rpartition(".")
+            module = cell.get_submodule(owner)
+            swapped.append((module, leaf, p))
+            module._parameters[leaf] = p.float()  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for module, leaf, p in swapped:
+            module._parameters[leaf] = p
+
+
+def in_float32(op: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a sequence op so that bfloat16/float16 layers and ``torch.autocast`` run it in
+    float32 (the kernels compute in float32 or float64): the input, state, masks and the
+    cell's half-precision parameters are cast up, the outputs back to the layer's dtype -- under
+    autocast, autocast's dtype, as ``torch.nn.LSTM`` gives."""
+
+    @functools.wraps(op)
+    def float32_inside(cell, x, state, lengths, reverse, **masks):
+        device = x.device.type
+        autocast = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
+        if x.dtype not in _HALF and not autocast:
+            return op(cell, x, state, lengths, reverse, **masks)
+        dtype = torch.get_autocast_dtype(device) if autocast else x.dtype
+
+        def up(t: Any) -> Any:
+            if isinstance(t, Tensor):
+                return t.float() if t.dtype in _HALF else t
+            return tuple(up(s) for s in t)
+
+        wide = {k: up(v) for k, v in masks.items()}
+        off = torch.autocast(device, enabled=False) if autocast else contextlib.nullcontext()
+        with off, _float32_parameters(cell):
+            out, final = op(cell, up(x), up(state), lengths, reverse, **wide)
+        return out.to(dtype), tuple(s.to(dtype) for s in final)
+
+    return float32_inside
+
+
+def fused_sequence_op(op: Callable[..., Any]) -> Callable[..., Any]:
+    """What every fused sequence op is registered as: run in float32 for half-precision tensors
+    (:func:`in_float32`), with second derivatives by the readable loop
+    (:func:`second_derivatives_by_readable_loop`)."""
+    return second_derivatives_by_readable_loop(in_float32(op))
+
+
+@torch.compiler.assume_constant_result
+def kernels_built() -> bool:
+    """Whether the C++ kernels are built here: asked once and read as a constant by
+    ``torch.compile`` and ``torch.export``, which must not trace the build."""
+    return extension() is not None
 
 
 def runs_here(x: Tensor) -> bool:
-    """Whether the C++ kernels take ``x``: float32 or float64 on the CPU, with the kernels built."""
+    """Whether the C++ kernels take ``x``: float32 or float64 on the CPU -- bfloat16 and float16
+    too, computed in float32 (:func:`in_float32`) -- or a meta tensor (whose shapes the
+    operators' fake kernels give), with the kernels built."""
     return (
-        x.device.type == "cpu"
-        and x.dtype in (torch.float32, torch.float64)
-        and extension() is not None
+        x.device.type in ("cpu", "meta")
+        and x.dtype in (torch.float32, torch.float64, *_HALF)
+        and kernels_built()
     )
 
 
-def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
-    """Reverse each sequence of a (T, B, ·) batch within its own length; padding stays at the
-    end."""
-    if lengths is None:
-        return x.flip(0)
-    steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)  # (T, 1)
-    index = torch.where(steps < lengths, lengths - 1 - steps, steps)  # (T, B)
-    return x.gather(0, index.unsqueeze(-1).expand_as(x))
+def fresh(outputs: Tensor | Sequence[Tensor]) -> Any:
+    """A kernel's outputs as a custom operator must return them: no output sharing memory with
+    another (the kernels hand back one empty placeholder for several switched-off parts, or
+    views of one buffer), so any later one that does is copied."""
+    if isinstance(outputs, Tensor):
+        return outputs
+    seen: set[int] = set()
+    out = []
+    for t in outputs:
+        storage = t.untyped_storage()
+        key = storage.data_ptr() if storage.nbytes() else id(t)
+        if key in seen:
+            t = t.clone()
+            key = t.untyped_storage().data_ptr() if t.numel() else id(t)
+        seen.add(key)
+        out.append(t)
+    return tuple(out)
+
+
+def kernel_op(
+    name: str, schema: str, fake: Callable[..., Any], *, body: Callable[..., Any] | None = None
+) -> Any:
+    """``torch.ops.lstmlab.<name>``: the C++ kernel ``name`` as a custom operator with this
+    schema, on the CPU, and ``fake`` (output shapes from input shapes, no data read) for meta
+    and fake tensors, so ``torch.compile`` and ``torch.export`` see one node. The caller
+    registers its autograd (:meth:`register_autograd`) where the op has one. ``body``, if given,
+    runs instead of the kernel of that name (an op made of several kernels and torch ops)."""
+
+    def kernel(*args: Any) -> Any:
+        return fresh(body(*args) if body is not None else getattr(compiled(), name)(*args))
+
+    op = torch.library.custom_op(
+        f"lstmlab::{name}", kernel, mutates_args=(), device_types="cpu", schema=schema
+    )
+    op.register_fake(fake)
+    return op
+
+
+def tensors(n: int) -> str:
+    """A schema's return type of ``n`` tensors: ``(Tensor, Tensor, ...)``."""
+    return "(" + ", ".join(["Tensor"] * n) + ")"
+
+
+def grad_or_zeros(grad: Tensor | None, like: Tensor) -> Tensor:
+    """An output's gradient, zeros where autograd passes none."""
+    return torch.zeros_like(like) if grad is None else grad.contiguous()
 
 
 def zero_padding(y: Tensor, lengths: Tensor | None) -> Tensor:

@@ -16,7 +16,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from lstmlab.kernels._common import reverse_padded, runs_here
+from lstmlab.kernels._common import (
+    fused_sequence_op,
+    reverse_padded,
+    runs_here,
+)
 from lstmlab.kernels.rnn import elman_sequence
 from lstmlab.nn import dispatch
 from lstmlab.nn.cells.clockwork import ClockworkRNNCell
@@ -58,4 +62,6 @@ def clockwork_sequence(
     return out, (h_n, torch.remainder(clock + ran, cell.cycle))
 
 
-dispatch.register_sequence_op(ClockworkRNNCell, clockwork_sequence, accepts=runs_here)
+dispatch.register_sequence_op(
+    ClockworkRNNCell, fused_sequence_op(clockwork_sequence), accepts=runs_here
+)

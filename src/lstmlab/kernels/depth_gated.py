@@ -15,60 +15,101 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmlab.kernels._build import compiled
 from lstmlab.kernels._common import (
     empty,
     first_derivative_only,
+    fused_sequence_op,
+    grad_or_zeros,
+    kernel_op,
     readable_unless,
     run_order,
     runs_here,
+    tensors,
 )
 from lstmlab.nn import dispatch
 from lstmlab.nn.cells.depth_gated import DepthGatedLSTMCell
 
 
-class _DepthGatedSequence(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a, e, c_low, w_hh, w_ci, w_cf, w_co, w_cd, h0, c0, lengths):
-        hs, cs, acts, ds = compiled().depth_gated_forward(
-            a, e, c_low, w_hh, w_ci, w_cf, w_co, w_cd, h0, c0, lengths
-        )
-        ctx.save_for_backward(c_low, w_hh, w_ci, w_cf, w_co, w_cd, hs, cs, acts, ds, lengths)
-        return hs, cs
+def _forward_shapes(a, e, c_low, w_hh, *rest):
+    """hs, cs (T+1, B, H), the gate activations (T, B, 4H), the depth gate (T, B, H) or (0,)."""
+    t, b = a.shape[:2]
+    h = w_hh.shape[1]
+    new = a.new_empty
+    depth = new(t, b, h) if e.dim() > 1 else new(0)
+    return new(t + 1, b, h), new(t + 1, b, h), new(t, b, 4 * h), depth
 
-    @staticmethod
-    @first_derivative_only
-    def backward(ctx, d_hs, d_cs):
-        c_low, w_hh, w_ci, w_cf, w_co, w_cd, hs, cs, acts, ds, lengths = ctx.saved_tensors
-        da, de, dcl, dw_hh, dw_ci, dw_cf, dw_co, dw_cd, dh0, dc0 = compiled().depth_gated_backward(
-            d_hs.contiguous(),
-            d_cs.contiguous(),
-            c_low,
-            w_hh,
-            w_ci,
-            w_cf,
-            w_co,
-            w_cd,
-            hs,
-            cs,
-            acts,
-            ds,
-            lengths,
-        )
-        depth = ds.numel() > 0
-        return (
-            da,
-            de if depth else None,
-            dcl if depth else None,
-            dw_hh,
-            dw_ci,
-            dw_cf,
-            dw_co,
-            dw_cd if depth else None,
-            dh0,
-            dc0,
-            None,
-        )
+
+def _backward_shapes(d_hs, d_cs, c_low, w_hh, w_ci, w_cf, w_co, w_cd, hs, cs, acts, ds, lengths):
+    like = torch.empty_like
+    return (
+        like(acts),
+        like(ds),
+        like(ds),
+        like(w_hh),
+        like(w_ci),
+        like(w_cf),
+        like(w_co),
+        like(w_cd),
+        like(hs[0]),
+        like(cs[0]),
+    )
+
+
+depth_gated_forward = kernel_op(
+    "depth_gated_forward",
+    "(Tensor a, Tensor e, Tensor c_low, Tensor w_hh, Tensor w_ci, Tensor w_cf, Tensor w_co, "
+    f"Tensor w_cd, Tensor h0, Tensor c0, Tensor lengths) -> {tensors(4)}",
+    _forward_shapes,
+)
+depth_gated_backward = kernel_op(
+    "depth_gated_backward",
+    "(Tensor grad_hs, Tensor grad_cs, Tensor c_low, Tensor w_hh, Tensor w_ci, Tensor w_cf, "
+    "Tensor w_co, Tensor w_cd, Tensor hs, Tensor cs, Tensor acts, Tensor ds, Tensor lengths) -> "
+    f"{tensors(10)}",
+    _backward_shapes,
+)
+
+
+def _save(ctx, inputs, output):
+    _, _, c_low, w_hh, w_ci, w_cf, w_co, w_cd, _, _, lengths = inputs
+    ctx.save_for_backward(c_low, w_hh, w_ci, w_cf, w_co, w_cd, *output, lengths)
+
+
+def _backward(ctx, d_hs, d_cs, *unused):
+    first_derivative_only()
+    c_low, w_hh, w_ci, w_cf, w_co, w_cd, hs, cs, acts, ds, lengths = ctx.saved_tensors
+    da, de, dcl, dw_hh, dw_ci, dw_cf, dw_co, dw_cd, dh0, dc0 = depth_gated_backward(
+        grad_or_zeros(d_hs, hs),
+        grad_or_zeros(d_cs, cs),
+        c_low,
+        w_hh,
+        w_ci,
+        w_cf,
+        w_co,
+        w_cd,
+        hs,
+        cs,
+        acts,
+        ds,
+        lengths,
+    )
+    depth = ds.numel() > 0
+    return (
+        da,
+        de if depth else None,
+        dcl if depth else None,
+        dw_hh,
+        dw_ci,
+        dw_cf,
+        dw_co,
+        dw_cd if depth else None,
+        dh0,
+        dc0,
+        None,
+    )
+
+
+depth_gated_forward.register_autograd(_backward, setup_context=_save)
 
 
 @readable_unless()
@@ -92,7 +133,7 @@ def depth_gated_sequence(
     a = F.linear(x, cell.weight_ih, cell.bias_ih)  # (T, B, 4H)
     if cell.bias_hh is not None:
         a = a + cell.bias_hh
-    hs, cs = _DepthGatedSequence.apply(
+    hs, cs, _, _ = depth_gated_forward(
         a.contiguous(),
         e.contiguous(),
         c_low.contiguous(),
@@ -109,4 +150,6 @@ def depth_gated_sequence(
     return run_order(out, lengths, reverse), (hs[-1], cs[-1])
 
 
-dispatch.register_sequence_op(DepthGatedLSTMCell, depth_gated_sequence, accepts=runs_here)
+dispatch.register_sequence_op(
+    DepthGatedLSTMCell, fused_sequence_op(depth_gated_sequence), accepts=runs_here
+)

@@ -15,43 +15,82 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmlab.kernels._build import compiled
 from lstmlab.kernels._common import (
     empty,
     first_derivative_only,
+    fused_sequence_op,
+    grad_or_zeros,
+    kernel_op,
     readable_unless,
     runs_here,
+    tensors,
     zero_padding,
 )
 from lstmlab.nn import dispatch
 from lstmlab.nn.cells.grid import GridLSTMCell, GridLSTMColumn
 
 
-class _GridSequence(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, d, w, bias, h0, m0, lengths):
-        ys, hs, ms, inp, md, acts = compiled().grid_forward(d, w, bias, h0, m0, lengths)
-        ctx.save_for_backward(w, ms, inp, md, acts, lengths)
-        ctx.has_bias = bias.numel() > 0
-        return ys, hs[-1].clone(), ms[-1].clone()
+def _forward_shapes(d, w, bias, h0, m0, lengths):
+    """The column's output (T, B, H); hs, ms (T+1, B, L·H); each block's input pair
+    (T, L, B, 2H); the depth memories (T, L+1, B, H); the gate activations (T, L, B, 8H)."""
+    t, b, h = d.shape
+    n = w.shape[0]
+    new = d.new_empty
+    return (
+        new(t, b, h),
+        new(t + 1, b, n * h),
+        new(t + 1, b, n * h),
+        new(t, n, b, 2 * h),
+        new(t, n + 1, b, h),
+        new(t, n, b, 8 * h),
+    )
 
-    @staticmethod
-    @first_derivative_only
-    def backward(ctx, d_ys, d_hn, d_mn):
-        w, ms, inp, md, acts, lengths = ctx.saved_tensors
-        dd, dw, dbias, dh0, dm0 = compiled().grid_backward(
-            d_ys.contiguous(),
-            d_hn.contiguous(),
-            d_mn.contiguous(),
-            w,
-            ctx.has_bias,
-            ms,
-            inp,
-            md,
-            acts,
-            lengths,
-        )
-        return dd, dw, dbias if ctx.has_bias else None, dh0, dm0, None
+
+def _backward_shapes(d_ys, d_hn, d_mn, w, has_bias, ms, inp, md, acts, lengths):
+    like = torch.empty_like
+    bias = w.new_empty(w.shape[:2]) if has_bias else w.new_empty(0)
+    return like(d_ys), like(w), bias, like(ms[0]), like(ms[0])
+
+
+grid_forward = kernel_op(
+    "grid_forward",
+    f"(Tensor d, Tensor w, Tensor bias, Tensor h0, Tensor m0, Tensor lengths) -> {tensors(6)}",
+    _forward_shapes,
+)
+grid_backward = kernel_op(
+    "grid_backward",
+    "(Tensor grad_ys, Tensor grad_hn, Tensor grad_mn, Tensor w, bool has_bias, Tensor ms, "
+    f"Tensor inp, Tensor md, Tensor acts, Tensor lengths) -> {tensors(5)}",
+    _backward_shapes,
+)
+
+
+def _save(ctx, inputs, output):
+    _, w, bias, _, _, lengths = inputs
+    _, hs, ms, inp, md, acts = output
+    ctx.save_for_backward(w, hs, ms, inp, md, acts, lengths)
+    ctx.has_bias = bias.numel() > 0
+
+
+def _backward(ctx, d_ys, d_hs, d_ms, *unused):
+    first_derivative_only()
+    w, hs, ms, inp, md, acts, lengths = ctx.saved_tensors
+    dd, dw, dbias, dh0, dm0 = grid_backward(
+        grad_or_zeros(d_ys, md[:, 0]),  # (T, B, H)
+        grad_or_zeros(d_hs, hs)[-1],
+        grad_or_zeros(d_ms, ms)[-1],
+        w,
+        ctx.has_bias,
+        ms,
+        inp,
+        md,
+        acts,
+        lengths,
+    )
+    return dd, dw, dbias if ctx.has_bias else None, dh0, dm0, None
+
+
+grid_forward.register_autograd(_backward, setup_context=_save)
 
 
 def _fused_can(cell: GridLSTMColumn, reverse: bool) -> bool:
@@ -79,7 +118,7 @@ def grid_sequence(
     none = empty(x)
     biases: list[Tensor] = [b.bias for b in blocks if b.bias is not None]  # all or none
     bias = torch.stack(biases) if biases else none  # (L, 8H)
-    ys, h_n, m_n = _GridSequence.apply(
+    ys, hs, ms, *_ = grid_forward(
         d.contiguous(),
         w,
         bias,
@@ -87,7 +126,7 @@ def grid_sequence(
         state[1].contiguous(),
         none.long() if lengths is None else lengths,
     )
-    return zero_padding(ys, lengths), (h_n, m_n)
+    return zero_padding(ys, lengths), (hs[-1], ms[-1])
 
 
-dispatch.register_sequence_op(GridLSTMColumn, grid_sequence, accepts=runs_here)
+dispatch.register_sequence_op(GridLSTMColumn, fused_sequence_op(grid_sequence), accepts=runs_here)

@@ -7,43 +7,80 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from lstmlab.kernels._build import compiled
-from lstmlab.kernels._common import empty, first_derivative_only, regularizers, run_order, runs_here
+from lstmlab.kernels import to_onnx
+from lstmlab.kernels._common import (
+    empty,
+    first_derivative_only,
+    fused_sequence_op,
+    grad_or_zeros,
+    kernel_op,
+    regularizers,
+    run_order,
+    runs_here,
+    tensors,
+)
 from lstmlab.nn import dispatch
 from lstmlab.nn.cells.gru import GRUCell
 
 
-class _GRUSequence(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, w_ih, b_ih, w_hh, b_hh, h0, lengths, reset_after, rec_mask, keep_h):
-        hs, acts, aux = compiled().gru_forward(
-            x, w_ih, b_ih, w_hh, b_hh, h0, lengths, reset_after, rec_mask, keep_h
-        )
-        ctx.save_for_backward(x, w_ih, w_hh, hs, acts, aux, lengths, rec_mask, keep_h)
-        ctx.reset_after, ctx.has_bias = reset_after, b_ih.numel() > 0
-        return hs
+def _forward_shapes(x, w_ih, b_ih, w_hh, b_hh, h0, lengths, reset_after, mask, keep_h):
+    """hs (T+1, B, H), the input half of the pre-activations (T, B, 3H), the candidate's
+    recurrent part (T, B, H)."""
+    t, b = x.shape[:2]
+    h = w_hh.shape[1]
+    return x.new_empty(t + 1, b, h), x.new_empty(t, b, 3 * h), x.new_empty(t, b, h)
 
-    @staticmethod
-    @first_derivative_only
-    def backward(ctx, d_hs):
-        x, w_ih, w_hh, hs, acts, aux, lengths, rec_mask, keep_h = ctx.saved_tensors
-        dx, dw_ih, db_ih, dw_hh, db_hh, dh0 = compiled().gru_backward(
-            d_hs.contiguous(),
-            x,
-            w_ih,
-            w_hh,
-            ctx.has_bias,
-            hs,
-            acts,
-            aux,
-            lengths,
-            ctx.reset_after,
-            rec_mask,
-            keep_h,
-        )
-        if not ctx.has_bias:
-            db_ih = db_hh = None
-        return dx, dw_ih, db_ih, dw_hh, db_hh, dh0, None, None, None, None
+
+def _backward_shapes(d_hs, x, w_ih, w_hh, has_bias, hs, *rest):
+    like, none = torch.empty_like, x.new_empty(0)
+    bias = x.new_empty(w_ih.shape[0]) if has_bias else none
+    return like(x), like(w_ih), bias, like(w_hh), torch.empty_like(bias), like(hs[0])
+
+
+gru_forward = kernel_op(
+    "gru_forward",
+    "(Tensor x, Tensor w_ih, Tensor b_ih, Tensor w_hh, Tensor b_hh, Tensor h0, Tensor lengths, "
+    f"bool reset_after, Tensor rec_mask, Tensor keep_h) -> {tensors(3)}",
+    _forward_shapes,
+)
+gru_backward = kernel_op(
+    "gru_backward",
+    "(Tensor grad_hs, Tensor x, Tensor w_ih, Tensor w_hh, bool has_bias, Tensor hs, Tensor acts, "
+    "Tensor aux, Tensor lengths, bool reset_after, Tensor rec_mask, Tensor keep_h) -> "
+    f"{tensors(6)}",
+    _backward_shapes,
+)
+
+
+def _save(ctx, inputs, output):
+    x, w_ih, b_ih, w_hh, _, _, lengths, reset_after, rec_mask, keep_h = inputs
+    ctx.save_for_backward(x, w_ih, w_hh, *output, lengths, rec_mask, keep_h)
+    ctx.reset_after, ctx.has_bias = reset_after, b_ih.numel() > 0
+
+
+def _backward(ctx, d_hs, d_acts, d_aux):
+    first_derivative_only()
+    x, w_ih, w_hh, hs, acts, aux, lengths, rec_mask, keep_h = ctx.saved_tensors
+    dx, dw_ih, db_ih, dw_hh, db_hh, dh0 = gru_backward(
+        grad_or_zeros(d_hs, hs),
+        x,
+        w_ih,
+        w_hh,
+        ctx.has_bias,
+        hs,
+        acts,
+        aux,
+        lengths,
+        ctx.reset_after,
+        rec_mask,
+        keep_h,
+    )
+    if not ctx.has_bias:
+        db_ih = db_hh = None
+    return dx, dw_ih, db_ih, dw_hh, db_hh, dh0, None, None, None, None
+
+
+gru_forward.register_autograd(_backward, setup_context=_save)
 
 
 def gru_sequence(
@@ -61,7 +98,7 @@ def gru_sequence(
     x = run_order(x, lengths, reverse)
     none = empty(x)
     rec_mask, (keep_h,) = regularizers(recurrent_mask, zoneout, 1, lengths, reverse, none)
-    hs = _GRUSequence.apply(
+    hs, _, _ = gru_forward(
         x.contiguous(),
         cell.weight_ih,
         none if cell.bias_ih is None else cell.bias_ih,
@@ -77,4 +114,6 @@ def gru_sequence(
     return out, (hs[-1],)
 
 
-dispatch.register_sequence_op(GRUCell, gru_sequence, accepts=runs_here)
+dispatch.register_sequence_op(
+    GRUCell, fused_sequence_op(gru_sequence), accepts=runs_here, onnx=to_onnx.gru_translated
+)

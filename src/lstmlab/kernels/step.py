@@ -22,7 +22,9 @@ from collections.abc import Callable
 import torch
 from torch import _VF, Tensor, nn
 
-from lstmlab.kernels._build import compiled, extension
+from lstmlab.kernels import to_onnx
+from lstmlab.kernels._build import compiled
+from lstmlab.kernels._common import kernel_op, kernels_built, tensors
 from lstmlab.kernels.lstm import _layout
 from lstmlab.nn import dispatch
 from lstmlab.nn.cells import GRUCell, LSTMCell, RNNCell
@@ -44,37 +46,71 @@ def _torch_rnn(cell: RNNCell, x: Tensor, state: State) -> State:
     return (kernel(x, state[0], cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh),)
 
 
+def _lstm_step_kernel(*args: Tensor) -> tuple[Tensor, ...]:
+    """h_t (B, P), c_t (B, H) and, with gate recurrence, the gates a_t (B, sH); else (0,)."""
+    new = [own(t) for t in compiled().lstm_step(*args)]
+    return (*new, args[0].new_empty(0)) if len(new) == 2 else tuple(new)
+
+
+def own(t: Tensor) -> Tensor:
+    """The kernels' step outputs are slices of one scratch buffer: an operator returns tensors
+    of their own (at a batch of one, a copy of a few hundred numbers)."""
+    return t if t._base is None and t.storage_offset() == 0 else t.clone()
+
+
+def _lstm_step_shapes(x, w_ih, b_ih, b_hh, w_hh, w_hr, w_ci, w_cf, w_co, w_gg, h, c, a, layout):
+    b = x.shape[0]
+    gates = x.new_empty(b, w_gg.shape[0]) if w_gg.dim() > 1 else x.new_empty(0)
+    return x.new_empty(b, w_hh.shape[1]), torch.empty_like(c), gates
+
+
+lstm_step = kernel_op(
+    "lstm_step",
+    "(Tensor x, Tensor w_ih, Tensor b_ih, Tensor b_hh, Tensor w_hh, Tensor w_hr, Tensor w_ci, "
+    "Tensor w_cf, Tensor w_co, Tensor w_gg, Tensor h, Tensor c, Tensor a, int[] layout) -> "
+    f"{tensors(3)}",
+    _lstm_step_shapes,
+    body=_lstm_step_kernel,
+)
+gru_step = kernel_op(
+    "gru_step",
+    "(Tensor x, Tensor w_ih, Tensor b_ih, Tensor w_hh, Tensor b_hh, Tensor h, bool reset_after) "
+    "-> Tensor",
+    lambda x, w_ih, b_ih, w_hh, b_hh, h, reset_after: torch.empty_like(h),
+    body=lambda *args: own(compiled().gru_step(*args)),
+)
+
+
 def _fused_lstm(cell: LSTMCell, x: Tensor, state: State) -> State:
     """The LSTM family's C++ step (csrc/step.h), without autograd."""
     none = x.new_empty(0)
     layout = cell.__dict__.get("_fused_layout")
     if layout is None:  # the switches never change after __init__: compute the layout once
         layout = cell.__dict__["_fused_layout"] = _layout(cell)
-    return tuple(
-        compiled().lstm_step(
-            x,
-            cell.weight_ih,
-            _or(cell.bias_ih, none),
-            _or(cell.bias_hh, none),
-            cell.weight_hh,
-            _or(cell.weight_hr, none),
-            _or(cell.weight_ci, none),
-            _or(cell.weight_cf, none),
-            _or(cell.weight_co, none),
-            _or(cell.weight_gg, none),
-            state[0],
-            state[1],
-            state[2] if cell.gate_recurrence else none,
-            layout,
-        )
+    h, c, a = lstm_step(
+        x,
+        cell.weight_ih,
+        _or(cell.bias_ih, none),
+        _or(cell.bias_hh, none),
+        cell.weight_hh,
+        _or(cell.weight_hr, none),
+        _or(cell.weight_ci, none),
+        _or(cell.weight_cf, none),
+        _or(cell.weight_co, none),
+        _or(cell.weight_gg, none),
+        state[0],
+        state[1],
+        state[2] if cell.gate_recurrence else none,
+        layout,
     )
+    return (h, c, a) if cell.gate_recurrence else (h, c)
 
 
 def _fused_gru(cell: GRUCell, x: Tensor, state: State) -> State:
     """The GRU's C++ step (csrc/step.h), without autograd."""
     none = x.new_empty(0)
     return (
-        compiled().gru_step(
+        gru_step(
             x,
             cell.weight_ih,
             _or(cell.bias_ih, none),
@@ -89,17 +125,6 @@ def _fused_gru(cell: GRUCell, x: Tensor, state: State) -> State:
 def _or(t: Tensor | None, none: Tensor) -> Tensor:
     """The kernels read an empty tensor as 'this part is switched off'."""
     return none if t is None else t
-
-
-def _is_standard_lstm(cell: LSTMCell) -> bool:
-    return (
-        not (cell.proj_size or cell.peephole or cell.coupled or cell.gate_recurrence)
-        and cell.input_gate
-        and cell.forget_gate
-        and cell.output_gate
-        and cell.input_activation
-        and cell.output_activation
-    )
 
 
 def _wants_grad(cell: nn.Module, x: Tensor, state: State) -> bool:
@@ -125,11 +150,11 @@ def step_op(cell: nn.Module, x: Tensor, state: State) -> StepOp | None:
         and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.float64)
         and not _wants_grad(cell, x, state)
-        and extension() is not None
+        and kernels_built()
     ):
         return _route(_fused_lstm if kind is LSTMCell else _fused_gru)
     # The class is exactly one of the three here, so isinstance is the same test as `kind is`.
-    if isinstance(cell, LSTMCell) and _is_standard_lstm(cell):
+    if isinstance(cell, LSTMCell) and to_onnx.standard_lstm(cell):
         return _route(_torch_lstm)
     if isinstance(cell, GRUCell) and cell.reset_after:
         return _route(_torch_gru)

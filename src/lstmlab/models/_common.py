@@ -12,6 +12,8 @@ import json
 import torch
 from torch import Tensor
 
+from lstmlab.nn._checks import has_values
+
 # The state in torch's form: h_n, or (h_n, c_n[, a_n]); each part (num_layers, B, size).
 StateLike = Tensor | tuple[Tensor, ...]
 
@@ -55,6 +57,8 @@ def _check_tokens(tokens: object, vocab_size: int, *, rank: int) -> Tensor:
         raise ValueError(
             f"tokens must be a non-empty {shape} tensor, got shape {tuple(tokens.shape)}"
         )
+    if not has_values(tokens):  # traced (compile, export) or meta: no ids to read
+        return tokens
     low, high = int(tokens.min()), int(tokens.max())
     if low < 0 or high >= vocab_size:
         raise ValueError(f"token ids must lie in [0, {vocab_size}); got min {low}, max {high}")

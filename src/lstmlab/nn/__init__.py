@@ -7,7 +7,10 @@ Imports run one way, bottom to top:
   runner (:func:`~lstmlab.nn.recurrent.run`) that every fast path is tested against;
 - :mod:`.stack` -- layers and directions of any cell, torch's calling convention;
 - :mod:`.layers` -- ``LSTM``, ``GRU``, ``RNN`` and the other families' layers;
-- :mod:`.registry` -- every built-in cell by name (``lstmlab cells``).
+- :mod:`.registry` -- every built-in cell by name (``lstmlab cells``);
+- :mod:`.quantize` -- ``torch.ao.quantization.quantize_dynamic`` for the layers;
+- :mod:`.init` -- initialisations from the literature (chrono, orthogonal, identity), in place
+  on any of these layers, as ``torch.nn.init`` does on tensors.
 
 Bad input raises the exception type ``torch.nn`` raises for the same mistake:
 :class:`ShapeError`, :class:`DtypeError` and :class:`DeviceError` derive from each of torch's
@@ -17,7 +20,7 @@ types for that mistake (see :mod:`._checks`).
 nothing here imports a kernel.
 """
 
-from lstmlab.nn import dispatch, regularizers
+from lstmlab.nn import dispatch, init, quantize, regularizers
 from lstmlab.nn._checks import DeviceError, DtypeError, ShapeError
 from lstmlab.nn.cells import (
     Cell,
@@ -33,6 +36,7 @@ from lstmlab.nn.cells import (
     RNNCell,
     State,
 )
+from lstmlab.nn.init import chrono_, forget_bias_, identity_, orthogonal_
 from lstmlab.nn.layers import GRU, LSTM, RNN, ClockworkRNN, DepthGatedLSTM, GridLSTM
 from lstmlab.nn.recurrent import Recurrent, run
 from lstmlab.nn.registry import VARIANTS, make_layer
@@ -63,6 +67,12 @@ __all__ = [
     "VARIANTS",
     "make_layer",
     "dispatch",
+    "init",
+    "quantize",
+    "chrono_",
+    "forget_bias_",
+    "orthogonal_",
+    "identity_",
     "regularizers",
     "ShapeError",
     "DtypeError",

@@ -23,6 +23,7 @@ from typing import cast
 
 import torch
 from torch import Tensor, nn
+from torch._subclasses.fake_tensor import is_fake
 
 
 class ShapeError(ValueError, RuntimeError):
@@ -70,7 +71,8 @@ def check_input(
     if not input.is_floating_point():
         raise DtypeError(f"{name} must be a floating-point tensor, got dtype {input.dtype}")
     ref = _param_like(module)
-    if ref is not None and input.dtype != ref.dtype:
+    # Under autocast the dtypes may differ, as torch.nn.LSTM allows: autocast picks the dtype.
+    if ref is not None and input.dtype != ref.dtype and not torch._C._is_any_autocast_enabled():
         raise DtypeError(
             f"{name} has dtype {input.dtype} but the module's parameters are "
             f"{ref.dtype}; convert one (e.g. module.to({input.dtype}))"
@@ -85,9 +87,16 @@ def check_input(
             f"{name} is on {input.device} but the module's parameters are on "
             f"{ref.device}; move one (e.g. module.to('{input.device}'))"
         )
-    if check_nan and not torch.compiler.is_compiling() and bool(torch.isnan(input).any()):
+    if check_nan and has_values(input) and bool(torch.isnan(input).any()):
         raise ValueError(f"{name} contains NaN (shape {tuple(input.shape)}); clean the data first")
     return input.dim() == rank
+
+
+def has_values(t: Tensor) -> bool:
+    """Whether ``t``'s values can be read: not while ``torch.compile`` or ``torch.export`` trace
+    (the tensors are fake: shapes without data), nor on the meta device. Checks that need values
+    (NaN in the input, lengths in range) are skipped there; shapes are still checked."""
+    return not (torch.compiler.is_compiling() or t.device.type == "meta" or is_fake(t))
 
 
 def state_parts(state: object, name: str) -> tuple:
@@ -132,7 +141,7 @@ def check_state(
         expected = lead + ((batch, size) if batched else (size,))
         if part.shape != expected:
             raise ShapeError(f"{label} must have shape {expected}, got {tuple(part.shape)}")
-        if part.dtype != dtype:
+        if part.dtype != dtype and not torch._C._is_any_autocast_enabled():
             raise DtypeError(f"{label} has dtype {part.dtype}, expected {dtype} like the input")
         if part.device != device:
             raise DeviceError(f"{label} is on {part.device}, expected {device} like the input")
@@ -157,6 +166,8 @@ def check_lengths(lengths: object, batch: int, steps: int, device: torch.device)
             f"got shape {tuple(t.shape)}"
         )
     if t.numel() == 0:  # an empty batch
+        return t.to(device=device, dtype=torch.long)
+    if not has_values(t):  # traced or meta: no values to read, so no range to check
         return t.to(device=device, dtype=torch.long)
     lo, hi = int(t.min()), int(t.max())
     if lo < 1 or hi > steps:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 # The cells import this module, so it names them only as modules (a Cell is an nn.Module).
@@ -29,16 +31,27 @@ StepOp = Callable[[Cell, Tensor, State], State]
 StepFinder = Callable[[Cell, Tensor, State], StepOp | None]
 
 _SEQUENCE_OPS: dict[type, tuple[SequenceOp, Callable[[Tensor], bool]]] = {}
+# Per cell class: for which cells the op's operator has an ONNX translation.
+_ONNX: dict[type, Callable[[Any], bool]] = {}
 _STEP_FINDERS: list[StepFinder] = []
 _enabled = True
 
 
 def register_sequence_op(
-    cell_class: type, op: SequenceOp, *, accepts: Callable[[Tensor], bool]
+    cell_class: type,
+    op: SequenceOp,
+    *,
+    accepts: Callable[[Tensor], bool],
+    onnx: Callable[[Any], bool] | None = None,
 ) -> None:
     """Offer ``op`` for cells of exactly ``cell_class`` (a user's subclass, which may change
-    ``step``, keeps the readable loop) on inputs ``x`` for which ``accepts(x)`` holds."""
+    ``step``, keeps the readable loop) on inputs ``x`` for which ``accepts(x)`` holds. While
+    ``torch.onnx.export`` traces, ``op`` is offered only where ``onnx(cell)`` says its operator
+    has an ONNX translation (with no regulariser masks); elsewhere the readable loop runs, traced
+    as an ONNX ``Scan``."""
     _SEQUENCE_OPS[cell_class] = (op, accepts)
+    if onnx is not None:
+        _ONNX[cell_class] = onnx
 
 
 def register_step_finder(finder: StepFinder) -> None:
@@ -73,17 +86,31 @@ def _empty(cell: Cell, x: Tensor) -> bool:
     return x.numel() == 0 or getattr(cell, "hidden_size", 1) == 0
 
 
-def sequence_op(cell: Cell, x: Tensor) -> SequenceOp | None:
-    """The registered sequence op for ``cell`` on ``x``, or ``None``: the readable loop runs."""
-    entry = _SEQUENCE_OPS.get(type(cell)) if _enabled and not _empty(cell, x) else None
+def transformed() -> bool:
+    """Inside a ``torch.func`` transform (``vmap``, ``grad``, ``jacrev``, ...): the readable loop,
+    made of torch ops, composes with every transform."""
+    if torch.compiler.is_compiling():
+        return False
+    return torch._C._functorch.peek_interpreter_stack() is not None
+
+
+def sequence_op(cell: Cell, x: Tensor, *, masked: bool = False) -> SequenceOp | None:
+    """The registered sequence op for ``cell`` on ``x`` (with regulariser masks if ``masked``),
+    or ``None``: the readable loop runs."""
+    usable = _enabled and not _empty(cell, x) and not transformed()
+    entry = _SEQUENCE_OPS.get(type(cell)) if usable else None
     if entry is None or not entry[1](x):
         return None
+    if torch.onnx.is_in_onnx_export():
+        translated = _ONNX.get(type(cell))
+        if masked or translated is None or not translated(cell):
+            return None
     return entry[0]
 
 
 def step_op(cell: Cell, x: Tensor, state: State) -> StepOp | None:
     """The first registered one-step route for this call, or ``None``."""
-    if not _enabled or _empty(cell, x):
+    if not _enabled or _empty(cell, x) or transformed():
         return None
     for finder in _STEP_FINDERS:
         step = finder(cell, x, state)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch._higher_order_ops.scan import scan
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from lstmlab.nn._checks import (
@@ -18,6 +19,7 @@ from lstmlab.nn._checks import (
     check_input,
     check_lengths,
     check_state,
+    has_values,
     qualified,
     state_parts,
 )
@@ -62,31 +64,24 @@ def run(
         outputs (T, B, output_size); the final state (each sequence's state after its last valid
         step); gates ``{name: (T, B, hidden_size)}`` (empty unless ``keep_gates``).
     """
+    if torch.compiler.is_exporting() and not keep_gates:
+        out, state = _scanned(cell, x, state, lengths, reverse, recurrent_mask, zoneout)
+        return out, state, {}
     steps = x.shape[0]
     outputs: list[Tensor] = []
     gates_by_step: list[Gates] = []
     order = range(steps - 1, -1, -1) if reverse else range(steps)
     # A reversed sequence starts at its own last step: the masked steps before it leave the
     # initial state untouched, so padding never leaks into any sequence.
-    shortest = steps if lengths is None or lengths.numel() == 0 else int(lengths.min())
+    if lengths is None or lengths.numel() == 0:
+        shortest = steps
+    else:  # traced (no values to read): mask every step, which gives the same result
+        shortest = int(lengths.min()) if has_values(lengths) else 0
     for t in order:
         # (B,) bool once some sequences ended
         live = None if lengths is None or t < shortest else lengths > t
-        # Padding never reaches the cell: even inf there must not turn gradients into NaN.
-        x_t = x[t] if live is None else _where(live, x[t], 0.0)
-        if recurrent_mask is None:
-            h, new_state, gates = cell.step(x_t, state)
-        else:
-            h, new_state, gates = dropped_step(cell, x_t, state, recurrent_mask)
-        if zoneout:
-            zoned = tuple(zone(n, s, k[t]) for n, s, k in zip(new_state, state, zoneout))
-            new_state = (*zoned, *new_state[len(zoned) :])
-            h = cell.output(new_state)  # the zoned state's output
-        if live is not None:
-            h = _where(live, h, 0.0)
-            new_state = tuple(_where(live, n, s) for n, s in zip(new_state, state))
-            gates = {k: _where(live, g, 0.0) for k, g in gates.items()}
-        state = new_state
+        keep = tuple(k[t] for k in zoneout)
+        h, state, gates = _step(cell, x[t], state, live, recurrent_mask, keep)
         outputs.append(h)
         if keep_gates:
             gates_by_step.append(gates)
@@ -99,6 +94,75 @@ def run(
         else {}
     )
     return torch.stack(outputs), state, stacked
+
+
+def _step(
+    cell: Cell,
+    x_t: Tensor,
+    state: State,
+    live: Tensor | None,
+    recurrent_mask: Tensor | None,
+    keep: Sequence[Tensor],
+) -> tuple[Tensor, State, Gates]:
+    """One step of :func:`run`: ``live`` (B,) bool marks the sequences still running (``None``:
+    all), ``keep`` the step's zoneout weights per zoned state part."""
+    # Padding never reaches the cell: even inf there must not turn gradients into NaN.
+    if live is not None:
+        x_t = _where(live, x_t, 0.0)
+    if recurrent_mask is None:
+        h, new_state, gates = cell.step(x_t, state)
+    else:
+        h, new_state, gates = dropped_step(cell, x_t, state, recurrent_mask)
+    if keep:
+        zoned = tuple(zone(n, s, k) for n, s, k in zip(new_state, state, keep))
+        new_state = (*zoned, *new_state[len(zoned) :])
+        h = cell.output(new_state)  # the zoned state's output
+    if live is not None:
+        h = _where(live, h, 0.0)
+        new_state = tuple(_where(live, n, s) for n, s in zip(new_state, state))
+        gates = {k: _where(live, g, 0.0) for k, g in gates.items()}
+    return h, new_state, gates
+
+
+def _scanned(
+    cell: Cell,
+    x: Tensor,
+    state: State,
+    lengths: Tensor | None,
+    reverse: bool,
+    recurrent_mask: Tensor | None,
+    zoneout: Sequence[Tensor],
+) -> tuple[Tensor, State]:
+    """:func:`run`'s loop (no gates) as one ``scan`` over time (``torch._higher_order_ops.scan``):
+    traced once whatever the number of steps, so ``torch.export`` keeps the sequence length
+    dynamic and ONNX gets a ``Scan`` node. A reversed run scans each sequence reversed within
+    its length, then reverses the outputs back."""
+    if reverse:
+        x, zoneout = reverse_padded(x, lengths), [reverse_padded(k, lengths) for k in zoneout]
+    steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)  # (T, 1)
+    live = None if lengths is None else steps < lengths  # (T, B)
+    xs = (x, *zoneout) if live is None else (x, live, *zoneout)
+
+    def body(carry: State, inputs: tuple[Tensor, ...]) -> tuple[State, Tensor]:
+        x_t, *rest = inputs
+        live_t = None if live is None else rest.pop(0)
+        h, new_state, _ = _step(cell, x_t, tuple(carry), live_t, recurrent_mask, rest)
+        # A view as a scan output (a cell's h may be a slice of a larger tensor) trips the
+        # exporter's decomposition: hand out fresh tensors.
+        return tuple(s.contiguous() for s in new_state), h.clone()
+
+    final, out = scan(body, tuple(state), xs)
+    return (reverse_padded(out, lengths) if reverse else out), tuple(final)
+
+
+def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each sequence of a (T, B, ·) batch within its own length; padding stays at the
+    end."""
+    if lengths is None:
+        return x.flip(0)
+    steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)  # (T, 1)
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps)  # (T, B)
+    return x.gather(0, index.unsqueeze(-1).expand_as(x))
 
 
 class Recurrent(nn.Module):

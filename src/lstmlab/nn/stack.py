@@ -25,6 +25,7 @@ from lstmlab.nn._checks import (
     check_bool,
     check_positive_int,
     check_state,
+    has_values,
     qualified,
     state_parts,
 )
@@ -186,10 +187,19 @@ class Stack(nn.Module):
         # `torch.func.functional_call` may have replaced them since the cells were built.
         for cell in self._cell_list:
             for module, kind, leaf, name in cell.__dict__["_stack_binding"]:
-                getattr(module, kind)[leaf] = getattr(self, name)
+                tensors, tensor = getattr(module, kind), getattr(self, name)
+                if tensors[leaf] is not tensor:  # no write when nothing changed: a traced
+                    tensors[leaf] = tensor  # forward (torch.export) then has no side effects
             if cell.training != self.training:
                 cell.train(self.training)
         return self._cell_list
+
+    def train(self, mode: bool = True) -> Stack:
+        """As ``nn.Module.train``, and the cells (kept out of the module tree) follow."""
+        super().train(mode)
+        for cell in getattr(self, "_cell_list", ()):  # () while __init__ builds them
+            cell.train(mode)
+        return self
 
     @property
     def num_directions(self) -> int:
@@ -209,7 +219,7 @@ class Stack(nn.Module):
         cells = self._cells()
         x, layout = time_major(self, input, lengths, self.batch_first)  # (T, B, I)
         steps, batch, batched, lengths = x.shape[0], x.shape[1], layout.batched, layout.lengths
-        if lengths is not None and bool((lengths == steps).all()):
+        if lengths is not None and has_values(lengths) and bool((lengths == steps).all()):
             lengths = None  # nothing is padded: skip the masking
         parts = self._initial_state(hx, cells[0], batch, batched, x)  # each (L*D, B, size)
         regularized = self.zoneout > 0 or (self.recurrent_dropout > 0 and self.training)
@@ -257,7 +267,7 @@ class Stack(nn.Module):
                 k = layer * directions + direction
                 cell, state, reverse = cells[k], tuple(p[k] for p in parts), direction == 1
                 masks = self._masks(cell, x)
-                op = None if return_gates else dispatch.sequence_op(cell, x)
+                op = None if return_gates else dispatch.sequence_op(cell, x, masked=bool(masks))
                 if op is not None:
                     out, final = op(cell, x, state, lengths, reverse, **masks)
                     gates: Gates = {}

@@ -32,7 +32,7 @@ import torch.distributed as dist
 from torch import nn
 
 from lstmlab.data import Vocab
-from lstmlab.models.build import build_model, init_forget_bias
+from lstmlab.models.build import build_model, init_forget_bias, init_recurrent
 from lstmlab.train.checkpoint import (
     is_checkpoint,
     load_checkpoint,
@@ -154,6 +154,9 @@ def _run(
             nn.init.uniform_(p, -cfg.init_scale, cfg.init_scale)
     if cfg.forget_bias:
         init_forget_bias(model, cfg.forget_bias)
+    if cfg.init != "default":  # chrono's horizon: the sequence the model is trained on
+        t_max = cfg.t_max or getattr(getattr(job, "task", None), "length", cfg.bptt)
+        init_recurrent(model, cfg.init, t_max)
     if cfg.init_from and not resume:  # a resumed run has its own weights already
         load_checkpoint(cfg.init_from, model=model, restore_rng=False)
     trained = nn.parallel.DistributedDataParallel(model) if world > 1 else model

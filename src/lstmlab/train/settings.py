@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lstmlab.data.ptb import CORPORA as PTB_CORPORA
+from lstmlab.models.build import parse_init
 
 
 def _setting(default, help: str):
@@ -48,6 +49,17 @@ class TrainConfig:
         1.0,
         "initial forget-gate bias of LSTM cells (Jozefowicz et "
         "al. 2015); 0 = torch's initialisation",
+    )
+    init: str = _setting(
+        "default",
+        "initialisation of the recurrent layers: 'default' (each layer's own), 'chrono' (gate "
+        "biases for dependencies up to --t-max steps; Tallec & Ollivier 2018; replaces "
+        "--forget-bias), 'orthogonal' (recurrent weights, per gate block), 'identity' "
+        "(identity recurrent weights and zero biases: IRNN, Le et al. 2015); join with '+', "
+        "e.g. 'chrono+orthogonal'",
+    )
+    t_max: int = _setting(
+        0, "chrono: the longest dependency, in steps; 0: the task's sequence length (text: bptt)"
     )
     recurrent_dropout: float = _setting(
         0.0,
@@ -114,10 +126,36 @@ class TrainConfig:
             raise ValueError(
                 f"layer_norm applies to the cells 'lstm' and 'gru'; got cell={self.cell!r}"
             )
+        parse_init(self.init)  # a ValueError naming the choices
+        if not isinstance(self.t_max, int) or isinstance(self.t_max, bool) or self.t_max < 0:
+            raise ValueError(f"t_max must be an integer >= 0, got {self.t_max!r}")
+        if self.t_max and self.t_max <= 2:
+            raise ValueError(f"t_max must be > 2 (or 0: the sequence length), got {self.t_max}")
         if not isinstance(self.decay_start, int) or self.decay_start < 0:
             raise ValueError(f"decay_start must be an integer >= 0, got {self.decay_start!r}")
         if self.task == "text" and self.text in PTB_CORPORA:
             self.level = PTB_CORPORA[self.text]  # the corpus is defined at its own level
+
+
+# The settings in which a task's defaults differ from TrainConfig's: what ``lstmlab train --task
+# NAME`` (and :func:`task_config`) use for a setting not given. The evidence for recall's is in
+# the training guide (docs/guide/training.md, "Recall from scratch").
+TASK_DEFAULTS: dict[str, dict[str, object]] = {
+    # chrono with T_max = the sequence length: the LSTM leaves the plateau at gap 100 within
+    # 500-750 steps, where a forget bias of 1 to 3 leaves it at chance after 3000
+    "recall": {"init": "chrono"},
+}
+
+
+def task_config(**settings) -> TrainConfig:
+    """The settings of a fresh run: ``settings``, then the defaults of ``settings["task"]``
+    (:data:`TASK_DEFAULTS`), then :class:`TrainConfig`'s.
+
+    Example: ``task_config(task="recall", gap=100)`` is the run ``lstmlab train --task recall
+    --gap 100`` makes."""
+    task = settings.get("task", TrainConfig.task)
+    defaults = TASK_DEFAULTS.get(task, {}) if isinstance(task, str) else {}
+    return TrainConfig(**{**defaults, **settings})
 
 
 def layer_options(cfg: TrainConfig) -> dict:

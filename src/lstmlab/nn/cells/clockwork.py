@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmlab.nn._checks import check_positive_int
+from lstmlab.nn._checks import check_positive_int, has_values
 from lstmlab.nn.cells.base import Gates, State
 from lstmlab.nn.cells.rnn import ElmanCell, add_elman_parameters, check_nonlinearity
 
@@ -145,14 +145,20 @@ class ClockworkRNNCell(ElmanCell):
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State, Gates]:
         h, clock = state  # (B, H), (B, 1): this step's t
-        m, phases = self.module_size, clock.flatten().tolist()
-        if min(phases) == max(phases):  # one phase for the whole batch (the usual case):
+        m = self.module_size
+        # Traced (torch.export, ONNX), the clock has no values to read: the masked form.
+        phases = clock.flatten().tolist() if has_values(clock) else None
+        if phases and min(phases) == max(phases):  # one phase for the whole batch (usual):
             runs = [int(phases[0]) % T == 0 for T in self.periods]
             rows = m * max((i + 1 for i, run in enumerate(runs) if run), default=0)  # the rest idle
             active = torch.tensor(runs, device=h.device).repeat_interleave(m)  # (H,)
         else:  # rows at different phases: every module, then masked
-            periods = torch.tensor(self.periods, device=h.device)
-            active = (clock.long() % periods == 0).repeat_interleave(m, dim=-1)  # (B, H)
+            t = clock.long()  # (B, 1)
+            if phases is None:  # traced: one (B, m) block per module, no constant tensor made
+                active = torch.cat([(t % T == 0).expand(-1, m) for T in self.periods], dim=-1)
+            else:
+                periods = torch.tensor(self.periods, device=h.device)
+                active = (t % periods == 0).repeat_interleave(m, dim=-1)  # (B, H)
             rows = self.hidden_size
         b_ih = None if self.bias_ih is None else self.bias_ih[:rows]
         b_hh = None if self.bias_hh is None else self.bias_hh[:rows]

@@ -73,11 +73,25 @@ class GridLSTMCell(nn.Module):
                 f"memory vectors; got {len(h)} and {len(m)}"
             )
         z = F.linear(torch.cat(tuple(h), dim=-1), self.weight, self.bias)  # H = [h_1; ...; h_N]
+        if torch.compiler.is_exporting():  # the same maths, one dimension at a time: torch's
+            return self._per_dimension(z, m)  # ONNX Scan decomposition fails on (B, N, H) views
         i, f, g, o = z.unflatten(-1, (self.dims, 4, -1)).unbind(-2)  # (B, N·4H) -> 4 (B, N, H)
         i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()  # all N LSTMs at once
         c = f * torch.stack(tuple(m), dim=1) + i * g  # (B, N, H)
         y = o * c.tanh()
         return y.unbind(1), c.unbind(1), {"input": i, "forget": f, "candidate": g, "output": o}
+
+    def _per_dimension(
+        self, z: Tensor, m: Sequence[Tensor]
+    ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...], Gates]:
+        """:meth:`forward` from the pre-activations z (B, N·4H), dimension by dimension."""
+        blocks = z.chunk(4 * self.dims, dim=-1)  # dimension j's i, f, g, o: blocks 4j .. 4j+3
+        c, y = [], []
+        for j in range(self.dims):
+            i, f, g, o = blocks[4 * j : 4 * j + 4]
+            c.append(f.sigmoid() * m[j] + i.sigmoid() * g.tanh())  # (B, H)
+            y.append(o.sigmoid() * c[j].tanh())
+        return tuple(y), tuple(c), {}
 
     def extra_repr(self) -> str:
         return f"{self.hidden_size}, dims={self.dims}, bias={self.bias is not None}"

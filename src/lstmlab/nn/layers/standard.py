@@ -15,7 +15,7 @@ from torch import _VF, Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from lstmlab.nn import dispatch
-from lstmlab.nn._checks import check_layer_arguments
+from lstmlab.nn._checks import check_layer_arguments, has_values
 from lstmlab.nn.cells.gru import GRUCell
 from lstmlab.nn.cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
 from lstmlab.nn.cells.lstm import LSTMCell, check_variant
@@ -141,8 +141,13 @@ class LSTM(Stack):
         self._torch_kernel = standard and not layer_norm
 
     def _whole_stack(self, x: Tensor, parts: tuple[Tensor, ...], lengths: Tensor | None):
-        """The standard LSTM runs on torch's fused kernel: same weights, same results."""
-        if not (self._torch_kernel and dispatch.is_enabled()):
+        """The standard LSTM runs on torch's fused kernel: same weights, same results. Traced
+        (``torch.compile``, ``torch.export``: torch's LSTM kernel is not traceable) or on the meta
+        device, it runs layer by layer on lstmlab's operator instead; inside a ``torch.func``
+        transform, on the readable loop."""
+        if not (self._torch_kernel and dispatch.is_enabled() and has_values(x)):
+            return None
+        if dispatch.transformed():  # torch.func: torch's LSTM kernel has no batching rule
             return None
         weights = [w for w in self._flat_weights if w is not None]  # all set: _cells() ran
         args = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)

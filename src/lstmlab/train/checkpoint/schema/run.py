@@ -27,6 +27,7 @@ from pydantic import (
 from lstmlab.data.ptb import CORPORA as PTB_CORPORA
 from lstmlab.data.tasks import TASKS
 from lstmlab.data.vocab import LEVELS
+from lstmlab.models.build import parse_init
 from lstmlab.nn.registry import VARIANTS
 from lstmlab.train.settings import TrainConfig, layer_options
 
@@ -61,6 +62,11 @@ def _corpus(text: str | None) -> str | None:
     return text
 
 
+def _init(init: str) -> str:
+    parse_init(init)  # a ValueError naming the choices
+    return init
+
+
 def _fraction(strict_below: float = 1.0) -> Any:
     return Field(ge=0.0, lt=strict_below)
 
@@ -76,6 +82,8 @@ BOUNDS: dict[str, Any] = {
     "level": _choice(LEVELS),
     "mnist_mode": _choice(("pixel", "permuted", "row")),
     "cell": _choice(VARIANTS),
+    "init": AfterValidator(_init),
+    "t_max": Field(ge=0, le=MAX_SEQUENCE),
     "optimizer": _choice(("adam", "sgd")),
     "max_chars": Field(ge=1, le=1 << 40),
     "length": Field(ge=2, le=MAX_SEQUENCE),
