@@ -229,3 +229,32 @@ def test_quantize_dynamic_gives_torch_int8_modules_and_warns_for_the_rest():
     assert type(quantized.peephole) is LSTM  # no int8 kernel for a variant: kept, and said
     assert any("stays in float" in str(w.message) for w in caught)
     torch.testing.assert_close(quantized(x), expected, atol=2e-2, rtol=0)
+
+
+def test_opcheck_onednn_lstm_operators():
+    """The standard LSTM's oneDNN layer as operators (what a compiled standard LSTM runs)."""
+    torch.manual_seed(0)
+    cell = LSTMCell(3, 4)
+    x, h0, c0 = torch.randn(5, 2, 3), torch.randn(2, 4), torch.randn(2, 4)
+    params = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
+    args = [t.detach().clone().requires_grad_() for t in (x, *params, h0, c0)]
+    # oneDNN's workspace (an output) holds padding bytes that differ from run to run, so the
+    # eager-vs-AOT comparison of outputs is left to tests/test_compile.py (outputs and gradients
+    # of the compiled standard LSTM against eager).
+    checks = ("test_schema", "test_autograd_registration", "test_faketensor")
+    torch.library.opcheck(
+        torch.ops.lstmlab.onednn_lstm_forward.default, tuple(args), test_utils=checks
+    )
+    plain = [t.detach() for t in args]
+    out, h_n, c_n, workspace = torch.ops.lstmlab.onednn_lstm_forward(*plain)
+    grads = (torch.randn_like(out), torch.randn_like(h_n), torch.randn_like(c_n))
+    backward_args = (*plain, out, h_n, c_n, *grads, workspace)
+    torch.library.opcheck(torch.ops.lstmlab.onednn_lstm_backward.default, backward_args)
+    # against torch.nn.LSTM with the same weights
+    reference = torch.nn.LSTM(3, 4)
+    reference.load_state_dict(
+        {f"{k}_l0": v for k, v in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), params)}
+    )
+    expected, (h, c) = reference(x, (h0[None], c0[None]))
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(c_n, c[0])

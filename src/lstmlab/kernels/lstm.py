@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from lstmlab.kernels import to_onnx
+from lstmlab.kernels import onednn, to_onnx
 from lstmlab.kernels._common import (
     empty,
     first_derivative_only,
@@ -168,6 +168,8 @@ def lstm_sequence(
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run an LSTM cell over ``x`` (T, B, I) like :func:`lstmlab.nn.recurrent.run` (no gates), with
     its recurrent dropout mask (B, P) and zoneout keep weights for h and c (each (T, B, ·))."""
+    if onednn.usable(cell, x, lengths, recurrent_mask is not None or bool(zoneout)):
+        return onednn.onednn_lstm_sequence(cell, x, state, reverse)  # torch's own kernel
     x = run_order(x, lengths, reverse)
     none = empty(x)
     rec_mask, (keep_h, keep_c) = regularizers(recurrent_mask, zoneout, 2, lengths, reverse, none)
