@@ -27,6 +27,7 @@ from lstmlab.study.cli import parse_budget
 from lstmlab.study.settings import Study
 from lstmlab.study.stats import betainc, t_two_sided_p, welch_t_test
 from lstmlab.train import TrainConfig, evaluate_checkpoint, load_trained, make_job, train
+from lstmlab.train.settings import task_config
 from lstmlab.viz.plots import read_metrics
 
 # --- statistics ---
@@ -203,7 +204,7 @@ def test_tiny_study_resumes_without_repeating_and_its_table_matches_the_logs(tmp
 
     with pytest.raises(Stop):
         run_study(
-            Study(TrainConfig(**TINY), cells=["lstm", "gru", "rnn"], seeds=2, out=str(out)),
+            Study(task_config(**TINY), cells=["lstm", "gru", "rnn"], seeds=2, out=str(out)),
             on_result=stop_after_the_first,
         )
     assert trained == ["lstm-s0"]
@@ -254,6 +255,20 @@ def test_tiny_study_resumes_without_repeating_and_its_table_matches_the_logs(tmp
         else:
             assert float(rows[cell]["p"]) == pytest.approx(p)
     assert rows["lstm"]["p"] == "nan"
+
+
+def test_the_command_line_uses_the_tasks_defaults_unless_a_flag_is_given():
+    """``lstmlab study --task recall`` trains as ``lstmlab train --task recall`` does (chrono);
+    ``--init`` given wins."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    study_cli.add_arguments(parser)
+    assert study_cli.base_config(parser.parse_args(CLI_TINY)).init == "chrono"
+    given = study_cli.base_config(parser.parse_args([*CLI_TINY, "--init", "default"]))
+    assert given.init == "default"
+    adding = study_cli.base_config(parser.parse_args(["--task", "adding"]))
+    assert adding.init == TrainConfig.init
 
 
 def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(tmp_path):

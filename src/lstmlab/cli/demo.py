@@ -2,9 +2,9 @@
 
 1. A character-level LSTM learns the Python standard library's own source for a few minutes,
    printing samples as it learns.
-2. A vanilla RNN and an LSTM are trained on ``recall`` ("I grew up in France ... I speak fluent
-   *French*") at growing gaps, each gap starting from the weights of the one before (a
-   curriculum): the RNN forgets, the LSTM remembers.
+2. A vanilla RNN and an LSTM are trained from scratch on ``recall`` ("I grew up in France ... I
+   speak fluent *French*") at gaps from 5 to 200 filler words, with the task's defaults (chrono
+   initialisation): the RNN forgets, the LSTM remembers.
 3. A look inside: the vanishing gradient measured (at initialisation and after training), the
    trained model's forget gates over held-out code, the gate explorer, a diagram of every cell.
 4. A report folder, ``index.html`` with relative links only: PNGs, SVGs, the explorer page,
@@ -29,13 +29,14 @@ from lstmlab.nn.layers.standard import GRU, LSTM, RNN
 from lstmlab.nn.registry import VARIANTS, make_layer
 from lstmlab.nn.stack import Stack
 from lstmlab.train import TrainConfig, load_trained, train
+from lstmlab.train.settings import task_config
 from lstmlab.viz.diagram import draw_cell, draw_unrolled
 from lstmlab.viz.explore import activations, write_explorer
 from lstmlab.viz.gates import gate_values, plot_forget_gate_distribution
 from lstmlab.viz.gradients import gradient_flow, plot_gradient_flow
 from lstmlab.viz.plots import plot_accuracy_by_gap, plot_training_curves, read_metrics
 
-RECALL_GAPS = (5, 15, 30, 60)
+RECALL_GAPS = (5, 15, 30, 100, 200)
 RECALL_CELLS = ("rnn", "lstm")
 EXPLORER_CHARS = 600  # ~1.5k numbers a character for 256 units: a page of ~4 MB
 GATE_CHARS = 3000  # held-out characters whose forget gates make the histogram
@@ -101,9 +102,8 @@ def run_demo(
     print(f"\n2/3  remembering across a gap: {' against '.join(cells)} on 'recall'")
     accuracy: dict[str, dict[int, float]] = {cell: {} for cell in cells}
     for cell in cells:
-        previous = None  # a curriculum: each gap starts from the last gap's weights
-        for gap in sorted(gaps):
-            cfg = TrainConfig(
+        for gap in sorted(gaps):  # each gap from scratch, as `lstmlab train --task recall`
+            cfg = task_config(
                 task="recall",
                 gap=gap,
                 cell=cell,
@@ -111,16 +111,14 @@ def run_demo(
                 embed_size=16,
                 batch_size=32,
                 lr=3e-3,
-                steps=3000,
+                steps=1500,
                 minutes=recall_minutes,
-                eval_every=200,
+                eval_every=250,
                 checkpoint_every=1500,
                 patience=0,
-                init_from=previous,
                 out=str(runs / f"recall-{cell}-{gap}"),
             )
             metrics = train(cfg, overwrite=True, progress=False)
-            previous = f"{cfg.out}/checkpoint"
             accuracy[cell][gap] = metrics["accuracy"]
             print(f"  gap {gap:3d}  {cell:5}  accuracy {100 * metrics['accuracy']:5.1f} %")
 
@@ -269,10 +267,11 @@ time; samples are drawn from the model as it learns (temperature 0.7).</p>
 <p>All samples: <a href="samples.txt">samples.txt</a>.</p>
 <h2 id="recall">2. Remembering across a gap</h2>
 <p>"I grew up in France &hellip; I speak fluent <em>French</em>": after a fact sentence and a
-gap of filler words, the model must name the language. Each cell is trained at the gaps in
-turn, each run starting from the weights of the previous gap (a curriculum: from scratch, a long
-gap gives too weak a signal to learn from in a short run). The vanilla RNN's gradient vanishes
-across the gap; the LSTM's cell state carries the fact.</p>
+gap of filler words, the model must name the language. Each cell is trained from scratch at
+each gap, as <code>lstmlab train --task recall</code> trains it (chrono initialisation: the
+LSTM's forget gates start with time scales spread up to the sequence length). The vanilla RNN's
+gradient vanishes across the gap, and beyond a few words it stays at chance (1 in 12); the
+LSTM's cell state carries the fact.</p>
 <img src="recall-by-gap.png" alt="accuracy by gap">
 <table><tr><th>gap</th>{"".join(f"<th>{c}</th>" for c in accuracy)}</tr>{rows}</table>
 <h2 id="gradient">3. The vanishing gradient, measured</h2>

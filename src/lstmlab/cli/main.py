@@ -18,16 +18,11 @@ def _add_train_settings(parser: argparse.ArgumentParser) -> None:
     from lstmlab.train import TrainConfig
 
     parser.add_argument("--config", type=Path, help="a TOML file of settings (flags override it)")
-    from lstmlab.train.settings import TASK_DEFAULTS
+    from lstmlab.train.settings import flag_help
 
     for f in dataclasses.fields(TrainConfig):
-        by_task = "".join(
-            f"; --task {task}: {values[f.name]}"
-            for task, values in TASK_DEFAULTS.items()
-            if f.name in values
-        )
         flag = "--" + f.name.replace("_", "-")
-        help = f"{f.metadata['help']} (default: {f.default}{by_task})".replace("%", "%%")
+        help = flag_help(f)
         if isinstance(f.default, bool):
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=None, help=help
@@ -189,6 +184,9 @@ def cmd_explore(args: argparse.Namespace) -> int:
     model, vocab, cfg = load_trained(args.checkpoint)
     _need_vocab(args.checkpoint, vocab, cfg)
     text = args.text.read_text(encoding="utf-8", errors="replace")
+    raw = args.text.read_bytes()  # invalid sequences: U+FFFD when replaced, nothing when ignored
+    as_read, valid = raw.decode("utf-8", "replace"), raw.decode("utf-8", "ignore")
+    replaced = as_read.count("\ufffd") - valid.count("\ufffd")
     with warnings.catch_warnings(record=True) as caught:  # printed below, as one plain line
         warnings.simplefilter("always")
         acts = activations(
@@ -196,7 +194,9 @@ def cmd_explore(args: argparse.Namespace) -> int:
         )
     for warning in caught:
         print(f"lstmlab explore: note: {warning.message}", file=sys.stderr)
-    page = write_explorer(acts, args.out, title=f"lstmlab explorer: {args.text.name}")
+    page = write_explorer(
+        acts, args.out, title=f"lstmlab explorer: {args.text.name}", replaced=replaced
+    )
     print(
         f"wrote {page} ({page.stat().st_size / 1e6:.1f} MB, {len(acts['tokens'])} of "
         f"{acts['total']} tokens); open it in a browser"

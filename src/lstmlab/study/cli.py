@@ -16,8 +16,9 @@ from lstmlab.study.runner import run_study
 from lstmlab.study.runs import PER_RUN
 from lstmlab.study.settings import GREFF_CELLS, Study
 from lstmlab.train import TrainConfig
+from lstmlab.train.settings import flag_help, task_config
 
-__all__ = ["parse_budget", "add_arguments", "run", "main"]
+__all__ = ["parse_budget", "add_arguments", "base_config", "run", "main"]
 
 
 def parse_budget(text: str) -> float:
@@ -67,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):  # the shared training settings
         if f.name in PER_RUN:
             continue
-        flag, help = "--" + f.name.replace("_", "-"), f"{f.metadata['help']} (default: {f.default})"
+        flag = "--" + f.name.replace("_", "-")
+        help = flag_help(f)
         if isinstance(f.default, bool):
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=None, help=help
@@ -81,14 +83,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             )
 
 
-def run(args: argparse.Namespace) -> int:
-    base = TrainConfig(
+def base_config(args: argparse.Namespace) -> TrainConfig:
+    """The settings every run of the study shares: the flags given, then the task's defaults
+    (:func:`~lstmlab.train.settings.task_config`: ``--task recall`` trains with chrono
+    initialisation unless ``--init`` says otherwise), then :class:`~lstmlab.train.TrainConfig`'s."""
+    return task_config(
         **{
             f.name: getattr(args, f.name)
             for f in dataclasses.fields(TrainConfig)
             if f.name not in PER_RUN and getattr(args, f.name) is not None
         }
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    base = base_config(args)
     study = Study(
         base,
         cells=[c.strip() for c in args.cells.split(",") if c.strip()],

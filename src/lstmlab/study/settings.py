@@ -31,9 +31,11 @@ class Study:
     """A study's settings; :func:`run_study` carries it out.
 
     Args:
-        base: the settings every run shares (task, data, steps, optimiser, ...); its ``cell``,
-            ``seed``, ``out`` and ``minutes`` are set per run, its ``hidden_size`` gives the
-            default parameter target, its ``lr`` the rate when there is no search.
+        base: the settings every run shares (task, data, steps, optimiser, ...;
+            :func:`~lstmlab.train.settings.task_config` gives a task's defaults, as
+            ``lstmlab study`` does); its ``cell``, ``seed``, ``out`` and ``minutes`` are set
+            per run, its ``hidden_size`` gives the default parameter target, its ``lr`` the rate
+            when there is no search.
         cells: names from :data:`lstmlab.nn.registry.VARIANTS`.
         seeds: runs per cell, seeds ``0 .. seeds - 1``.
         params: the parameter target; ``None``: the ``lstm`` model at ``base.hidden_size``.

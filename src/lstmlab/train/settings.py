@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from lstmlab.data.ptb import CORPORA as PTB_CORPORA
@@ -145,6 +146,17 @@ TASK_DEFAULTS: dict[str, dict[str, object]] = {
     # 500-750 steps, where a forget bias of 1 to 3 leaves it at chance after 3000
     "recall": {"init": "chrono"},
 }
+
+
+def flag_help(field: dataclasses.Field) -> str:
+    """A setting's ``--help`` line: its help, its default and each task's own default (``%``
+    escaped for argparse)."""
+    by_task = "".join(
+        f"; --task {task}: {values[field.name]}"
+        for task, values in TASK_DEFAULTS.items()
+        if field.name in values
+    )
+    return f"{field.metadata['help']} (default: {field.default}{by_task})".replace("%", "%%")
 
 
 def task_config(**settings) -> TrainConfig:

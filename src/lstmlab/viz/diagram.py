@@ -21,7 +21,6 @@ from pathlib import Path
 
 from lstmlab.nn.cells.base import Cell
 from lstmlab.viz.layout import (
-    BOX,
     CROSS_NODE,
     SLOT,
     TOP,
@@ -29,10 +28,14 @@ from lstmlab.viz.layout import (
     Drawing,
     Router,
     Shape,
+    arrange,
     box_size,
     clip,
+    crossings,
+    from_above,
     levels,
     place,
+    through_nodes,
 )
 from lstmlab.viz.trace import CellGraph, Node, trace_cell
 
@@ -41,14 +44,28 @@ def _sub(k: int) -> str:
     return "t" if k == 0 else f"t{k:+d}".replace("-", "−")
 
 
-def layout_cell(g: CellGraph, t: int = 0) -> tuple[Drawing, float, float]:
-    """Shapes for one cell at time offset ``t``, and the left and right ends of its lines."""
+def arrangement(g: CellGraph) -> list[str]:
+    """The order of the nodes that draws the cell best (:func:`lstmlab.viz.layout.arrange`)."""
     level = levels(g)
-    slot = place(g, level)
+
+    def score(seq: list[str]) -> tuple[int, int, int]:
+        shapes = layout_cell(g, seq=seq)[0].shapes
+        return through_nodes(shapes), len(crossings(shapes)), from_above(shapes)
+
+    return arrange(g, level, score)
+
+
+def layout_cell(
+    g: CellGraph, t: int = 0, seq: list[str] | None = None
+) -> tuple[Drawing, float, float]:
+    """Shapes for one cell at time offset ``t``, and the left and right ends of its lines;
+    ``seq``: the order of the nodes (default :func:`arrangement`)."""
+    level = levels(g)
+    slot = place(g, level, arrangement(g) if seq is None else seq)
     last = max(slot.values(), default=0)
     rows = sorted(set(level.values()) | ({TOP} if g.top is not None else set()))
     ys = {lv: (62.0 if TOP in rows else 76.0) + 50 * i for i, lv in enumerate(rows)}
-    y0, y_bus = ys.get(TOP, 62.0), ys.get(BOX, max(ys.values(), default=62.0)) + 56
+    y0, y_bus = ys.get(TOP, 62.0), max(ys.values(), default=62.0) + 56
     y_extra = y_bus + 32
     pos = {n: (X0 + slot[n] * SLOT, ys[level[n]]) for n in slot}
     extra = any(p.role == "extra" for p in g.states)
@@ -59,6 +76,7 @@ def layout_cell(g: CellGraph, t: int = 0) -> tuple[Drawing, float, float]:
         (y_extra if extra else y_bus) + 16,
     )
     XL, XR, x_drop, x_in = rect_l - 30, rect_r + 30, X0 - 0.72 * SLOT, X0 - 0.42 * SLOT
+    x_join = X0 - 0.57 * SLOT  # where an extra line joins the bus, left of x_t
     x_out, x_extra, y_x = (
         X0 + (last + 0.5) * SLOT + wide,
         X0 + (last + 0.75) * SLOT + wide,
@@ -88,9 +106,10 @@ def layout_cell(g: CellGraph, t: int = 0) -> tuple[Drawing, float, float]:
                 else [(x_in, y_x - 12), (x_in, yn), (xn, yn)]
             )
         ys_ = line_y(by_source[src])
+        if ys_ == y_extra and layer:  # an extra line into the gates: one bundle, joining the bus
+            return [(XL, ys_), (x_join, ys_), (x_join, y_bus), (xn, y_bus), (xn, yn)]
         if ys_ != y0 or top is None:  # the bus or an extra line: along it, then up
-            dx = 12 if ys_ == y_extra and layer else 0
-            return [(XL, ys_), (xn + dx, ys_), (xn + dx, yn)]
+            return [(XL, ys_), (xn, ys_), (xn, yn)]
         if level[dst] == TOP:
             return [(XL, ys_), (xn, ys_)]
         if layer and how == "W":  # down the left side to join x_t on the bus
@@ -211,6 +230,8 @@ def _node_shape(n: Node, x: float, y: float) -> Shape:
         return Shape("box", "layer", geo, {**data, "activation": n.activation}, n.label)
     if n.kind == "concat":
         return Shape("dot", "concat", geo, data)
+    if n.note:
+        data["periods" if n.op == "clock" else "note"] = n.note
     return Shape("ellipse", "pointwise", geo, {**data, "op": n.op}, n.label)
 
 
@@ -224,8 +245,9 @@ def unrolled_drawing(cell: Cell, steps: int = 3) -> Drawing:
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int (copies of the cell); got {steps!r}")
     g, shapes, width = trace_cell(cell), [], 0.0
+    seq = arrangement(g)
     for k in range(steps):
-        d, xl, xr = layout_cell(g, t=k - (steps - 1) // 2)
+        d, xl, xr = layout_cell(g, t=k - (steps - 1) // 2, seq=seq)
         dx = k * (xr - xl)
         for s in d.shapes:
             if (

@@ -4,10 +4,10 @@
 for every layer and every token, the hidden state ``h_t``, the cell state ``c_t`` (LSTM cells)
 and every gate the cell's ``step`` returns (``input``, ``forget``, ``candidate``, ``output``;
 ``reset``, ``update``, ``candidate`` for a GRU). :func:`write_explorer` writes them into one HTML
-file -- inline JS and CSS, the data as inline JSON, no server, no network -- that colours each
-token by a chosen unit of a chosen quantity, shows every quantity of that unit at the hovered
-token, and ranks the units that react most to a selected span (mean inside minus mean outside),
-after LSTMVis (Strobelt et al. 2017) and Karpathy, Johnson & Fei-Fei 2015.
+file -- inline JS and CSS, the values packed in one byte each (base64), no server, no network --
+that colours each token by a chosen unit of a chosen quantity, shows every quantity of that unit
+at the hovered token, and ranks the units that react most to a selected span (mean inside minus
+mean outside), after LSTMVis (Strobelt et al. 2017) and Karpathy, Johnson & Fei-Fei 2015.
 
 Example::
 
@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import warnings
@@ -32,7 +33,8 @@ from lstmlab.nn.stack import Stack
 from lstmlab.viz.explore_page import PAGE
 
 MAX_TOKENS = 20_000  # a page beyond this grows slow to open and to recolour
-MAX_VALUES = 4_000_000  # numbers in the page, all layers and quantities (~4-5 bytes each)
+MAX_VALUES = 4_000_000  # numbers in the page, all layers and quantities (~1.3 bytes each)
+LEVELS = 256  # a unit's values over the text are stored as one of 256 evenly spaced levels
 
 
 class _Recording(Cell):
@@ -161,31 +163,77 @@ def _gate_values(cell: Cell) -> int:
     return sum(g.shape[-1] for g in gates.values())
 
 
-def write_explorer(acts: dict, path: str | os.PathLike, *, title: str = "lstmlab explorer") -> Path:
+def pack(values: Tensor) -> dict:
+    """One quantity's values (T, U) in one byte each: unit j's values become the levels
+    ``lo[j] + k * step[j]``, k = 0 ... 255, from its smallest value to its largest, and each
+    value its nearest level (so within ``step[j] / 2`` of it).
+
+    Returns ``{"units": U, "lo": [U floats], "step": [U floats], "data": base64}``, the data
+    the T * U levels k as bytes, time-major (token t's unit j at ``t * U + j``). :func:`unpack`
+    reads it back, as the page does. A NaN is stored as 0 and an infinity as +-1e30.
+    """
+    v = torch.nan_to_num(values.detach().double().cpu(), nan=0.0).clamp(-1e30, 1e30)
+    if v.ndim != 2:
+        raise ValueError(f"values must be (tokens, units), got shape {tuple(v.shape)}")
+    if v.shape[0] == 0:
+        raise ValueError("values must have at least one token")
+    lo = v.min(0).values
+    step = (v.max(0).values - lo) / (LEVELS - 1)  # 0 for a unit that never moves
+    k = torch.where(step > 0, (v - lo) / torch.where(step > 0, step, 1.0), 0.0)
+    levels = k.round().clamp(0, LEVELS - 1).to(torch.uint8)
+    return {
+        "units": int(v.shape[1]),
+        "lo": lo.tolist(),
+        "step": step.tolist(),
+        "data": base64.b64encode(levels.contiguous().numpy().tobytes()).decode("ascii"),
+    }
+
+
+def unpack(packed: dict) -> Tensor:
+    """The values (T, U), float64, of one quantity as :func:`pack` stored them (and the page
+    reads them: ``lo[j] + k * step[j]``)."""
+    units = int(packed["units"])
+    levels = torch.frombuffer(bytearray(base64.b64decode(packed["data"])), dtype=torch.uint8)
+    lo = torch.tensor(packed["lo"], dtype=torch.double)
+    step = torch.tensor(packed["step"], dtype=torch.double)
+    if units == 0:
+        return torch.zeros(0, 0, dtype=torch.double)
+    return lo + levels.reshape(-1, units).double() * step
+
+
+def write_explorer(
+    acts: dict,
+    path: str | os.PathLike,
+    *,
+    title: str = "lstmlab explorer",
+    replaced: int = 0,
+) -> Path:
     """Write the page for ``acts`` (from :func:`activations`) to ``path``; return its path.
 
-    Values are stored in thousandths (3 decimals) as integers. All text -- the tokens and the
-    title -- reaches the page as JSON inside ``<script type="application/json">`` with every
-    ``<``, ``>`` and ``&`` escaped (so no ``</script>`` or ``<!--`` in a corpus can end it), and
-    the page's script puts it into the DOM with ``textContent``: a corpus is always shown as
-    text, never run.
+    Each quantity's values are packed by :func:`pack` (one byte per value, each within 1/510 of
+    its unit's range over the text of the model's value) and decoded by the page's script.
+    ``replaced``, the number of invalid UTF-8 sequences replaced by U+FFFD when the text was
+    read (as ``lstmlab explore`` counts them), puts a notice at the top of the page when not
+    zero.
+
+    All text -- the tokens and the title -- reaches the page as JSON inside
+    ``<script type="application/json">`` with every ``<``, ``>`` and ``&`` escaped (so no
+    ``</script>`` or ``<!--`` in a corpus can end it), and the page's script puts it into the DOM
+    with ``textContent``: a corpus is always shown as text, never run. Each token is shown in a
+    box of its own, isolated for the bidirectional algorithm, left to right in the order the model
+    reads them; control and formatting characters are shown as visible symbols; see
+    :mod:`lstmlab.viz.explore_page`.
     """
+    if not isinstance(replaced, int) or isinstance(replaced, bool) or replaced < 0:
+        raise ValueError(f"replaced must be a non-negative integer, got {replaced!r}")
     data = {
         "title": str(title),
         "tokens": list(acts["tokens"]),
         "level": acts["level"],
         "total": int(acts["total"]),
         "cell": acts["cell"],
-        "layers": [
-            {
-                name: {
-                    "units": int(v.shape[1]),
-                    "values": torch.round(v * 1000).to(torch.int64).flatten().tolist(),
-                }
-                for name, v in layer.items()
-            }
-            for layer in acts["layers"]
-        ],
+        "replaced": replaced,
+        "layers": [{name: pack(v) for name, v in layer.items()} for layer in acts["layers"]],
     }
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     # Inside <script> the HTML parser looks for "</script" and "<!--" only; with no "<" left

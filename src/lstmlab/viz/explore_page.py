@@ -3,13 +3,31 @@
 The data (see :func:`lstmlab.viz.explore.write_explorer`)::
 
     {"title", "tokens": [str], "level": "char" | "word", "total": int, "cell": str,
-     "layers": [{quantity: {"units": U, "values": [T * U ints, thousandths, time-major]}}]}
+     "replaced": int,
+     "layers": [{quantity: {"units": U, "lo": [U], "step": [U], "data": base64}}]}
+
+``data`` holds T * U bytes, time-major; byte k at ``t * U + j`` is the value
+``lo[j] + k * step[j]`` (:func:`lstmlab.viz.explore.pack`). The page decodes a quantity's bytes
+when it first shows it; ``window.lstmlab.values(layer, quantity)`` returns them decoded.
 
 Colours: a value v of a unit whose largest |v| over the text is s is drawn as white mixed with
 red (v > 0) or blue (v < 0) in proportion |v| / s -- ``colour()`` below, which the browser test
 recomputes from the model. With "centre on the unit's mean" ticked, v - m is drawn instead, m
 the unit's mean over the text and s the largest |v - m|: a unit with a large constant offset
 (a forget gate near 1 everywhere) shows where it moves.
+
+Text: every token is a box of its own (``span.tok``, ``data-i`` its index), isolated for the
+bidirectional algorithm (``unicode-bidi: isolate``) and laid out left to right in the order the
+model reads the tokens, so no token -- a right-to-left letter, a bidi control -- reorders the
+others. For a character-level model the code points of one grapheme cluster (``Intl.Segmenter``:
+an emoji family, a flag, a skin tone, a letter and its accents) share one box (``data-n`` code
+points), drawn once, its background split into one stripe per code point, left to right; the
+mouse over a stripe shows that code point's values. A control or formatting character on its own
+is shown as a symbol: the control pictures (U+2400 + code: ␀ ␇ ␛ ...), ⏎ for a carriage return,
+␡ for DEL, an abbreviation (RLO, ZWJ, LSEP, ...) or U+XXXX for the others; a newline shows ↵ and
+still ends the line. When ``replaced`` > 0 a notice says that the file was not valid UTF-8, and
+the U+FFFD characters are underlined. The page signals that it is drawn with
+``performance.mark("lstmlab-ready")`` and ``<html data-ready="true">``.
 """
 
 PAGE = r"""<!DOCTYPE html>
@@ -27,7 +45,7 @@ PAGE = r"""<!DOCTYPE html>
   header { padding: 10px 18px 8px; border-bottom: 1px solid var(--line); }
   h1 { font-size: 17px; margin: 0 0 2px; font-weight: 600; }
   .sub { color: var(--muted); font-size: 13px; }
-  #note { display: none; margin: 8px 18px 0; padding: 6px 10px; background: #fff8c5;
+  .note { margin: 8px 18px 0; padding: 6px 10px; background: #fff8c5;
           border: 1px solid #d4a72c66; border-radius: 6px; font-size: 13px; }
   #controls { display: flex; flex-wrap: wrap; gap: 14px; align-items: center; padding: 9px 18px;
               border-bottom: 1px solid var(--line); background: var(--panel); }
@@ -47,8 +65,12 @@ PAGE = r"""<!DOCTYPE html>
   #text { flex: 1; overflow: auto; padding: 14px 18px; margin: 0;
           font: 14px/1.7 ui-monospace, "SFMono-Regular", "DejaVu Sans Mono", Menlo, monospace;
           white-space: pre-wrap; word-break: break-all; }
-  .tok { border-radius: 2px; cursor: default; }
+  .tok { border-radius: 2px; cursor: default; unicode-bidi: isolate; }
   .tok.nl { color: #8c959f; }
+  .tok.ctl { color: #8250df; }
+  .tok.abbr { font-size: 0.68em; vertical-align: 0.12em; border: 1px dotted #8250df;
+              padding: 0 1px; }
+  .tok.replaced { text-decoration: underline wavy #cf222e; }
   .tok.hover { outline: 2px solid var(--ink); outline-offset: -1px; }
   aside { width: 330px; border-left: 1px solid var(--line); overflow: auto; padding: 12px 14px;
           background: var(--panel); }
@@ -56,7 +78,10 @@ PAGE = r"""<!DOCTYPE html>
              margin: 4px 0 6px; }
   .card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px;
           margin-bottom: 12px; }
-  #at-token { font: 600 20px ui-monospace, "DejaVu Sans Mono", monospace; }
+  #at-token { font: 600 20px ui-monospace, "DejaVu Sans Mono", monospace;
+              unicode-bidi: plaintext; white-space: pre; }
+  #at-code { color: var(--muted); font: 12px ui-monospace, "DejaVu Sans Mono", monospace; }
+  #title, #selected { unicode-bidi: plaintext; }
   #at-where { color: var(--muted); font-size: 12px; margin-bottom: 6px; }
   table { border-collapse: collapse; width: 100%; }
   td { padding: 3px 4px; font-size: 13px; }
@@ -85,7 +110,7 @@ PAGE = r"""<!DOCTYPE html>
   <h1 id="title"></h1>
   <div class="sub" id="about"></div>
 </header>
-<div id="note"></div>
+<div id="notes"></div>
 <div id="controls">
   <label>Layer <select id="layer"></select></label>
   <label>Show <select id="quantity"></select></label>
@@ -98,11 +123,12 @@ PAGE = r"""<!DOCTYPE html>
   <div id="legend"><span id="lo"></span><span class="bar"></span><span id="hi"></span></div>
 </div>
 <main>
-  <pre id="text"></pre>
+  <pre id="text" dir="ltr"></pre>
   <aside>
     <h2>At the token under the mouse</h2>
     <div class="card" id="panel">
       <div id="at-token">&nbsp;</div>
+      <div id="at-code"></div>
       <div id="at-where" class="hint">hover over the text</div>
       <table id="values"></table>
     </div>
@@ -125,8 +151,82 @@ const NAMES = {hidden: "hidden state h", cell: "cell state c", input: "input gat
                reset: "reset gate r", update: "update gate z"};
 const $ = id => document.getElementById(id);
 const T = DATA.tokens.length;
-const spans = [];
+const boxes = [], boxFirst = [], boxN = [];   // a box: one token, or one grapheme cluster's
+const boxOf = new Int32Array(T);              // token -> its box
 let layer = 0, quantity = null, unit = 0, hovered = null, selection = null;
+
+// --- the values: one byte each; unit j's byte k stands for lo[j] + k * step[j] ---
+const decoded = new Map();
+function levels(Q) {                 // a quantity's bytes, decoded from base64 once
+  let b = decoded.get(Q);
+  if (b === undefined) {
+    const s = atob(Q.data);
+    b = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i);
+    decoded.set(Q, b);
+  }
+  return b;
+}
+function value(q, t, j) {            // the value of unit j of quantity q at token t, or null
+  const Q = DATA.layers[layer][q];
+  return j < Q.units ? Q.lo[j] + levels(Q)[t * Q.units + j] * Q.step[j] : null;
+}
+window.lstmlab = {                   // the decoded values, time-major: [t * units + j]
+  values(l, q) {
+    const Q = DATA.layers[l][q], b = levels(Q), out = new Array(b.length);
+    for (let i = 0; i < b.length; i++) out[i] = Q.lo[i % Q.units] + b[i] * Q.step[i % Q.units];
+    return out;
+  },
+};
+
+// --- the text, shown as it is ---
+const GRAPHEMES = typeof Intl === "object" && Intl.Segmenter
+  ? new Intl.Segmenter(undefined, {granularity: "grapheme"}) : null;
+const ABBREVIATIONS = {
+  0x85: "NEL", 0xad: "SHY", 0x61c: "ALM", 0x180e: "MVS", 0x200b: "ZWSP", 0x200c: "ZWNJ",
+  0x200d: "ZWJ", 0x200e: "LRM", 0x200f: "RLM", 0x2028: "LSEP", 0x2029: "PSEP", 0x202a: "LRE",
+  0x202b: "RLE", 0x202c: "PDF", 0x202d: "LRO", 0x202e: "RLO", 0x2060: "WJ", 0x2066: "LRI",
+  0x2067: "RLI", 0x2068: "FSI", 0x2069: "PDI", 0xfeff: "ZWNBSP"};
+const INVISIBLE = /^[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]$/u;
+const C0 = ("NUL SOH STX ETX EOT ENQ ACK BEL BS HT LF VT FF CR SO SI DLE DC1 DC2 DC3 DC4 NAK " +
+            "SYN ETB CAN EM SUB ESC FS GS RS US").split(" ");
+function hex(c) { return "U+" + c.toString(16).toUpperCase().padStart(4, "0"); }
+function codeName(ch) {              // "U+001B ESC": the code point, and a control's name
+  const c = ch.codePointAt(0), name = c < 0x20 ? C0[c] : c === 0x7f ? "DEL" : ABBREVIATIONS[c];
+  return hex(c) + (name ? " " + name : "");
+}
+function symbol(ch) {                // how one code point on its own is shown; null: as itself
+  const c = ch.codePointAt(0);
+  if (c === 0x0a || c === 0x09) return null;            // newline and tab act as themselves
+  if (c === 0x0d) return "\u23ce";                       // ⏎
+  if (c < 0x20) return String.fromCharCode(0x2400 + c);  // ␀ ␁ ... ␇ ... ␛ ... ␟
+  if (c === 0x7f) return "\u2421";                       // ␡
+  if (ABBREVIATIONS[c]) return ABBREVIATIONS[c];
+  return INVISIBLE.test(ch) ? hex(c) : null;
+}
+function graphemes(s) { return GRAPHEMES ? Array.from(GRAPHEMES.segment(s), g => g.segment)
+                                          : Array.from(s); }
+function visible(s) {                // s with each control or formatting character as a symbol
+  return graphemes(s).map(g => {
+    const cps = Array.from(g);
+    return symbol(cps[0]) === null ? g : cps.map(ch => symbol(ch) ?? ch).join("");
+  }).join("");
+}
+function boxSpans() {                // [first token, tokens] of each box
+  const one = () => DATA.tokens.map((_, t) => [t, 1]);
+  if (DATA.level !== "char" || !GRAPHEMES ||
+      !DATA.tokens.every(x => x.length === 1 || (x.length === 2 && x.codePointAt(0) > 0xffff)))
+    return one();
+  const out = [];
+  let t = 0;
+  for (const {segment} of GRAPHEMES.segment(DATA.tokens.join(""))) {
+    const n = Array.from(segment).length;  // a character-level model's tokens are code points
+    if (n > 1 && /[\r\n]/.test(segment)) for (let k = 0; k < n; k++) out.push([t + k, 1]);
+    else out.push([t, n]);                  // CR LF is a cluster too: a ⏎, then a new line
+    t += n;
+  }
+  return t === T ? out : one();
+}
 
 function el(tag, text, cls) {
   const e = document.createElement(tag);
@@ -138,10 +238,6 @@ function label(q) { return NAMES[q] || q; }
 function quantities() { return Object.keys(DATA.layers[layer]); }
 function units(q) { return DATA.layers[layer][q].units; }
 function unitsOfLayer() { return Math.max(...quantities().map(units)); }
-function value(q, t, j) {            // the value of unit j of quantity q at token t, or null
-  const Q = DATA.layers[layer][q];
-  return j < Q.units ? Q.values[t * Q.units + j] / 1000 : null;
-}
 function centre(q, j) {              // what the colours are relative to: 0, or the unit's mean
   if (!$("centre").checked) return 0;
   let m = 0;
@@ -159,20 +255,32 @@ function colour(v, s) {
 }
 function shown(token) {              // whitespace made visible in the side panel
   const marks = {"\n": "↵", "<eos>": "↵", " ": "␣", "\t": "⇥"};
-  return marks[token] || token;
+  return marks[token] || visible(token);
 }
 
 function buildText() {
   const pre = $("text"), frag = document.createDocumentFragment();
-  DATA.tokens.forEach((token, t) => {
-    const newline = token === "\n" || (DATA.level === "word" && token === "<eos>");
-    const span = el("span", newline ? "↵" : token, newline ? "tok nl" : "tok");
-    span.dataset.i = t;
-    spans.push(span);
+  for (const [first, n] of boxSpans()) {
+    const raw = DATA.tokens.slice(first, first + n).join("");
+    const newline = raw === "\n" || (DATA.level === "word" && raw === "<eos>");
+    const sym = Array.from(raw).length === 1 ? symbol(raw) : null;
+    const span = el("span", newline ? "↵" : sym ?? visible(raw), newline ? "tok nl" : "tok");
+    if (sym !== null) {
+      span.classList.add("ctl", ...(sym.length > 1 ? ["abbr"] : []));
+      span.title = codeName(raw);
+    }
+    if (DATA.replaced > 0 && raw.includes("\ufffd")) span.classList.add("replaced");
+    if (DATA.level === "word") span.dir = "auto";  // a word's own direction inside its box
+    span.dataset.i = first;
+    if (n > 1) { span.dataset.n = n; span.classList.add("cluster"); }
+    for (let k = 0; k < n; k++) boxOf[first + k] = boxes.length;
+    boxes.push(span);
+    boxFirst.push(first);
+    boxN.push(n);
     frag.appendChild(span);
     if (newline) frag.appendChild(document.createTextNode("\n"));
     else if (DATA.level === "word") frag.appendChild(document.createTextNode(" "));
-  });
+  }
   pre.appendChild(frag);
 }
 
@@ -207,20 +315,35 @@ function setUnit(j, redraw = true) {
 function paint() {
   const m = value(quantity, 0, unit) === null ? 0 : centre(quantity, unit);
   const s = scale(quantity, unit, m);
-  for (let t = 0; t < T; t++) {
-    const v = value(quantity, t, unit);
-    spans[t].style.backgroundColor = v === null ? "" : colour(v - m, s);
+  for (let b = 0; b < boxes.length; b++) {
+    const first = boxFirst[b], n = boxN[b], style = boxes[b].style;
+    if (value(quantity, first, unit) === null) {
+      style.backgroundColor = style.backgroundImage = "";
+    } else if (n === 1) {
+      style.backgroundColor = colour(value(quantity, first, unit) - m, s);
+    } else {                         // one stripe per code point of the cluster, in order
+      const stops = [];
+      for (let k = 0; k < n; k++)
+        stops.push(colour(value(quantity, first + k, unit) - m, s) + " " +
+                   (100 * k / n) + "% " + (100 * (k + 1) / n) + "%");
+      style.backgroundImage = "linear-gradient(to right, " + stops.join(", ") + ")";
+    }
   }
   $("lo").textContent = (m - s).toFixed(3);
   $("hi").textContent = (m + s >= 0 ? "+" : "") + (m + s).toFixed(3);
 }
 
 function showToken(t) {
-  if (hovered !== null) spans[hovered].classList.remove("hover");
+  if (hovered !== null) boxes[boxOf[hovered]].classList.remove("hover");
   hovered = t;
   if (t === null) return;
-  spans[t].classList.add("hover");
-  $("at-token").textContent = shown(DATA.tokens[t]);
+  const b = boxOf[t], first = boxFirst[b], n = boxN[b];
+  boxes[b].classList.add("hover");
+  $("at-token").textContent =
+    n > 1 ? DATA.tokens.slice(first, first + n).join("") : shown(DATA.tokens[t]);
+  $("at-code").textContent = DATA.level !== "char" ? "" :
+    codeName(DATA.tokens[t]) +
+    (n > 1 ? " · code point " + (t - first + 1) + " of " + n + " in this character" : "");
   $("at-where").textContent = "token " + t + " · layer " + layer + " · unit " + unit;
   const table = $("values");
   table.textContent = "";
@@ -229,7 +352,9 @@ function showToken(t) {
     row.dataset.q = q;
     if (q === quantity) row.className = "current";
     row.appendChild(el("td", label(q), "name"));
-    row.appendChild(el("td", v === null ? "—" : v.toFixed(3), "value"));
+    const cell = row.appendChild(el("td", v === null ? "—" : v.toFixed(3), "value"));
+    if (v !== null) cell.title = "kept to within " +
+      (DATA.layers[layer][q].step[unit] / 2).toPrecision(2) + " (256 levels over the text)";
     const bar = el("td", undefined, "barcell"), track = el("div", undefined, "track");
     if (v !== null) {        // a bar from zero, scaled by this unit's range for this quantity
       const s = scale(q, unit), w = s > 0 ? 50 * Math.min(1, Math.abs(v) / s) : 0;
@@ -246,21 +371,21 @@ function showToken(t) {
   }
 }
 
-// A token is selected when the selection covers some of its text: compare boundary points
-// with a range over the token's own text node, so a selection that only touches it does not count.
+// A token is selected when the selection covers some of its box's text: compare boundary points
+// with a range over the box's own text node, so a selection that only touches it does not count.
 function selectedTokens() {
   const sel = window.getSelection();
   if (!sel.rangeCount || sel.isCollapsed) return null;
   const range = sel.getRangeAt(0), r = document.createRange();
   let first = null, last = null;
-  for (let t = 0; t < T; t++) {
-    const node = spans[t].firstChild;
+  for (let b = 0; b < boxes.length; b++) {
+    const node = boxes[b].firstChild;
     r.setStart(node, 0);
     r.setEnd(node, node.length);
     if (range.compareBoundaryPoints(Range.END_TO_START, r) < 0 &&
         range.compareBoundaryPoints(Range.START_TO_END, r) > 0) {
-      if (first === null) first = t;
-      last = t;
+      if (first === null) first = boxFirst[b];
+      last = boxFirst[b] + boxN[b] - 1;
     } else if (first !== null) break;
   }
   return first === null ? null : [first, last];
@@ -275,23 +400,23 @@ function rank() {
   sel.dataset.start = a;
   sel.dataset.end = b;
   sel.textContent = "tokens " + a + "–" + b + ": " +
-    DATA.tokens.slice(a, b + 1).join(DATA.level === "word" ? " " : "");
+    visible(DATA.tokens.slice(a, b + 1).join(DATA.level === "word" ? " " : ""));
   if (outside === 0) {
     box.appendChild(el("div", "select part of the text, not all of it", "hint"));
     return;
   }
-  const Q = DATA.layers[layer][quantity], n = Q.units;
-  const sumIn = new Float64Array(n), sumAll = new Float64Array(n);   // in thousandths
+  const Q = DATA.layers[layer][quantity], n = Q.units, L = levels(Q);
+  const sumIn = new Float64Array(n), sumAll = new Float64Array(n);   // in levels
   for (let t = 0; t < T; t++) {
     const row = t * n, isIn = t >= a && t <= b;
     for (let j = 0; j < n; j++) {
-      sumAll[j] += Q.values[row + j];
-      if (isIn) sumIn[j] += Q.values[row + j];
+      sumAll[j] += L[row + j];
+      if (isIn) sumIn[j] += L[row + j];
     }
   }
-  const diffs = [];
+  const diffs = [];                  // lo[j] cancels: the difference of means is in steps
   for (let j = 0; j < n; j++)
-    diffs.push([j, (sumIn[j] / inside - (sumAll[j] - sumIn[j]) / outside) / 1000]);
+    diffs.push([j, Q.step[j] * (sumIn[j] / inside - (sumAll[j] - sumIn[j]) / outside)]);
   const k = Math.min(8, n);
   const up = diffs.slice().sort((x, y) => y[1] - x[1]).slice(0, k);
   const down = diffs.slice().sort((x, y) => x[1] - y[1]).slice(0, k);
@@ -321,25 +446,42 @@ function update() {
   rank();
 }
 
+function note(id, text) {
+  const n = el("div", text, "note");
+  n.id = id;
+  $("notes").appendChild(n);
+}
+
 function start() {
-  document.title = DATA.title;
-  $("title").textContent = DATA.title;
+  document.title = visible(DATA.title);
+  $("title").textContent = visible(DATA.title);
   const L = DATA.layers.length;
   $("about").textContent = DATA.cell + " · " + L + (L > 1 ? " layers" : " layer") + " · " + T +
     (DATA.level === "word" ? " words" : " characters") +
-    " · colour: the chosen unit's value, scaled by its largest |value| over the text";
-  if (DATA.total > T) {
-    const note = $("note");
-    note.style.display = "block";
-    note.textContent = "Showing the first " + T + " of " + DATA.total + " tokens, to keep the " +
-      "page small and quick (lstmlab explore --max-tokens and --max-values set the limits).";
-  }
+    " · colour: the chosen unit's value, scaled by its largest |value| over the text" +
+    " · values kept to 256 levels per unit";
+  if (DATA.replaced > 0)
+    note("note-replaced", "This text was not valid UTF-8: " + DATA.replaced +
+      (DATA.replaced > 1 ? " invalid byte sequences were" : " invalid byte sequence was") +
+      " replaced by \ufffd (U+FFFD, underlined), and the model read that character instead.");
+  if (DATA.total > T)
+    note("note-cut", "Showing the first " + T + " of " + DATA.total + " tokens, to keep the " +
+      "page small and quick (lstmlab explore --max-tokens and --max-values set the limits).");
   buildText();
   buildControls();
-  $("text").addEventListener("mouseover", e => {
+  const hover = e => {               // over a cluster, the code point under the mouse
     const span = e.target.closest && e.target.closest(".tok");
-    if (span) showToken(+span.dataset.i);
-  });
+    if (!span) return;
+    const b = boxOf[+span.dataset.i], n = boxN[b];
+    let t = boxFirst[b];
+    if (n > 1) {
+      const r = span.getBoundingClientRect();
+      t += Math.max(0, Math.min(n - 1, Math.floor(n * (e.clientX - r.left) / r.width)));
+    }
+    if (t !== hovered) showToken(t);
+  };
+  $("text").addEventListener("mouseover", hover);
+  $("text").addEventListener("mousemove", hover);
   // on the document: a drag that starts in the text may end over the side panel
   const select = () => {
     const found = selectedTokens();      // re-rank a new span only, not on a ranked unit's click
@@ -348,6 +490,10 @@ function start() {
   document.addEventListener("mouseup", select);
   document.addEventListener("keyup", e => { if (e.shiftKey || e.key === "Shift") select(); });
   update();
+  requestAnimationFrame(() => setTimeout(() => {   // after the first frame is drawn
+    performance.mark("lstmlab-ready");
+    document.documentElement.dataset.ready = "true";
+  }));
 }
 start();
 </script>

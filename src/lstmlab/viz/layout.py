@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from lstmlab.viz.trace import CellGraph, Node
 
 SLOT, X0, CIRCLE_R, BOX_H, GAP = 84.0, 150.0, 15.0, 30.0, 11.0
-TOP, MID_HI, MID_LO, BOX, BUS = range(5)
+TOP, MID_HI, MID_LO, BOX, PRE_OP, PRE_BOX, BUS = range(7)
 CROSS_STUB, CROSS_NODE = 4, 8  # a line crossing another line's start, or a node
 
 
@@ -103,11 +103,52 @@ def levels(g: CellGraph) -> dict[str, int]:
         if n.kind == "layer" or n.id in on_top
     }
     top_source = g.states[g.top].source if g.top is not None else None
+    # (not where the hidden state runs on top, as in the GRU: its weights read it from above)
+    hidden_on_top = g.top is not None and g.states[g.top].role == "hidden"
+    pre = set() if hidden_on_top else _before_layers(g, on_top)
     for nid in order(g):
-        if nid not in level:
+        if nid in pre:
+            level[nid] = PRE_BOX if g.nodes[nid].kind == "layer" else PRE_OP
+        elif nid not in level:
             ups = [level.get(s, TOP if s == top_source else BUS) for s, _ in g.nodes[nid].inputs]
-            level[nid] = min(MID_LO, max(MID_HI, min(ups) + 1))
+            level[nid] = min(MID_LO, max(MID_HI, min(ups, default=BUS) + 1))
     return level
+
+
+def _before_layers(g: CellGraph, belt: set[str]) -> set[str]:
+    """What computes the gates' common input from x_t and the state alone (layer norm of W x
+    and W h, their sum): drawn under the gates, between them and the hidden-state bus, so that
+    its lines go up into the boxes. Layers there are the weights the operations normalise."""
+    sources = {g.x} | {p.source for p in g.states if g.top is None or p is not g.states[g.top]}
+    ops = {
+        n.id
+        for n in g.nodes.values()
+        if n.kind in ("op", "concat") and n.id not in belt and n.id not in g.gates.values()
+    }
+    inner = {n.id for n in g.nodes.values() if n.kind == "layer" and n.activation == "identity"}
+    pre: set[str] = set()
+    changed = True
+    while changed:  # grow from the sources: nodes all of whose inputs are sources or pre nodes
+        changed = False
+        for nid in (ops | inner) - pre:
+            ins = [s for s, _ in g.nodes[nid].inputs]
+            if ins and all(s in sources or s in pre for s in ins):
+                pre.add(nid)
+                changed = True
+    keep: set[str] = set()
+    changed = True
+    while changed:  # keep those whose every consumer is a layer (a gate) or a kept op
+        changed = False
+        for nid in pre - keep:
+            users = g.consumers(nid)
+            if users and all(
+                u.id in keep or (u.kind == "layer" and u.id not in pre) for u in users
+            ):
+                if g.nodes[nid].kind == "layer" and not any(u.id in keep for u in users):
+                    continue  # a W box straight into a gate stays in the gates' row
+                keep.add(nid)
+                changed = True
+    return keep
 
 
 def _between(a: int, b: int) -> range:
@@ -147,9 +188,10 @@ def line_cells(sp: int, lp: int, s: int, lv: int, into_layer: bool) -> list[set]
     return [direct, detour]
 
 
-def place(g: CellGraph, level: dict[str, int]) -> dict[str, int]:
-    """A column for each node: right of its row's last node and of its inputs, then moved right
-    (up to 3 columns) while it would sit on a line or its input lines would cross a node."""
+def place(g: CellGraph, level: dict[str, int], seq: list[str] | None = None) -> dict[str, int]:
+    """A column for each node, taken in the order ``seq`` (default :func:`order`): right of its
+    row's last node and of its inputs, then moved right (up to 3 columns) while it would sit on
+    a line or its input lines would cross a node."""
     slot: dict[str, int] = {}
     last: dict[int, int] = defaultdict(lambda: -1)
     top_source = g.states[g.top].source if g.top is not None else None
@@ -179,7 +221,7 @@ def place(g: CellGraph, level: dict[str, int]) -> dict[str, int]:
             2 * len(c & busy) + len(c & lines) for c in routes(nid, s)
         )
 
-    for nid in order(g):
+    for nid in order(g) if seq is None else seq:
         lv = level[nid]
         start = max(
             [last[lv] + 1]
@@ -338,3 +380,154 @@ def clip(pts, first: Node | None, last: Node | None):
             elif dy:
                 pts[a][1] += hh if dy > 0 else -hh
     return [tuple(p) for p in pts]
+
+
+# Measured on the drawing: crossings, lines through nodes, arrows into a box from above.
+
+Point = tuple[float, float]
+
+
+def edge_segments(shapes: list[Shape]) -> list[tuple[str, str, Point, Point]]:
+    """Every straight piece of every line: (source, target, start, end)."""
+    return [
+        (s.data.get("from", ""), s.data.get("to", ""), a, b)
+        for s in shapes
+        if s.tag == "path" and "edge" in s.cls.split()
+        for a, b in zip(s.geo["points"], s.geo["points"][1:])
+    ]
+
+
+def _proper(a: Point, b: Point, c: Point, d: Point) -> bool:
+    """Do segments ab and cd cross at a point inside both (not touching, not overlapping)?"""
+
+    def turn(p: Point, q: Point, r: Point) -> int:
+        v = (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+        return (v > 1e-9) - (v < -1e-9)
+
+    return turn(a, b, c) * turn(a, b, d) < 0 and turn(c, d, a) * turn(c, d, b) < 0
+
+
+def crossings(shapes: list[Shape]) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """Pairs of lines that cross: pieces of lines from different sources to different targets
+    that intersect inside both (a line forking or two lines joining is no crossing)."""
+    segs = edge_segments(shapes)
+    return [
+        ((f1, t1), (f2, t2))
+        for i, (f1, t1, a, b) in enumerate(segs)
+        for f2, t2, c, d in segs[i + 1 :]
+        if f1 != f2 and t1 != t2 and _proper(a, b, c, d)
+    ]
+
+
+def _outlines(shapes: list[Shape]) -> dict[str, tuple[float, float, float, float]]:
+    return {
+        s.data["id"]: (s.geo["x"] - s.geo["hw"], s.geo["y"] - s.geo["hh"])
+        + (s.geo["x"] + s.geo["hw"], s.geo["y"] + s.geo["hh"])
+        for s in shapes
+        if s.tag in ("box", "ellipse", "dot")
+    }
+
+
+def through_nodes(shapes: list[Shape]) -> int:
+    """How many pieces of lines run through a node they do not join."""
+    boxes, n = _outlines(shapes), 0
+    for src, dst, (x1, y1), (x2, y2) in edge_segments(shapes):
+        for nid, (left, top, right, bottom) in boxes.items():
+            n += (
+                nid not in (src, dst)
+                and min(x1, x2) < right - 1
+                and max(x1, x2) > left + 1
+                and min(y1, y2) < bottom - 1
+                and max(y1, y2) > top + 1
+            )
+    return n
+
+
+def from_above(shapes: list[Shape]) -> int:
+    """How many arrows enter a learned layer's box from above (the post's enter from below)."""
+    layers = {s.data["id"] for s in shapes if s.tag == "box"}
+    return sum(
+        s.data.get("to") in layers and s.geo["points"][-1][1] > s.geo["points"][-2][1]
+        for s in shapes
+        if s.tag == "path" and "edge" in s.cls.split() and len(s.geo["points"]) > 1
+    )
+
+
+def _topological(g: CellGraph, seq: list[str]) -> bool:
+    seen: set[str] = set()
+    for nid in seq:
+        if any(
+            s in g.nodes and g.nodes[s].kind != "input" and s not in seen
+            for s, _ in g.nodes[nid].inputs
+        ):
+            return False
+        seen.add(nid)
+    return True
+
+
+def _barycentre(g: CellGraph, level: dict[str, int], seq: list[str], down: bool) -> list[str]:
+    """One Sugiyama sweep: each row's nodes re-sorted by the mean column of their neighbours in
+    the rows above (``down``) or below, then the order made topological again."""
+    slot = place(g, level, seq)
+    near: dict[str, list[int]] = defaultdict(list)
+    for n in g.nodes.values():
+        for s, _ in n.inputs:
+            if s in slot and n.id in slot:
+                if (level[s] < level[n.id]) == down:
+                    near[n.id].append(slot[s])
+                else:
+                    near[s].append(slot[n.id])
+    key = {m: sum(near[m]) / len(near[m]) if near[m] else slot[m] for m in seq}
+    rank = {m: i for i, m in enumerate(seq)}
+    rows: dict[int, list[str]] = defaultdict(list)
+    for m in seq:
+        rows[level[m]].append(m)
+    where = {}
+    for row in rows.values():  # the row's nodes, re-sorted, take the row's places in seq
+        for place_, m in zip(
+            sorted(rank[m] for m in row), sorted(row, key=lambda m: (key[m], rank[m]))
+        ):
+            where[m] = place_
+    out: list[str] = []
+    todo = sorted(seq, key=lambda m: where[m])
+    while todo:  # the earliest node whose inputs are all placed
+        m = next(m for m in todo if all(s not in slot or s in out for s, _ in g.nodes[m].inputs))
+        out.append(m)
+        todo.remove(m)
+    return out
+
+
+def arrange(g: CellGraph, level: dict[str, int], score) -> list[str]:
+    """The order in which :func:`place` takes the nodes, chosen to draw the fewest crossings.
+
+    Layered (Sugiyama-style) ordering: the depth-first order of :func:`order` (the post's: the
+    gates left to right as they act on the cell state), a few barycentre sweeps, then
+    transpositions of two nodes of a row while that lowers ``score(seq)``, a comparable value
+    measured on the drawing (lines through nodes, crossings, ...). A change is kept only when it
+    draws strictly better, so a picture without tangles keeps the post's order.
+    """
+    best, best_score = order(g), None
+    best_score = score(best)
+    seq = best
+    for k in range(4):
+        seq = _barycentre(g, level, seq, down=k % 2 == 0)
+        s = score(seq)
+        if s < best_score:
+            best, best_score = seq, s
+    for _ in range(3):  # transposition sweeps
+        improved = False
+        for i in range(len(best)):
+            for j in range(i + 1, len(best)):
+                if level[best[j]] != level[best[i]]:
+                    continue
+                trial = list(best)
+                trial[i], trial[j] = trial[j], trial[i]
+                if not _topological(g, trial):
+                    break
+                s = score(trial)
+                if s < best_score:
+                    best, best_score, improved = trial, s, True
+                break  # only the next node of the row
+        if not improved:
+            break
+    return best

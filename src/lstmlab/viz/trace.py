@@ -93,6 +93,7 @@ class Node:
     activation: str | None = None
     op: str | None = None
     gate: str | None = None
+    note: str | None = None  # e.g. a clock's periods
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,8 @@ class _Reader:
     def data(self, v) -> str | None:
         """A node id for a value: an affine value becomes a box without activation."""
         if isinstance(v, _Affine):
+            if len(v.terms) == 1 and v.terms[0][1] == "id":  # a bias added: no weight to draw
+                return v.terms[0][0]
             if id(v) not in self.boxes:
                 self.boxes[id(v)] = self.add("layer", "W", v.terms, activation="identity")
             return self.boxes[id(v)]
@@ -226,9 +229,51 @@ class _Reader:
         gates = {g: o for g, o in zip(self.gate_names, outs[S + 1 :]) if o is not None}
         for g, nid in gates.items():
             self.nodes[nid] = replace(self.nodes[nid], gate=g)
+        nodes = self.prune(outs)
+        parts = list(range(S))
+        for k in _clocks(nodes, names, results[1:]):
+            parts.remove(k)
+            self.clock(nodes, names[k + 1], gates)
         return _with_roles(
-            type(self.cell).__name__, self.prune(outs), names, results[0], results[1:], gates
+            type(self.cell).__name__,
+            nodes,
+            [names[0]] + [names[k + 1] for k in parts],
+            results[0],
+            [results[k + 1] for k in parts],
+            gates,
+            parts,
         )
+
+    def clock(self, nodes: dict[str, Node], source: str, gates: dict[str, str]) -> None:
+        """Draw a step counter as the idea, not its arithmetic: everything computed from the
+        counter alone (t + 1, t mod T, = 0) becomes one clock, "every T_k steps", and the
+        selection it drives (run the module, or keep h_{t-1}) one operation."""
+        ticks = {source}
+        for n in list(nodes.values()):  # in the order computed
+            if n.inputs and all(s in ticks for s, _ in n.inputs):
+                ticks.add(n.id)
+        periods = getattr(self.cell, "periods", None)
+        clock = Node(
+            f"n{len(self.nodes)}",
+            "op",
+            "every Tₖ",
+            op="clock",
+            note=None if periods is None else ", ".join(map(str, periods)),
+        )
+        self.nodes[clock.id] = clock
+        for nid in ticks:
+            del nodes[nid]
+        nodes[clock.id] = clock
+        for n in list(nodes.values()):
+            if any(s in ticks for s, _ in n.inputs):
+                ins = tuple(dict.fromkeys((clock.id if s in ticks else s, h) for s, h in n.inputs))
+                new = replace(n, inputs=ins)
+                if n.op == "where":
+                    new = replace(new, label="run or hold", op="clock-select")
+                nodes[n.id] = new
+        for g, nid in list(gates.items()):
+            if nid in ticks:
+                del gates[g]
 
     def value(self, node: fx.Node, env):
         args = [env[a] if isinstance(a, fx.Node) else a for a in node.args]
@@ -307,6 +352,27 @@ class _Reader:
         return {k: v for k, v in self.nodes.items() if k in keep or v.kind == "input"}
 
 
+def _clocks(nodes: dict[str, Node], sources: list[str], results: list[str]) -> list[int]:
+    """State parts that are bookkeeping: their next value is computed from themselves alone
+    (a step counter), with no data from x or the other parts."""
+
+    def ancestors(nid: str) -> set[str]:
+        seen, todo = set(), [nid]
+        while todo:
+            m = todo.pop()
+            if m not in seen:
+                seen.add(m)
+                todo.extend(s for s, _ in nodes[m].inputs)
+        return seen
+
+    data = set(sources)
+    return [
+        k
+        for k, r in enumerate(results)
+        if r in nodes and ancestors(r) & data == {sources[k + 1]} and r != sources[k + 1]
+    ]
+
+
 def _with_zero(name: str, a, b, arith):
     """``a <name> b`` where ``a`` or ``b`` is :data:`ZERO`: ``0·x = 0``, ``x + 0 = x``, so
     ``f ⊙ 0 + i ⊙ g`` draws as ``i ⊙ g`` alone (``rsub(a, b)`` is ``b − a``)."""
@@ -329,8 +395,10 @@ def _with_roles(
     h: str,
     results: list[str],
     gates: dict[str, str],
+    parts: list[int] | None = None,
 ) -> CellGraph:
-    """Name the state parts and choose which runs along the top (the conveyor belt)."""
+    """Name the state parts (``parts``: their indices in the cell's state, the drawn ones) and
+    choose which runs along the top (the conveyor belt); label the weights by what they read."""
 
     def pointwise_path(src: str, dst: str) -> bool:
         seen, todo = set(), [src]
@@ -349,6 +417,7 @@ def _with_roles(
         return False
 
     S = len(results)
+    index = list(range(S)) if parts is None else parts
     hidden = next((k for k, r in enumerate(results) if r == h), 0)
     conveyor = [pointwise_path(sources[k + 1], results[k]) for k in range(S)]
     cell = next((k for k in range(S) if k != hidden and conveyor[k]), None)
@@ -357,7 +426,27 @@ def _with_roles(
     for k in range(S):
         role = "hidden" if k == hidden else "cell" if k == cell else "extra"
         label = {"hidden": "h", "cell": "c"}.get(role) or next(extra)
-        states.append(StatePart(k, label, role, sources[k + 1], results[k], conveyor[k]))
+        states.append(StatePart(index[k], label, role, sources[k + 1], results[k], conveyor[k]))
         nodes[sources[k + 1]] = Node(sources[k + 1], "input", label)
     top = cell if cell is not None else (hidden if conveyor[hidden] else None)
+    for n in list(nodes.values()):
+        if n.kind == "layer" and n.label == "W":
+            nodes[n.id] = replace(n, label=_weight_label(n, nodes))
     return CellGraph(name, nodes, states, h, sources[0], top, gates)
+
+
+_SUBSCRIPT = {"x": "ₓ", "h": "ₕ", "a": "ₐ", "e": "ₑ", "s": "ₛ"}
+_GATE_SUBSCRIPT = {"reset": "ᵣ", "update": "ᵤ", "candidate": "ₙ", "input": "ᵢ", "output": "ₒ"}
+
+
+def _weight_label(n: Node, nodes: dict[str, Node]) -> str:
+    """A learned layer without activation by what it reads (W_x, W_h), else by its gate."""
+    reads = {nodes[s].label for s, _ in n.inputs if nodes[s].kind == "input"}
+    if n.gate in _GATE_SUBSCRIPT:
+        return "W" + _GATE_SUBSCRIPT[n.gate]
+    if len(reads) == 1 and len(n.inputs) == 1:
+        (r,) = reads
+        return "W" + _SUBSCRIPT.get(r, " " + r)
+    users = [m for m in nodes.values() if any(s == n.id for s, _ in m.inputs)]
+    gate = next((u.gate for u in users if u.gate in _GATE_SUBSCRIPT), None)
+    return "W" + _GATE_SUBSCRIPT[gate] if gate else "W"
