@@ -22,6 +22,7 @@ from lstmlab.data import Vocab
 from lstmlab.models import LanguageModel, SequenceModel
 from lstmlab.train import TrainConfig, load_trained
 from lstmlab.train.checkpoint import save_checkpoint
+from lstmlab.viz.diagram import cell_svg
 from lstmlab.viz.explore import activations, pack, unpack, write_explorer
 
 TEXT = (
@@ -400,6 +401,43 @@ def test_explorer_page_in_chromium(tmp_path, browser):
         text = tab.text_content(f'#values tr[data-q="{q}"] td.value')
         half = data["layers"][layer][q]["step"][unit] / 2
         assert abs(float(text) - float(want[layer][q][t, unit])) <= half + 5e-4 + 1e-5, (q, text)
+
+    # the cell's diagram beside the text: the library's own SVG, each gate's box lit by that
+    # gate's value for the chosen unit at the hovered token, on the unit's scale over the text
+    svg = cell_svg(model.rnn.cells[0])
+    assert data["diagram"] == svg.split("?>", 1)[1].strip().replace(
+        ' xmlns="http://www.w3.org/2000/svg"', ""
+    )
+    assert (
+        tab.evaluate("document.querySelectorAll('#diagram script, #diagram [onload]').length") == 0
+    )
+    gates = ("input", "forget", "candidate", "output")
+    assert sorted(
+        tab.evaluate(
+            "[...document.querySelectorAll('#diagram g.layer[data-gate]')].map(g => g.dataset.gate)"
+        )
+    ) == sorted(gates)
+
+    def lit(t: int) -> dict[str, tuple[float, tuple[int, ...]]]:
+        tab.hover(f'#text .tok[data-i="{t}"]')
+        got = tab.evaluate(
+            """[...document.querySelectorAll('#diagram g[data-gate]')].map(g => [g.dataset.gate,
+            +g.dataset.value, getComputedStyle(g.querySelector('rect, ellipse')).fill])"""
+        )
+        return {q: (v, tuple(int(n) for n in re.findall(r"\d+", fill))) for q, v, fill in got}
+
+    seen = {}
+    for t in (TEXT.index("return"), TEXT.index("<script>") + 3):
+        seen[t] = lit(t)
+        for q in gates:
+            v, fill = seen[t][q]
+            half = data["layers"][layer][q]["step"][unit] / 2
+            assert abs(v - float(want[layer][q][t, unit])) <= half + 1e-5, (t, q, v)
+            values_q = decoded[layer, q][:, unit]
+            expected = colour(float(values_q[t]), float(values_q.abs().max()))
+            assert max(abs(a - b) for a, b in zip(fill, expected)) <= 1, (t, q, fill, expected)
+    a_t, b_t = seen
+    assert any(seen[a_t][q][1] != seen[b_t][q][1] for q in gates)  # the boxes follow the mouse
 
     # selecting a span with the mouse ranks units by mean inside minus mean outside
     a, b = TEXT.index("return"), TEXT.index("return") + 5

@@ -65,6 +65,8 @@ def random_case(name: str, seed: int, dtype: torch.dtype):
         ]
         if isinstance(layer, ClockworkRNN):  # the clock: whole steps, rows at any phase
             parts[1] = torch.randint(0, 9, parts[1].shape).to(dtype).requires_grad_()
+        if name == "slstm":  # a normaliser the sLSTM reaches, n >= 1 (c / n is ill-posed at 0)
+            parts[2] = (1 + torch.rand(parts[2].shape, dtype=dtype)).requires_grad_()
         hx = parts[0] if len(parts) == 1 else tuple(parts)
     return layer, x, hx, lengths
 

@@ -158,6 +158,82 @@ def test_forget_bias_sets_the_forget_rows_and_refuses_layers_without_them():
             forget_bias_(layer, 1.0)
 
 
+@pytest.mark.parametrize("exponential_forget", [False, True])
+def test_chrono_on_the_slstm_sets_its_forget_rows_alone(exponential_forget):
+    t_max, H = 40, 200
+    slstm = lstmlab.SLSTM(3, H, num_layers=2, num_heads=4, exponential_forget=exponential_forget)
+    before = {k: v.detach().clone() for k, v in slstm.named_parameters()}
+    chrono_(slstm, t_max, generator=torch.Generator().manual_seed(1))
+    for s in suffixes(slstm):
+        b_f = rows(slstm, "bias_ih", s, "forget")
+        log_f = b_f if exponential_forget else torch.nn.functional.logsigmoid(b_f)
+        u = 1 / torch.expm1(-log_f)  # f = u / (1 + u), u ~ U(1, t_max - 1)
+        assert u.min() >= 1 - 1e-3 and u.max() <= t_max - 1 + 1e-2
+        assert u.min() < 5 and u.max() > t_max - 5
+        assert torch.all(rows(slstm, "bias_hh", s, "forget") == 0)
+        for gate in ("input", "candidate", "output"):  # the exponential input gate too
+            for name in ("bias_ih", "bias_hh"):
+                assert torch.equal(rows(slstm, name, s, gate), rows_of(before, name + s, gate, H))
+
+
+def test_chrono_gives_exponential_and_sigmoid_forget_gates_the_same_forget_values():
+    sigmoid = lstmlab.SLSTMCell(3, 8)
+    exponential = lstmlab.SLSTMCell(3, 8, exponential_forget=True)
+    exponential.load_state_dict(sigmoid.state_dict())
+    for cell in (sigmoid, exponential):
+        chrono_(cell, 10, generator=torch.Generator().manual_seed(2))
+    state = sigmoid.initial_state(1)
+    x = torch.zeros(1, 3)
+    with torch.no_grad():
+        for cell in (sigmoid, exponential):  # the same pre-activations at every step
+            cell.weight_ih.zero_()
+            cell.weight_hh.zero_()
+        state = sigmoid.step(x, state)[1]  # m = log i: then f' = exp(log f + m - m) = f
+        f_sig = sigmoid.step(x, state)[2]["forget"]
+        f_exp = exponential.step(x, state)[2]["forget"]
+    b_f = sigmoid.bias_ih.detach()[8:16]
+    assert torch.allclose(f_sig[0], torch.sigmoid(b_f)) and torch.allclose(f_exp, f_sig)
+
+
+@pytest.mark.parametrize("exponential_forget", [False, True])
+def test_chrono_and_forget_bias_on_the_mlstm_set_its_per_head_forget_rows(exponential_forget):
+    H, heads = 8, 4
+    mlstm = lstmlab.MLSTM(3, H, num_heads=heads, exponential_forget=exponential_forget)
+    before = mlstm.bias_ih_l0.detach().clone()
+    chrono_(mlstm, 30)
+    bias = mlstm.bias_ih_l0.detach()
+    b_f = bias[4 * H + heads :]  # rows q, k, v, o, then i, f: one per head
+    log_f = b_f if exponential_forget else torch.nn.functional.logsigmoid(b_f)
+    u = 1 / torch.expm1(-log_f)
+    assert b_f.shape == (heads,) and u.min() >= 1 - 1e-3 and u.max() <= 29 + 1e-2
+    assert torch.equal(bias[: 4 * H + heads], before[: 4 * H + heads])
+    forget_bias_(mlstm, 3.0)
+    assert torch.all(mlstm.bias_ih_l0[4 * H + heads :] == 3.0)
+    assert torch.equal(mlstm.bias_ih_l0.detach()[: 4 * H + heads], before[: 4 * H + heads])
+
+
+def test_chrono_on_min_lstm_and_min_gru_sets_their_carry_to_sigma_of_the_drawn_bias():
+    """minLSTM keeps f' = σ(b_f) / (σ(b_f) + σ(b_i)) of h, minGRU keeps 1 - z: both σ(log u)."""
+    for layer in (lstmlab.MinLSTM(3, 16), lstmlab.MinGRU(3, 16)):
+        chrono_(layer, 12, generator=torch.Generator().manual_seed(3))
+        cell = layer.cells[0]
+        with torch.no_grad():
+            cell.weight_ih.zero_()
+        gates = cell.step(torch.randn(2, 3), cell.initial_state(2))[2]
+        carry = cell.carry(gates)[0]
+        u = carry / (1 - carry)  # σ(log u) = u / (1 + u)
+        assert u.min() >= 1 - 1e-4 and u.max() <= 11 + 1e-3 and u.std() > 1
+    minlstm = lstmlab.MinLSTM(3, 16)
+    chrono_(minlstm, 12)
+    b = minlstm.bias_ih_l0.detach()
+    assert torch.equal(b[16:32], -b[:16])  # rows f, i, h̃
+    assert torch.equal(forget_bias_(minlstm, 2.0).bias_ih_l0.detach()[:16], torch.full((16,), 2.0))
+    with pytest.raises(ValueError, match="no forget gate"):
+        forget_bias_(lstmlab.MinGRU(3, 8), 1.0)  # z writes; chrono_ is its form
+    with pytest.raises(ValueError, match="bias=False"):
+        chrono_(lstmlab.SLSTM(3, 8, bias=False), 10)
+
+
 def assert_orthogonal(w: torch.Tensor, gain: float = 1.0) -> None:
     """W Wᵀ = gain² I for a square or wide block, Wᵀ W = gain² I for a tall one."""
     gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w

@@ -12,10 +12,24 @@ layer with recurrent dropout or zoneout back to the readable loop
 :func:`lstmlab.nn.recurrent.run`.
 
 ``with lstmlab.kernels.disabled(): ...`` runs everything through the readable loop (for tests,
-debugging and benchmarks).
+debugging and benchmarks). ``LSTMLAB_BACKEND`` (:mod:`lstmlab.kernels.backend`) chooses between
+the C++ kernels, the Triton kernels (:mod:`lstmlab.kernels.triton`: the LSTM, GRU and Elman
+operators on CUDA tensors) and the readable loop.
 """
 
-from lstmlab.kernels import clockwork, depth_gated, grid, gru, layer_norm, lstm, rnn, step  # noqa: F401
+from lstmlab.kernels import (  # noqa: F401
+    clockwork,
+    depth_gated,
+    grid,
+    gru,
+    layer_norm,
+    lstm,
+    mlstm,
+    rnn,
+    scan,
+    slstm,
+    step,
+)
 from lstmlab.kernels._build import extension
 from lstmlab.nn.dispatch import disabled, is_enabled, sequence_op, step_op
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lstmlab.kernels import backend
 from lstmlab.kernels._build import compiled, extension
 from lstmlab.nn.recurrent import reverse_padded, run
 
@@ -133,7 +134,7 @@ def in_float32(op: Callable[..., Any]) -> Callable[..., Any]:
     def float32_inside(cell, x, state, lengths, reverse, **masks):
         device = x.device.type
         autocast = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
-        if x.dtype not in _HALF and not autocast:
+        if not autocast and (x.dtype not in _HALF or backend.native_half(x)):
             return op(cell, x, state, lengths, reverse, **masks)
         dtype = torch.get_autocast_dtype(device) if autocast else x.dtype
 
@@ -168,12 +169,36 @@ def kernels_built() -> bool:
 def runs_here(x: Tensor) -> bool:
     """Whether the C++ kernels take ``x``: float32 or float64 on the CPU -- bfloat16 and float16
     too, computed in float32 (:func:`in_float32`) -- or a meta tensor (whose shapes the
-    operators' fake kernels give), with the kernels built."""
+    operators' fake kernels give), with the kernels built and chosen
+    (:func:`lstmlab.kernels.backend.route`). For a cell family with no Triton kernel: on the
+    Triton backend it warns once, and the readable loop runs (see :func:`cpp_only`)."""
+    return _cpp_runs(x, "a cell family")
+
+
+def cpp_only(family: str) -> Callable[[Tensor], bool]:
+    """:func:`runs_here` for ``family`` (named in the warning on the Triton backend)."""
+    return functools.partial(_cpp_runs, family=family)
+
+
+def _cpp_runs(x: Tensor, family: str) -> bool:
+    way = backend.route(x)
+    if way == "triton":
+        backend.no_triton_kernel(family)
     return (
-        x.device.type in ("cpu", "meta")
+        way == "cpp"
+        and x.device.type in ("cpu", "meta")
         and x.dtype in (torch.float32, torch.float64, *_HALF)
         and kernels_built()
     )
+
+
+def runs_here_or_triton(x: Tensor) -> bool:
+    """For the families with Triton kernels too (their operators' CUDA kernels, and their CPU
+    bodies under ``LSTMLAB_BACKEND=triton``): :func:`runs_here`, or floating-point ``x`` that
+    the Triton backend takes."""
+    if backend.route(x) == "triton":
+        return x.dtype in (torch.float32, torch.float64, *_HALF)
+    return runs_here(x)
 
 
 def fresh(outputs: Tensor | Sequence[Tensor]) -> Any:
@@ -202,15 +227,21 @@ def kernel_op(
     schema, on the CPU, and ``fake`` (output shapes from input shapes, no data read) for meta
     and fake tensors, so ``torch.compile`` and ``torch.export`` see one node. The caller
     registers its autograd (:meth:`register_autograd`) where the op has one. ``body``, if given,
-    runs instead of the kernel of that name (an op made of several kernels and torch ops)."""
+    runs instead of the kernel of that name (an op made of several kernels and torch ops).
+    Where :mod:`lstmlab.kernels.backend` lists a Triton implementation of the op, that is its
+    CUDA kernel, and its CPU body under ``LSTMLAB_BACKEND=triton``."""
+
+    def cpp(*args: Any) -> Any:
+        return body(*args) if body is not None else getattr(compiled(), name)(*args)
 
     def kernel(*args: Any) -> Any:
-        return fresh(body(*args) if body is not None else getattr(compiled(), name)(*args))
+        return fresh(backend.cpu_kernel(name, cpp)(*args))
 
     op = torch.library.custom_op(
         f"lstmlab::{name}", kernel, mutates_args=(), device_types="cpu", schema=schema
     )
     op.register_fake(fake)
+    backend.register_cuda(op, name, fresh)  # the Triton kernels, where the op has them
     return op
 
 

@@ -19,7 +19,7 @@ from torch import Tensor
 from lstmlab.kernels._common import (
     fused_sequence_op,
     reverse_padded,
-    runs_here,
+    runs_here_or_triton,
 )
 from lstmlab.kernels.rnn import elman_sequence
 from lstmlab.nn import dispatch
@@ -63,5 +63,5 @@ def clockwork_sequence(
 
 
 dispatch.register_sequence_op(
-    ClockworkRNNCell, fused_sequence_op(clockwork_sequence), accepts=runs_here
+    ClockworkRNNCell, fused_sequence_op(clockwork_sequence), accepts=runs_here_or_triton
 )

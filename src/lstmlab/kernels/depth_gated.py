@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lstmlab.kernels._common import (
+    cpp_only,
     empty,
     first_derivative_only,
     fused_sequence_op,
@@ -23,7 +24,6 @@ from lstmlab.kernels._common import (
     kernel_op,
     readable_unless,
     run_order,
-    runs_here,
     tensors,
 )
 from lstmlab.nn import dispatch
@@ -151,5 +151,7 @@ def depth_gated_sequence(
 
 
 dispatch.register_sequence_op(
-    DepthGatedLSTMCell, fused_sequence_op(depth_gated_sequence), accepts=runs_here
+    DepthGatedLSTMCell,
+    fused_sequence_op(depth_gated_sequence),
+    accepts=cpp_only("DepthGatedLSTMCell"),
 )

@@ -16,13 +16,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lstmlab.kernels._common import (
+    cpp_only,
     empty,
     first_derivative_only,
     fused_sequence_op,
     grad_or_zeros,
     kernel_op,
     readable_unless,
-    runs_here,
     tensors,
     zero_padding,
 )
@@ -129,4 +129,6 @@ def grid_sequence(
     return zero_padding(ys, lengths), (hs[-1], ms[-1])
 
 
-dispatch.register_sequence_op(GridLSTMColumn, fused_sequence_op(grid_sequence), accepts=runs_here)
+dispatch.register_sequence_op(
+    GridLSTMColumn, fused_sequence_op(grid_sequence), accepts=cpp_only("GridLSTMColumn")
+)

@@ -16,7 +16,7 @@ from lstmlab.kernels._common import (
     kernel_op,
     regularizers,
     run_order,
-    runs_here,
+    runs_here_or_triton,
     tensors,
 )
 from lstmlab.nn import dispatch
@@ -115,5 +115,8 @@ def gru_sequence(
 
 
 dispatch.register_sequence_op(
-    GRUCell, fused_sequence_op(gru_sequence), accepts=runs_here, onnx=to_onnx.gru_translated
+    GRUCell,
+    fused_sequence_op(gru_sequence),
+    accepts=runs_here_or_triton,
+    onnx=to_onnx.gru_translated,
 )

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from lstmlab.kernels._build import compiled
 from lstmlab.kernels._common import (
+    cpp_only,
     empty,
     first_derivative_only,
     fresh,
@@ -29,7 +30,6 @@ from lstmlab.kernels._common import (
     readable_unless,
     regularizers,
     run_order,
-    runs_here,
     tensors,
 )
 from lstmlab.nn import dispatch
@@ -306,8 +306,8 @@ def ln_gru_sequence(
 
 
 dispatch.register_sequence_op(
-    LayerNormLSTMCell, fused_sequence_op(ln_lstm_sequence), accepts=runs_here
+    LayerNormLSTMCell, fused_sequence_op(ln_lstm_sequence), accepts=cpp_only("LayerNormLSTMCell")
 )
 dispatch.register_sequence_op(
-    LayerNormGRUCell, fused_sequence_op(ln_gru_sequence), accepts=runs_here
+    LayerNormGRUCell, fused_sequence_op(ln_gru_sequence), accepts=cpp_only("LayerNormGRUCell")
 )

@@ -16,7 +16,7 @@ from lstmlab.kernels._common import (
     kernel_op,
     regularizers,
     run_order,
-    runs_here,
+    runs_here_or_triton,
     tensors,
 )
 from lstmlab.nn import dispatch
@@ -204,5 +204,8 @@ def lstm_sequence(
 
 
 dispatch.register_sequence_op(
-    LSTMCell, fused_sequence_op(lstm_sequence), accepts=runs_here, onnx=to_onnx.lstm_translated
+    LSTMCell,
+    fused_sequence_op(lstm_sequence),
+    accepts=runs_here_or_triton,
+    onnx=to_onnx.lstm_translated,
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lstmlab.kernels import backend
 from lstmlab.kernels._common import first_derivative_only, fresh, grad_or_zeros
 from lstmlab.kernels.to_onnx import standard_lstm
 from lstmlab.nn.cells.lstm import LSTMCell
@@ -29,6 +30,7 @@ def usable(cell: LSTMCell, x: Tensor, lengths: Tensor | None, masked: bool) -> b
         and not masked
         and x.dtype == torch.float32
         and x.device.type == "cpu"
+        and backend.route(x) == "cpp"
         and _ONEDNN
         and not torch.onnx.is_in_onnx_export()
     )

@@ -16,7 +16,7 @@ from lstmlab.kernels._common import (
     kernel_op,
     regularizers,
     run_order,
-    runs_here,
+    runs_here_or_triton,
     tensors,
 )
 from lstmlab.nn import dispatch
@@ -142,5 +142,8 @@ def elman_sequence(
 
 
 dispatch.register_sequence_op(
-    RNNCell, fused_sequence_op(rnn_sequence), accepts=runs_here, onnx=to_onnx.rnn_translated
+    RNNCell,
+    fused_sequence_op(rnn_sequence),
+    accepts=runs_here_or_triton,
+    onnx=to_onnx.rnn_translated,
 )

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import _VF, Tensor, nn
 
-from lstmlab.kernels import to_onnx
+from lstmlab.kernels import backend, to_onnx
 from lstmlab.kernels._build import compiled
 from lstmlab.kernels._common import kernel_op, kernels_built, tensors
 from lstmlab.kernels.lstm import _layout
@@ -145,9 +145,13 @@ def step_op(cell: nn.Module, x: Tensor, state: State) -> StepOp | None:
     kind = type(cell)
     if kind not in (LSTMCell, GRUCell, RNNCell):
         return None  # a user's cell, or a subclass: its own step runs
+    way = backend.route(x)
+    if way == "readable":
+        return None
     if (
         kind is not RNNCell
         and x.device.type == "cpu"
+        and way == "cpp"
         and x.dtype in (torch.float32, torch.float64)
         and not _wants_grad(cell, x, state)
         and kernels_built()

@@ -168,6 +168,11 @@ def export(model: torch.nn.Module, args: tuple, f: Any = None, **kwargs: Any) ->
     (:func:`translations`): standard layers become ONNX's LSTM/GRU/RNN operators, the others
     one ``Scan`` each. Returns the ``ONNXProgram``.
 
+    The model's parameters are traced as constants of the graph (``requires_grad`` off while it
+    exports, restored after): an exported model is for inference, and torch's exporter otherwise
+    traces a ``Scan`` body's backward too, which fails for some cells (the mLSTM) under dynamic
+    batch sizes.
+
     Example::
 
         >>> model = lstmlab.LSTM(10, 20, num_layers=2).eval()
@@ -176,4 +181,13 @@ def export(model: torch.nn.Module, args: tuple, f: Any = None, **kwargs: Any) ->
         ...     model, (x,), "lstm.onnx", dynamic_shapes=({0: T, 1: B},))
     """
     table = {**translations(), **kwargs.pop("custom_translation_table", {})}
-    return torch.onnx.export(model, args, f, dynamo=True, custom_translation_table=table, **kwargs)
+    wanted = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for p in wanted:
+            p.requires_grad_(False)
+        return torch.onnx.export(
+            model, args, f, dynamo=True, custom_translation_table=table, **kwargs
+        )
+    finally:
+        for p in wanted:
+            p.requires_grad_(True)

@@ -33,11 +33,26 @@ from lstmlab.nn.cells import (
     LayerNormGRUCell,
     LayerNormLSTMCell,
     LSTMCell,
+    MinGRUCell,
+    MinLSTMCell,
+    MLSTMCell,
     RNNCell,
+    SLSTMCell,
     State,
 )
 from lstmlab.nn.init import chrono_, forget_bias_, identity_, orthogonal_
-from lstmlab.nn.layers import GRU, LSTM, RNN, ClockworkRNN, DepthGatedLSTM, GridLSTM
+from lstmlab.nn.layers import (
+    GRU,
+    LSTM,
+    MLSTM,
+    RNN,
+    SLSTM,
+    ClockworkRNN,
+    DepthGatedLSTM,
+    GridLSTM,
+    MinGRU,
+    MinLSTM,
+)
 from lstmlab.nn.recurrent import Recurrent, run
 from lstmlab.nn.registry import VARIANTS, make_layer
 from lstmlab.nn.stack import Stack
@@ -61,6 +76,14 @@ __all__ = [
     "ClockworkRNN",
     "DepthGatedLSTM",
     "GridLSTM",
+    "SLSTMCell",
+    "SLSTM",
+    "MinGRUCell",
+    "MinLSTMCell",
+    "MLSTMCell",
+    "MinGRU",
+    "MinLSTM",
+    "MLSTM",
     "Recurrent",
     "run",
     "Stack",

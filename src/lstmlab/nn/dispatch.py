@@ -34,6 +34,8 @@ _SEQUENCE_OPS: dict[type, tuple[SequenceOp, Callable[[Tensor], bool]]] = {}
 # Per cell class: for which cells the op's operator has an ONNX translation.
 _ONNX: dict[type, Callable[[Any], bool]] = {}
 _STEP_FINDERS: list[StepFinder] = []
+# Whether a layer may hand its whole stack to torch's own kernel (oneDNN, cuDNN) for input x.
+_TORCH_LAYER_CHECKS: list[Callable[[Tensor], bool]] = []
 _enabled = True
 
 
@@ -57,6 +59,19 @@ def register_sequence_op(
 def register_step_finder(finder: StepFinder) -> None:
     """Offer one-step routes: ``finder(cell, x, state)`` returns a step or ``None``."""
     _STEP_FINDERS.append(finder)
+
+
+def register_torch_layer_check(check: Callable[[Tensor], bool]) -> None:
+    """Let ``check(x)`` veto torch's own whole-stack kernel (the standard LSTM's oneDNN/cuDNN
+    route) for input ``x``: a backend choice that asks for lstmlab's kernels or the readable
+    loop is honoured by every layer."""
+    _TORCH_LAYER_CHECKS.append(check)
+
+
+def torch_layer_allowed(x: Tensor) -> bool:
+    """Whether a layer may run torch's own whole-stack kernel on ``x`` (never inside
+    :func:`disabled`)."""
+    return _enabled and all(check(x) for check in _TORCH_LAYER_CHECKS)
 
 
 @contextmanager

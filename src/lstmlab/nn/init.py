@@ -2,7 +2,8 @@
 
 Each function changes a layer's parameters in place, under ``torch.no_grad()``, and returns the
 layer. They work on every layer built on :class:`~lstmlab.Stack` (:class:`~lstmlab.LSTM` and its
-variants, :class:`~lstmlab.GRU`, :class:`~lstmlab.RNN`, the depth-gated LSTM, the clockwork RNN)
+variants, :class:`~lstmlab.GRU`, :class:`~lstmlab.RNN`, the depth-gated LSTM, the clockwork RNN,
+the xLSTM's sLSTM and mLSTM, minGRU and minLSTM)
 -- every layer and direction of it -- on a single :class:`~lstmlab.Cell`, and, where the form
 allows, on :class:`~lstmlab.GridLSTM`. The parameters are the layer's own, by torch's names
 (``weight_hh_l0``, ``bias_ih_l1_reverse``, ...), with the gate blocks in torch's order (LSTM: i,
@@ -27,9 +28,10 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmlab.nn.cells.base import Cell
@@ -38,6 +40,9 @@ from lstmlab.nn.cells.grid import GridLSTMCell
 from lstmlab.nn.cells.gru import GRUCell
 from lstmlab.nn.cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
 from lstmlab.nn.cells.lstm import LSTMCell
+from lstmlab.nn.cells.minimal import MinGRUCell, MinLSTMCell
+from lstmlab.nn.cells.mlstm import MLSTMCell
+from lstmlab.nn.cells.slstm import SLSTMCell
 from lstmlab.nn.layers.grid import GridLSTM
 from lstmlab.nn.stack import Stack
 
@@ -47,17 +52,30 @@ L = TypeVar("L", bound=nn.Module)
 
 _GRU_GATES = ("reset", "update", "candidate")
 _GRID_GATES = ("input", "forget", "candidate", "output")
+_SLSTM_GATES = ("input", "forget", "candidate", "output")
+_MLSTM_ROWS = ("query", "key", "value", "output", "input", "forget")
 
 
 def gate_rows(cell: Cell) -> tuple[str, ...]:
     """The names of the row blocks of a cell's ``weight_ih``/``weight_hh``/biases, in order:
     ``cell.gate_names`` for the LSTM family (``("input", "forget", "candidate", "output")`` for
     torch's LSTM, three names for NIG, NFG and CIFG), ``("reset", "update", "candidate")`` for
-    the GRU, ``("candidate",)`` for an Elman RNN (one block, no gate)."""
+    the GRU, ``("candidate",)`` for an Elman RNN (one block, no gate); the sLSTM's i, f, z, o,
+    minLSTM's f, i, h̃, minGRU's z, h̃. Each block is ``hidden_size`` rows, except the mLSTM's
+    ``("query", "key", "value", "output", "input", "forget")``, whose two gates have one row per
+    head."""
     if isinstance(cell, (LSTMCell, LayerNormLSTMCell)):
         return tuple(cell.gate_names)
     if isinstance(cell, (GRUCell, LayerNormGRUCell)):
         return _GRU_GATES
+    if isinstance(cell, SLSTMCell):
+        return _SLSTM_GATES
+    if isinstance(cell, MLSTMCell):
+        return _MLSTM_ROWS
+    if isinstance(cell, MinLSTMCell):
+        return ("forget", "input", "candidate")
+    if isinstance(cell, MinGRUCell):
+        return ("update", "candidate")
     return ("candidate",)
 
 
@@ -78,7 +96,16 @@ def chrono_(layer: L, t_max: float, *, generator: torch.Generator | None = None)
     input gate (NIG) gets ``b_f`` only. In a GRU the update gate z keeps the state
     (``h_t = (1 - z) n + z h_{t-1}``), so it gets ``b_z = log U(1, T_max - 1)`` (the paper's
     GRU form); the reset gate is left as it is. A Grid LSTM block gets the LSTM's rows in every
-    dimension.
+    dimension. minLSTM (``f' = σ(b_f) / (σ(b_f) + σ(b_i))``) gets the LSTM's ``b_f, -b_i``, so
+    ``f' = σ(b_f)`` too; minGRU's update gate writes (``h_t = (1 - z) h_{t-1} + z h̃``), so it
+    gets ``b_z = -log U(1, T_max - 1)``: ``1 - z = σ(b_f)``.
+
+    The sLSTM and the mLSTM get the forget bias alone, one per unit (sLSTM) or per head
+    (mLSTM): ``b_f`` for a sigmoid forget gate, and for ``exponential_forget=True``
+    ``b_f = log σ(log u) = -log(1 + 1/u)``, the log of the same forget value -- the same time
+    scales, ``f = exp(b_f) < 1``. Their exponential input gates keep their biases: the sLSTM's
+    normaliser divides a constant input scale out of ``c / n`` (``-b_f`` would change no
+    output), and the mLSTM's divides out the same way wherever ``|nᵀq| >= 1``.
 
     Args:
         layer: an lstmlab layer (a :class:`~lstmlab.Stack`, :class:`~lstmlab.GridLSTM`) or cell.
@@ -102,7 +129,7 @@ def chrono_(layer: L, t_max: float, *, generator: torch.Generator | None = None)
             plans.append(cell)
             continue
         keep, write = _chrono_rows(cell, layer)
-        if getattr(cell, "bias_ih", None) is None or getattr(cell, "bias_hh", None) is None:
+        if getattr(cell, "bias_ih", None) is None:
             raise ValueError(f"chrono_ sets gate biases, but {_what(layer)} has bias=False")
         plans.append((cell, keep, write))
     with torch.no_grad():
@@ -116,25 +143,25 @@ def chrono_(layer: L, t_max: float, *, generator: torch.Generator | None = None)
                 rows[:, 0] = -b
                 continue
             cell, keep, write = plan
-            H = cell.hidden_size
-            b = _log_uniform(cell.bias_ih[:H], t_max, generator)  # (H,)
-            for name, value in ((keep, b), (write, -b)):
-                if name is None:
-                    continue
-                k = gate_rows(cell).index(name)
-                cell.bias_ih[k * H : (k + 1) * H] = value
-                cell.bias_hh[k * H : (k + 1) * H] = 0.0
+            b = _log_uniform(cell.bias_ih[_rows(cell, keep or write)], t_max, generator)  # log u
+            if keep is not None:  # f = σ(b): exp(b_f) = σ(b) for an exponential forget gate
+                _set_bias(cell, keep, F.logsigmoid(b) if _exponential_forget(cell) else b)
+            if write is not None:
+                _set_bias(cell, write, -b)
     return layer
 
 
 def forget_bias_(layer: L, value: float = 1.0) -> L:
     """A constant forget-gate bias (Gers et al. 2000; Jozefowicz et al. 2015: 1 closes most of
     the gap to the GRU): ``value`` in ``bias_ih``'s forget rows, ``bias_hh``'s set to 0, so
-    ``b_ih + b_hh = value``. A Grid LSTM block gets it in every dimension.
+    ``b_ih + b_hh = value``. A Grid LSTM block gets it in every dimension. The sLSTM, minLSTM
+    and the mLSTM (one forget row per head, no ``bias_hh``) get it in their forget rows; with
+    ``exponential_forget=True`` the bias is ``log f`` itself, so a value <= 0 keeps ``f <= 1``
+    (the xLSTM code draws mLSTM forget biases from 3 to 6, for σ).
 
     Raises:
-        ValueError: a layer with no bias, or with no forget gate (a GRU, an Elman RNN, NFG,
-            CIFG -- whose forget gate is 1 - i --, a clockwork RNN).
+        ValueError: a layer with no bias, or with no forget gate (a GRU, minGRU, an Elman RNN,
+            NFG, CIFG -- whose forget gate is 1 - i --, a clockwork RNN).
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"value must be a number, got {value!r}")
@@ -151,7 +178,7 @@ def forget_bias_(layer: L, value: float = 1.0) -> L:
                 f"forget_bias_ sets the forget-gate bias, but {_what(layer)} has no forget "
                 f"gate (its rows: {', '.join(gate_rows(cell))})"
             )
-        if getattr(cell, "bias_ih", None) is None or getattr(cell, "bias_hh", None) is None:
+        if getattr(cell, "bias_ih", None) is None:
             raise ValueError(f"forget_bias_ sets a bias, but {_what(layer)} has bias=False")
         plans.append(cell)
     with torch.no_grad():
@@ -160,9 +187,7 @@ def forget_bias_(layer: L, value: float = 1.0) -> L:
                 assert cell.bias is not None
                 cell.bias.view(cell.dims, 4, -1)[:, 1] = value
                 continue
-            H, k = cell.hidden_size, gate_rows(cell).index("forget")
-            cell.bias_ih[k * H : (k + 1) * H] = value
-            cell.bias_hh[k * H : (k + 1) * H] = 0.0
+            _set_bias(cell, "forget", value)
     return layer
 
 
@@ -241,6 +266,10 @@ def _chrono_rows(cell: Cell, layer: nn.Module) -> tuple[str | None, str | None]:
     """The rows chrono_ sets to ``b`` and to ``-b``."""
     if isinstance(cell, (GRUCell, LayerNormGRUCell)):
         return "update", None
+    if isinstance(cell, MinGRUCell):  # h_t = (1 - z) h_{t-1} + z h̃: z plays 1 - f
+        return None, "update"
+    if isinstance(cell, (SLSTMCell, MLSTMCell)):  # the exponential input gate is left alone
+        return "forget", None
     rows = gate_rows(cell)
     if getattr(cell, "coupled", False):  # f = 1 - σ(b_i) = σ(b_f) with b_i = -b_f
         return None, "input"
@@ -250,6 +279,32 @@ def _chrono_rows(cell: Cell, layer: nn.Module) -> tuple[str | None, str | None]:
             f"(its rows: {', '.join(rows)})"
         )
     return "forget", ("input" if "input" in rows else None)
+
+
+def _rows(cell: Cell, gate: str) -> slice:
+    """The rows of ``gate``'s block in the cell's biases (see :func:`gate_rows`)."""
+    names, H = gate_rows(cell), cell.hidden_size
+    sizes = [H] * len(names)
+    if isinstance(cell, MLSTMCell):  # q, k, v, o (H rows each), then i, f (one row per head)
+        sizes = [H, H, H, H, cell.num_heads, cell.num_heads]
+    k = names.index(gate)
+    start = sum(sizes[:k])
+    return slice(start, start + sizes[k])
+
+
+def _set_bias(cell: Cell, gate: str, value: Tensor | float) -> None:
+    """``value`` in ``bias_ih``'s rows of ``gate``, 0 in ``bias_hh``'s (where the cell has one),
+    so that their sum is ``value``."""
+    rows = _rows(cell, gate)
+    bias_ih = cast(Tensor, cell.bias_ih)  # a Parameter (checked by the caller)
+    bias_hh = cast("Tensor | None", getattr(cell, "bias_hh", None))
+    bias_ih[rows] = value
+    if bias_hh is not None:
+        bias_hh[rows] = 0.0
+
+
+def _exponential_forget(cell: Cell) -> bool:
+    return isinstance(cell, (SLSTMCell, MLSTMCell)) and cell.exponential_forget
 
 
 def _recurrent_blocks(cell) -> list[Tensor]:

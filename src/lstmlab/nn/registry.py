@@ -8,6 +8,9 @@ from functools import partial
 from lstmlab.nn.layers.clockwork import ClockworkRNN
 from lstmlab.nn.layers.depth_gated import DepthGatedLSTM
 from lstmlab.nn.layers.grid import GridLSTM
+from lstmlab.nn.layers.minimal import MinGRU, MinLSTM
+from lstmlab.nn.layers.mlstm import MLSTM
+from lstmlab.nn.layers.slstm import SLSTM
 from lstmlab.nn.layers.standard import GRU, LSTM, RNN
 from lstmlab.nn.stack import Stack
 
@@ -46,6 +49,10 @@ VARIANTS: dict[str, tuple[type[Stack] | type[GridLSTM], dict, str]] = {
         {},
         "depth-gated LSTM, cells linked across layers (Yao et al. 2015)",
     ),
+    "slstm": (SLSTM, {}, "sLSTM of xLSTM: exponential gating, normaliser (Beck et al. 2024)"),
+    "mingru": (MinGRU, {}, "minGRU: gates from x alone, a parallel scan (Feng et al. 2024)"),
+    "minlstm": (MinLSTM, {}, "minLSTM: normalised gates from x alone (Feng et al. 2024)"),
+    "mlstm": (MLSTM, {}, "mLSTM of xLSTM: matrix memory, parallel form (Beck et al. 2024)"),
 }
 
 

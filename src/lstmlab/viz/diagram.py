@@ -21,21 +21,26 @@ from pathlib import Path
 
 from lstmlab.nn.cells.base import Cell
 from lstmlab.viz.layout import (
+    BELT,
     CROSS_NODE,
     SLOT,
     TOP,
     X0,
     Drawing,
+    Plan,
     Router,
     Shape,
     arrange,
     box_size,
     clip,
+    close_parallels,
     crossings,
     from_above,
     levels,
+    note_text,
     place,
     through_nodes,
+    wrong_faces,
 )
 from lstmlab.viz.trace import CellGraph, Node, trace_cell
 
@@ -44,31 +49,54 @@ def _sub(k: int) -> str:
     return "t" if k == 0 else f"t{k:+d}".replace("-", "−")
 
 
-def arrangement(g: CellGraph) -> list[str]:
-    """The order of the nodes that draws the cell best (:func:`lstmlab.viz.layout.arrange`)."""
+def arrangement(g: CellGraph) -> Plan:
+    """The order of the nodes, and their extra columns, that draw the cell best
+    (:func:`lstmlab.viz.layout.arrange`)."""
     level = levels(g)
 
-    def score(seq: list[str]) -> tuple[int, int, int]:
-        shapes = layout_cell(g, seq=seq)[0].shapes
-        return through_nodes(shapes), len(crossings(shapes)), from_above(shapes)
+    def score(plan: Plan) -> tuple[int, int, int]:
+        shapes = layout_cell(g, plan=plan)[0].shapes
+        flaws = len(crossings(shapes)) + 2 * len(close_parallels(shapes) + wrong_faces(shapes))
+        return through_nodes(shapes), flaws, from_above(shapes)
 
-    return arrange(g, level, score)
+    return arrange(g, level, score, _input_choices(g, level))
 
 
-def layout_cell(
-    g: CellGraph, t: int = 0, seq: list[str] | None = None
-) -> tuple[Drawing, float, float]:
+def _input_choices(g: CellGraph, level: dict[str, int]) -> dict[tuple[str, str], int]:
+    """The lines from the cell's inputs that have a second route (see ``routes_in``): x_t into
+    an operation, the top line into an operation or a peephole."""
+    top = g.states[g.top].source if g.top is not None else None
+    out = {}
+    for n in g.nodes.values():
+        for src, how in n.inputs if n.id in level else ():
+            layer = n.kind == "layer"
+            if (src == g.x and not layer) or (
+                src == top and level[n.id] != TOP and not (layer and how == "W")
+            ):
+                out[(src, n.id)] = 2
+    return out
+
+
+def layout_cell(g: CellGraph, t: int = 0, plan: Plan | None = None) -> tuple[Drawing, float, float]:
     """Shapes for one cell at time offset ``t``, and the left and right ends of its lines;
-    ``seq``: the order of the nodes (default :func:`arrangement`)."""
+    ``plan``: the order of the nodes, their extra columns and the routes chosen for the lines
+    from the cell's inputs (default :func:`arrangement`)."""
     level = levels(g)
-    slot = place(g, level, arrangement(g) if seq is None else seq)
+    seq, shift, choice = arrangement(g) if plan is None else plan
+    slot = place(g, level, seq, shift)
     last = max(slot.values(), default=0)
-    rows = sorted(set(level.values()) | ({TOP} if g.top is not None else set()))
+    rows = sorted(
+        set(level.values())
+        | ({TOP} if g.top is not None else set())
+        | ({BELT} if g.second is not None else set())
+    )
     ys = {lv: (62.0 if TOP in rows else 76.0) + 50 * i for i, lv in enumerate(rows)}
     y0, y_bus = ys.get(TOP, 62.0), max(ys.values(), default=62.0) + 56
-    y_extra = y_bus + 32
+    extras = [p.index for k, p in enumerate(g.states) if p.role == "extra" and k != g.second]
+    y_extras = {k: y_bus + 32 * (j + 1) for j, k in enumerate(extras)}  # one line each
+    y_extra = max(y_extras.values(), default=y_bus + 32)
     pos = {n: (X0 + slot[n] * SLOT, ys[level[n]]) for n in slot}
-    extra = any(p.role == "extra" for p in g.states)
+    extra = bool(extras)
     wide = _overhang(g, pos, X0 + (last + 0.5) * SLOT)  # the exit lines pass the last column
     rect_l, rect_r, rect_b = (
         X0 - 0.95 * SLOT,
@@ -88,43 +116,53 @@ def layout_cell(
     cell_nodes = {cell.source, cell.result} if cell else set()
     router = Router(g, pos)
 
+    second = g.states[g.second] if g.second is not None else None
+
     def line_y(p) -> float:
         return (
             y0
             if top is not None and p.index == top.index
-            else y_extra
+            else ys[BELT]
+            if second is not None and p.index == second.index
+            else y_extras[p.index]
             if p.role == "extra"
             else y_bus
         )
 
     def from_source(src: str, dst: str, how: str) -> list[tuple[float, float]]:
+        """The line from a cell input into a node: the plan's choice among :func:`routes_in`."""
+        options = routes_in(src, dst, how)
+        return options[min(choice.get((src, dst), 0), len(options) - 1)]
+
+    def routes_in(src: str, dst: str, how: str) -> list[list[tuple[float, float]]]:
+        """The ways a line from a cell input may reach a node, the post's first."""
         (xn, yn), layer = pos[dst], g.nodes[dst].kind == "layer"
-        if src == g.x:  # x_t comes up from below and joins the bus
-            return (
-                [(x_in, y_x - 12), (x_in, y_bus), (xn, y_bus), (xn, yn)]
-                if layer
-                else [(x_in, y_x - 12), (x_in, yn), (xn, yn)]
+        via_bus = [(xn, y_bus), (xn, yn)]  # along the bus, then up into the node from below
+        if src == g.x:  # x_t comes up from below, joins the bus and rises where it is read
+            return [[(x_in, y_x - 12), (x_in, y_bus), *via_bus]] + (
+                [] if layer else [[(x_in, y_x - 12), (x_in, yn), (xn, yn)]]
             )
         ys_ = line_y(by_source[src])
-        if ys_ == y_extra and layer:  # an extra line into the gates: one bundle, joining the bus
-            return [(XL, ys_), (x_join, ys_), (x_join, y_bus), (xn, y_bus), (xn, yn)]
+        if second is not None and src == second.source:  # along its line, then down
+            return [[(XL, ys_), (xn, ys_)]] if yn == ys_ else [[(XL, ys_), (xn, ys_), (xn, yn)]]
+        if (
+            ys_ in y_extras.values() and layer
+        ):  # an extra line into the gates: one bundle, joining the bus
+            return [[(XL, ys_), (x_join, ys_), (x_join, y_bus), *via_bus]]
         if ys_ != y0 or top is None:  # the bus or an extra line: along it, then up
-            return [(XL, ys_), (xn, ys_), (xn, yn)]
+            return [[(XL, ys_), (xn, ys_), (xn, yn)]]
         if level[dst] == TOP:
-            return [(XL, ys_), (xn, ys_)]
-        if layer and how == "W":  # down the left side to join x_t on the bus
-            return [(XL, ys_), (x_drop, ys_), (x_drop, y_bus), (xn, y_bus), (xn, yn)]
-        if layer:  # a peephole: under the belt, into the side
+            return [[(XL, ys_), (xn, ys_)]]
+        down_left = [(XL, ys_), (x_drop, ys_), (x_drop, y_bus), *via_bus]  # joins x_t on the bus
+        if layer and how == "W":
+            return [down_left]
+        if layer:  # a peephole: under the belt, into the side; or in the gates' input bundle
             xc = xn - SLOT / 2
             return [
-                (XL, ys_),
-                (x_drop, ys_),
-                (x_drop, ys_ + 26),
-                (xc, ys_ + 26),
-                (xc, yn),
-                (xn, yn),
+                [(XL, ys_), (x_drop, ys_), (x_drop, ys_ + 26), (xc, ys_ + 26), (xc, yn), (xn, yn)],
+                down_left,
             ]
-        return [(XL, ys_), (x_drop, ys_), (x_drop, yn), (xn, yn)]
+        return [[(XL, ys_), (x_drop, ys_), (x_drop, yn), (xn, yn)], down_left]
 
     shapes = [
         Shape(
@@ -181,7 +219,8 @@ def layout_cell(
     for p in g.states:  # each state part leaves along its own line
         ys_, r = line_y(p), p.result
         xr, yr = pos.get(r, (XL, ys_))
-        xv = x_extra if p.role == "extra" else x_out
+        # (a deeper extra line turns down further left: it crosses no line above it)
+        xv = x_extra - 12 * extras.index(p.index) if p.index in extras else x_out
         pts = (
             [(xr, yr), (XR, ys_)]
             if yr == ys_
@@ -200,7 +239,21 @@ def layout_cell(
     edge(pts, g.output, "", ["output"], (g.output, "h_up"))
     shapes.append(_text(pts[-1][0], 14, "h", _sub(t), "middle", {"role": "output"}))
     shapes.append(_text(x_in, y_x + 4, "x", _sub(t), "middle", {"role": "input"}))
-    shapes += [_node_shape(n, *pos[n.id]) for n in g.nodes.values() if n.id in pos]
+    if g.tied:  # the same weights at every layer: said on the cell, each layer box marked
+        shapes.append(
+            Shape(
+                "caption",
+                "caption",
+                dict(x=rect_r, y=rect_b + 16, anchor="end"),
+                {"tied": "true"},
+                "one block, shared by all layers",
+            )
+        )
+    shapes += [
+        _node_shape(n, *pos[n.id], tied=g.tied and n.activation != "identity")
+        for n in g.nodes.values()
+        if n.id in pos
+    ]
     return Drawing(shapes, XR + 50, y_x + 14), XL, XR
 
 
@@ -223,15 +276,18 @@ def _text(x, y, base, sub, anchor, data=None) -> Shape:
     return Shape("text", "label", dict(x=x, y=y, anchor=anchor, sub=sub), data or {}, base)
 
 
-def _node_shape(n: Node, x: float, y: float) -> Shape:
+def _node_shape(n: Node, x: float, y: float, tied: bool = False) -> Shape:
     hw, hh = box_size(n)
-    geo, data = dict(x=x, y=y, hw=hw, hh=hh), {"id": n.id, "gate": n.gate}
+    geo: dict[str, float | str] = dict(x=x, y=y, hw=hw, hh=hh)
+    data: dict[str, str | None] = {"id": n.id, "gate": n.gate}
     if n.kind == "layer":
-        return Shape("box", "layer", geo, {**data, "activation": n.activation}, n.label)
+        data = {**data, "activation": n.activation, "shared": "layers" if tied else None}
+        return Shape("box", "layer", geo, data, n.label)
     if n.kind == "concat":
         return Shape("dot", "concat", geo, data)
     if n.note:
         data["periods" if n.op == "clock" else "note"] = n.note
+        geo["note"] = note_text(n)
     return Shape("ellipse", "pointwise", geo, {**data, "op": n.op}, n.label)
 
 
@@ -245,9 +301,9 @@ def unrolled_drawing(cell: Cell, steps: int = 3) -> Drawing:
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int (copies of the cell); got {steps!r}")
     g, shapes, width = trace_cell(cell), [], 0.0
-    seq = arrangement(g)
+    plan = arrangement(g)
     for k in range(steps):
-        d, xl, xr = layout_cell(g, t=k - (steps - 1) // 2, seq=seq)
+        d, xl, xr = layout_cell(g, t=k - (steps - 1) // 2, plan=plan)
         dx = k * (xr - xl)
         for s in d.shapes:
             if (

@@ -30,6 +30,7 @@ from lstmlab.models import LanguageModel
 from lstmlab.nn.cells.base import Cell, Gates, State
 from lstmlab.nn.recurrent import run
 from lstmlab.nn.stack import Stack
+from lstmlab.viz.diagram import cell_svg
 from lstmlab.viz.explore_page import PAGE
 
 MAX_TOKENS = 20_000  # a page beyond this grows slow to open and to recolour
@@ -76,7 +77,8 @@ def activations(
          "level": "char" | "word",
          "total": int,                    # tokens in the whole text (> T if cut)
          "cell": str,                     # the model's cell name, e.g. "lstm"
-         "layers": [{"hidden": (T, O), "cell": (T, H), "input": (T, H), ...}, ...]}
+         "layers": [{"hidden": (T, O), "cell": (T, H), "input": (T, H), ...}, ...],
+         "diagram": str}                  # the cell's diagram (SVG), gates as data-gate
 
     Each layer maps a quantity to a float tensor (T, units): ``"hidden"`` is h_t (the layer's
     output), ``"cell"`` the second part of the state (c_t of an LSTM; absent for one-part states
@@ -129,6 +131,7 @@ def activations(
         "total": len(tokens),
         "cell": model.cell_name,
         "layers": layers,
+        "diagram": cell_svg(cells[0]),
     }
 
 
@@ -201,6 +204,16 @@ def unpack(packed: dict) -> Tensor:
     return lo + levels.reshape(-1, units).double() * step
 
 
+SVG_NS = ' xmlns="http://www.w3.org/2000/svg"'
+
+
+def _svg_body(svg: str) -> str:
+    """The diagram as inline SVG in HTML: no XML declaration, no namespace (the HTML parser puts
+    an ``<svg>`` in it), so the page names no address at all."""
+    body = svg.split("?>", 1)[1].strip() if svg.startswith("<?xml") else svg
+    return body.replace(SVG_NS, "", 1)
+
+
 def write_explorer(
     acts: dict,
     path: str | os.PathLike,
@@ -216,7 +229,10 @@ def write_explorer(
     read (as ``lstmlab explore`` counts them), puts a notice at the top of the page when not
     zero.
 
-    All text -- the tokens and the title -- reaches the page as JSON inside
+    The cell's diagram (``acts["diagram"]``, :func:`lstmlab.viz.diagram.cell_svg`) is drawn
+    beside the text, each gate's box lit by that gate's value at the hovered token.
+
+    All text -- the tokens, the title and the diagram -- reaches the page as JSON inside
     ``<script type="application/json">`` with every ``<``, ``>`` and ``&`` escaped (so no
     ``</script>`` or ``<!--`` in a corpus can end it), and the page's script puts it into the DOM
     with ``textContent``: a corpus is always shown as text, never run. Each token is shown in a
@@ -234,6 +250,7 @@ def write_explorer(
         "cell": acts["cell"],
         "replaced": replaced,
         "layers": [{name: pack(v) for name, v in layer.items()} for layer in acts["layers"]],
+        "diagram": _svg_body(acts.get("diagram", "")),
     }
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     # Inside <script> the HTML parser looks for "</script" and "<!--" only; with no "<" left

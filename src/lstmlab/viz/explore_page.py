@@ -3,11 +3,16 @@
 The data (see :func:`lstmlab.viz.explore.write_explorer`)::
 
     {"title", "tokens": [str], "level": "char" | "word", "total": int, "cell": str,
-     "replaced": int,
+     "replaced": int, "diagram": str,
      "layers": [{quantity: {"units": U, "lo": [U], "step": [U], "data": base64}}]}
 
 ``data`` holds T * U bytes, time-major; byte k at ``t * U + j`` is the value
-``lo[j] + k * step[j]`` (:func:`lstmlab.viz.explore.pack`). The page decodes a quantity's bytes
+``lo[j] + k * step[j]`` (:func:`lstmlab.viz.explore.pack`). ``diagram`` is the cell's SVG
+(:func:`lstmlab.viz.diagram.cell_svg`, as inline SVG); the page parses it with ``DOMParser``
+into an inert document, removes
+anything that could act (scripts, foreign objects, links, ``on*`` and ``href`` attributes) and
+colours each ``<g data-gate="...">`` by that gate's value for the chosen unit at the hovered token
+(``data-value`` holds it), on the unit's scale as the text. The page decodes a quantity's bytes
 when it first shows it; ``window.lstmlab.values(layer, quantity)`` returns them decoded.
 
 Colours: a value v of a unit whose largest |v| over the text is s is drawn as white mixed with
@@ -72,7 +77,8 @@ PAGE = r"""<!DOCTYPE html>
               padding: 0 1px; }
   .tok.replaced { text-decoration: underline wavy #cf222e; }
   .tok.hover { outline: 2px solid var(--ink); outline-offset: -1px; }
-  aside { width: 330px; border-left: 1px solid var(--line); overflow: auto; padding: 12px 14px;
+  #diagram svg { width: 100%; height: auto; display: block; }
+  aside { width: 400px; border-left: 1px solid var(--line); overflow: auto; padding: 12px 14px;
           background: var(--panel); }
   aside h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted);
              margin: 4px 0 6px; }
@@ -125,6 +131,12 @@ PAGE = r"""<!DOCTYPE html>
 <main>
   <pre id="text" dir="ltr"></pre>
   <aside>
+    <div id="diagram-card">
+      <h2>The cell, at the token under the mouse</h2>
+      <div class="card"><div id="diagram"></div>
+        <div class="hint" id="diagram-hint">each gate's box: its value for the chosen unit at
+          the hovered token, coloured as the text is</div></div>
+    </div>
     <h2>At the token under the mouse</h2>
     <div class="card" id="panel">
       <div id="at-token">&nbsp;</div>
@@ -284,6 +296,41 @@ function buildText() {
   pre.appendChild(frag);
 }
 
+// --- the cell's diagram: parsed as SVG, stripped of anything active, gates lit on hover ---
+let gateShapes = [];                 // [gate name, its <g>, its outline] for each gate in it
+function buildDiagram() {
+  // an inert document (its scripts never run), parsed as HTML: inline <svg> is SVG there
+  const doc = new DOMParser().parseFromString(DATA.diagram || "", "text/html");
+  const svg = doc.body.firstElementChild;
+  if (!svg || svg.localName !== "svg" || doc.body.children.length !== 1) {
+    $("diagram-card").hidden = true;
+    return;
+  }
+  for (const e of [...svg.querySelectorAll("script, foreignObject, iframe, a, image, use")])
+    e.remove();
+  for (const e of [svg, ...svg.querySelectorAll("*")])
+    for (const a of [...e.attributes])
+      if (/^on/i.test(a.name) || /href$/i.test(a.name)) e.removeAttribute(a.name);
+  svg.removeAttribute("width");
+  svg.removeAttribute("height");
+  $("diagram").appendChild(document.importNode(svg, true));
+  gateShapes = [...$("diagram").querySelectorAll("g[data-gate]")]
+    .map(g => [g.dataset.gate, g, g.querySelector("rect, ellipse, circle")])
+    .filter(([, , shape]) => shape);
+}
+function light(t) {                  // each gate's box coloured by its value at token t
+  for (const [q, g, shape] of gateShapes) {
+    const v = t === null || !(q in DATA.layers[layer]) ? null : value(q, t, unit);
+    if (v === null) {
+      shape.style.fill = "";
+      delete g.dataset.value;
+    } else {
+      shape.style.fill = colour(v, scale(q, unit));
+      g.dataset.value = v;
+    }
+  }
+}
+
 function buildControls() {
   const ls = $("layer");
   DATA.layers.forEach((_, k) => ls.appendChild(el("option", "layer " + k)).value = k);
@@ -336,6 +383,7 @@ function paint() {
 function showToken(t) {
   if (hovered !== null) boxes[boxOf[hovered]].classList.remove("hover");
   hovered = t;
+  light(t);
   if (t === null) return;
   const b = boxOf[t], first = boxFirst[b], n = boxN[b];
   boxes[b].classList.add("hover");
@@ -468,6 +516,7 @@ function start() {
     note("note-cut", "Showing the first " + T + " of " + DATA.total + " tokens, to keep the " +
       "page small and quick (lstmlab explore --max-tokens and --max-values set the limits).");
   buildText();
+  buildDiagram();
   buildControls();
   const hover = e => {               // over a cluster, the code point under the mouse
     const span = e.target.closest && e.target.closest(".tok");

@@ -19,6 +19,7 @@ CELL_FILL, CELL_LINE = "#d7ebd3", "#8cbf86"
 BOX_FILL, BOX_LINE = "#ffeb99", "#4d3d00"
 OP_FILL, OP_LINE = "#f4b6c2", "#7a2e3d"
 LINE = "#333333"
+CAPTION = "#3d5c3a"
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 
 
@@ -60,6 +61,21 @@ def _svg_shape(parent: ET.Element, s: Shape) -> None:
                 "marker-end": "url(#arrow)",
             },
         )
+    elif s.tag == "caption":
+        t = ET.SubElement(
+            parent,
+            "text",
+            {
+                "class": s.cls,
+                **data,
+                "x": f"{g['x']:.1f}",
+                "y": f"{g['y']:.1f}",
+                "text-anchor": g["anchor"],
+                "font-size": "12",
+                "fill": CAPTION,
+            },
+        )
+        t.text = s.label
     elif s.tag == "text":
         # Anchored at its start, from an estimated width: renderers differ on how text-anchor
         # treats a subscript tspan.
@@ -115,18 +131,36 @@ def _svg_shape(parent: ET.Element, s: Shape) -> None:
                     "stroke-width": "1.5",
                 },
             )
+        note = g.get("note")
         if s.label:
-            t = ET.SubElement(
+            base, _, low = s.label.partition("_") if s.tag == "box" else (s.label, "", "")
+            text = ET.SubElement(
                 node,
                 "text",
                 {
                     "x": f"{x:.1f}",
-                    "y": f"{y + 5:.1f}",
+                    "y": f"{y + (-2 if note else 5):.1f}",
                     "text-anchor": "middle",
                     "font-size": "16" if len(s.label) < 3 else "13",
                 },
             )
-            t.text = s.label
+            text.text = base
+            if low:  # W_q: a subscript Unicode does not have
+                tspan = ET.SubElement(text, "tspan", {"baseline-shift": "sub", "font-size": "10"})
+                tspan.text = low
+        if note:
+            t = ET.SubElement(
+                node,
+                "text",
+                {
+                    "class": "note",
+                    "x": f"{x:.1f}",
+                    "y": f"{y + 13:.1f}",
+                    "text-anchor": "middle",
+                    "font-size": "10.5",
+                },
+            )
+            t.text = note
 
 
 def to_svg(drawing: Drawing) -> str:
@@ -221,6 +255,17 @@ def to_png(drawing: Drawing, path: str | Path, dpi: int = 160) -> Path:
                     shrinkB=0,
                 )
             )
+        elif s.tag == "caption":
+            ax.text(
+                g["x"],
+                g["y"],
+                s.label,
+                ha="right",
+                va="baseline",
+                fontsize=12 * scale,
+                color=CAPTION,
+                zorder=3,
+            )
         elif s.tag == "text":
             sub = g["sub"].replace("−", "-")
             ha = {"end": "right", "start": "left", "middle": "center"}[g["anchor"]]
@@ -244,11 +289,15 @@ def to_png(drawing: Drawing, path: str | Path, dpi: int = 160) -> Path:
                 patch = Ellipse((x, y), 2 * hw, 2 * hh, fc=OP_FILL, ec=OP_LINE)
             patch.set(lw=1.5 * scale, zorder=2)
             ax.add_patch(patch)
+            note = g.get("note")
+            if note:
+                ax.text(x, y + 9, note, ha="center", va="center", zorder=3, fontsize=10.5 * scale)
             if s.label:
+                base, _, sub = s.label.partition("_") if s.tag == "box" else (s.label, "", "")
                 ax.text(
                     x,
-                    y,
-                    s.label,
+                    y - 7 if note else y,
+                    base + (f"$_{{\\mathrm{{{sub}}}}}$" if sub else ""),
                     ha="center",
                     va="center",
                     zorder=3,

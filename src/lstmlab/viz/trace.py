@@ -14,15 +14,31 @@ tensors, so Python control flow in ``step`` simply takes its path) and reads the
 State parts are then given their roles: the *hidden* part is the one returned as ``h``; a part
 carried from step to step through pointwise operations alone is a conveyor belt (the LSTM's cell
 state ``c``, the GRU's ``h``); any other part is an extra line (FGR's gate activations).
+
+A cell may say more about itself with class attributes (plain data: the cell needs no viz):
+
+- ``state_names``: the state parts' names in the diagram, e.g. ``("C", "n", "m")``;
+- ``named_outputs``: method name -> the names of what that method (called by ``step``) returns;
+  a learned layer among them is labelled by its name (``W_q``), an outer product or a matrix
+  product by its operands' (``v kᵀ``, ``C q``);
+- ``drawn_as_one``: method name -> label. Each call of such a method by ``step`` is bookkeeping
+  (numerical safety, not the idea: the xLSTM's stabiliser) and is drawn as one operation with
+  that label, reading what the method reads and giving what it returns. While tracing, these
+  methods are shadowed on the instance by wrappers that annotate the ATen operations they run
+  (``torch.fx.traceback.annotate``).
 """
 
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from itertools import count
 from typing import Any
 
 import torch
+import torch.fx.traceback as fx_traceback
 from torch import fx, nn
 from torch.fx.experimental.proxy_tensor import make_fx
 from torch.utils import _pytree as pytree
@@ -74,7 +90,9 @@ _ACTIVATIONS = {
     "softmax": "softmax",
     "log_softmax": "log softmax",
     "leaky_relu": "leaky relu",
+    "log_sigmoid_forward": "log σ",
 }
+FOLD, NAME = "lstmlab_drawn_as_one", "lstmlab_name"  # the annotations of marked methods
 
 
 @dataclass(frozen=True)
@@ -94,6 +112,7 @@ class Node:
     op: str | None = None
     gate: str | None = None
     note: str | None = None  # e.g. a clock's periods
+    name: str | None = None  # the value's name, from the cell's ``named_outputs``
 
 
 @dataclass(frozen=True)
@@ -114,7 +133,9 @@ class CellGraph:
     output: str  # the node whose value is the step's output h
     x: str = "x"
     top: int | None = None  # index of the state part drawn along the top, if any
+    second: int | None = None  # index of a second memory drawn under the top line, if any
     gates: dict[str, str] = field(default_factory=dict)  # gate name -> node id
+    tied: bool = False  # one block of weights applied at every layer (the cell's ``tied``)
 
     def consumers(self, nid: str) -> list[Node]:
         return [n for n in self.nodes.values() if any(s == nid for s, _ in n.inputs)]
@@ -125,6 +146,7 @@ class _Affine:
     """A linear function of data: terms (source id, how), plus perhaps a bias."""
 
     terms: tuple[tuple[str, str], ...]
+    name: str | None = None
 
     def __add__(self, other: _Affine) -> _Affine:
         return _Affine(tuple(dict.fromkeys(self.terms + other.terms)))
@@ -133,6 +155,48 @@ class _Affine:
 @dataclass(frozen=True)
 class _Parts:
     whole: object  # the value that was split: each part depends on all of it
+
+
+@dataclass(frozen=True)
+class _InFold:
+    """A value computed inside one call of a ``drawn_as_one`` method."""
+
+    key: tuple[str, int]  # (label, call)
+
+
+@contextmanager
+def _marked(cell: Cell) -> Iterator[None]:
+    """While tracing, the cell's ``drawn_as_one`` and ``named_outputs`` methods shadowed on the
+    instance by wrappers that annotate what they compute (the class is left alone)."""
+    calls = count()
+    wrappers = {}
+    for method, label in getattr(cell, "drawn_as_one", {}).items():
+        fn = getattr(cell, method)
+
+        def fold(*args, fn=fn, label=label, **kw):
+            with fx_traceback.annotate({FOLD: (label, next(calls))}):
+                return fn(*args, **kw)
+
+        wrappers[method] = fold
+    for method, names in getattr(cell, "named_outputs", {}).items():
+        fn = wrappers.get(method, getattr(cell, method))
+
+        def named(*args, fn=fn, names=names, **kw):
+            out = tuple(fn(*args, **kw))
+            tagged = []
+            for t, name in zip(out, names):
+                with fx_traceback.annotate({NAME: name}):
+                    tagged.append(t.view_as(t))  # an alias that carries the name
+            return (*tagged, *out[len(tagged) :])
+
+        wrappers[method] = named
+    vars(cell).update(wrappers)
+    try:
+        with fx_traceback.preserve_node_meta():
+            yield
+    finally:
+        for method in wrappers:
+            del vars(cell)[method]
 
 
 class _Step(nn.Module):
@@ -165,9 +229,11 @@ def trace_cell(cell: Cell, *, batch: int = 2) -> CellGraph:
     def f(params, x, state):
         return torch.func.functional_call(step, params, (x, state))
 
-    with torch.no_grad():
+    with torch.no_grad(), _marked(cell):
         gm = make_fx(f)(params, x, state)
-    return _Reader(cell, step.gate_names).read(gm.graph, len(params))
+    graph = _Reader(cell, step.gate_names).read(gm.graph, len(params))
+    graph.tied = bool(getattr(cell, "tied", False))
+    return graph
 
 
 class _Reader:
@@ -175,6 +241,7 @@ class _Reader:
         self.cell, self.gate_names = cell, gate_names
         self.nodes: dict[str, Node] = {}
         self.boxes: dict[int, str] = {}  # id(affine) -> its W box, made once
+        self.folds: dict[tuple[str, int], str] = {}  # a drawn_as_one call -> its node
 
     def add(self, kind: str, label: str, inputs, **kw) -> str:
         nid = f"n{len(self.nodes)}"
@@ -187,10 +254,14 @@ class _Reader:
             if len(v.terms) == 1 and v.terms[0][1] == "id":  # a bias added: no weight to draw
                 return v.terms[0][0]
             if id(v) not in self.boxes:
-                self.boxes[id(v)] = self.add("layer", "W", v.terms, activation="identity")
+                self.boxes[id(v)] = self.add(
+                    "layer", "W", v.terms, activation="identity", name=v.name
+                )
             return self.boxes[id(v)]
         if isinstance(v, _Parts):
             return self.data(v.whole)
+        if isinstance(v, _InFold):
+            return self.folds[v.key]
         return None if v is CONST or v is ZERO else v
 
     def source(self, v) -> str:
@@ -226,7 +297,11 @@ class _Reader:
                 f"{type(self.cell).__name__}.step returns an output or state that "
                 "does not depend on x or the state; a diagram needs data flow"
             )
-        gates = {g: o for g, o in zip(self.gate_names, outs[S + 1 :]) if o is not None}
+        gates = {
+            g: o
+            for g, o in zip(self.gate_names, outs[S + 1 :])
+            if o is not None and o not in self.folds.values()  # a gate inside bookkeeping
+        }
         for g, nid in gates.items():
             self.nodes[nid] = replace(self.nodes[nid], gate=g)
         nodes = self.prune(outs)
@@ -242,6 +317,7 @@ class _Reader:
             [results[k + 1] for k in parts],
             gates,
             parts,
+            getattr(self.cell, "state_names", None),
         )
 
     def clock(self, nodes: dict[str, Node], source: str, gates: dict[str, str]) -> None:
@@ -275,8 +351,33 @@ class _Reader:
             if nid in ticks:
                 del gates[g]
 
+    def folded(self, key: tuple[str, int], tensors) -> object:
+        """A value computed inside a ``drawn_as_one`` call: the call's one node reads every
+        value from outside that the call uses."""
+        if all(t is CONST or t is ZERO for t in tensors):
+            return CONST
+        if key not in self.folds:
+            self.folds[key] = self.add("op", key[0], (), op="drawn-as-one")
+        fid = self.folds[key]
+        outside = [
+            (d, "id")
+            for t in tensors
+            if not (isinstance(t, _InFold) and t.key == key) and (d := self.data(t)) is not None
+        ]
+        node = self.nodes[fid]
+        self.nodes[fid] = replace(node, inputs=tuple(dict.fromkeys(node.inputs + tuple(outside))))
+        return _InFold(key)
+
     def value(self, node: fx.Node, env):
         args = [env[a] if isinstance(a, fx.Node) else a for a in node.args]
+        custom = node.meta.get("custom") or {}
+        if FOLD in custom:
+            tensors = [
+                env[a]
+                for a in pytree.tree_leaves((node.args, node.kwargs))
+                if isinstance(a, fx.Node)
+            ]
+            return self.folded(tuple(custom[FOLD]), tensors)
         if node.target is operator.getitem:  # one part of a split
             base = args[0]
             if isinstance(base, _Parts):  # each part of an affine value is its own function
@@ -292,6 +393,10 @@ class _Reader:
         if all(t is CONST or t is ZERO for t in tensors):
             return CONST
         if name in _VIEWS:
+            if NAME in custom and isinstance(args[0], _Affine):
+                return replace(args[0], name=custom[NAME])
+            if NAME in custom and isinstance(args[0], str):
+                self.nodes[args[0]] = replace(self.nodes[args[0]], name=custom[NAME])
             return args[0]
         if name in _SPLITS:
             return _Parts(args[0])
@@ -301,7 +406,11 @@ class _Reader:
                 return _Affine(((self.source(data[0]), "W"),))
             return self.op("·", "matmul", data)
         if name in ("add", "sub", "rsub", "mul", "div", "neg"):
-            return self.arith(name, args)
+            made = len(self.nodes)
+            out = self.arith(name, args)
+            if name == "mul" and out in self.nodes and int(out[1:]) >= made and _outer(node):
+                self.nodes[out] = replace(self.nodes[out], label="⊗", op="outer")
+            return out
         if name in _ACTIVATIONS:
             if isinstance(args[0], _Affine):
                 return self.add("layer", _ACTIVATIONS[name], args[0].terms, activation=name)
@@ -352,6 +461,18 @@ class _Reader:
         return {k: v for k, v in self.nodes.items() if k in keep or v.kind == "input"}
 
 
+def _outer(node: fx.Node) -> bool:
+    """Is this product of two tensors larger than both (``v.unsqueeze(-1) * k.unsqueeze(-2)``):
+    an outer product?"""
+    ins = [a.meta.get("val") for a in node.args if isinstance(a, fx.Node)]
+    out = node.meta.get("val")
+    return (
+        len(ins) == 2
+        and isinstance(out, torch.Tensor)
+        and all(isinstance(t, torch.Tensor) and t.numel() < out.numel() for t in ins)
+    )
+
+
 def _clocks(nodes: dict[str, Node], sources: list[str], results: list[str]) -> list[int]:
     """State parts that are bookkeeping: their next value is computed from themselves alone
     (a step counter), with no data from x or the other parts."""
@@ -396,9 +517,11 @@ def _with_roles(
     results: list[str],
     gates: dict[str, str],
     parts: list[int] | None = None,
+    state_names: tuple[str, ...] | None = None,
 ) -> CellGraph:
-    """Name the state parts (``parts``: their indices in the cell's state, the drawn ones) and
-    choose which runs along the top (the conveyor belt); label the weights by what they read."""
+    """Name the state parts (``parts``: their indices in the cell's state, the drawn ones;
+    ``state_names``: the cell's names for all its parts) and choose which runs along the top
+    (the conveyor belt); label the weights by what they read, products by their operands."""
 
     def pointwise_path(src: str, dst: str) -> bool:
         seen, todo = set(), [src]
@@ -418,7 +541,8 @@ def _with_roles(
 
     S = len(results)
     index = list(range(S)) if parts is None else parts
-    hidden = next((k for k, r in enumerate(results) if r == h), 0)
+    # (without a part returned as h, as the mLSTM's matrix memory, no part is the hidden one)
+    hidden = next((k for k, r in enumerate(results) if r == h), 0 if state_names is None else -1)
     conveyor = [pointwise_path(sources[k + 1], results[k]) for k in range(S)]
     cell = next((k for k in range(S) if k != hidden and conveyor[k]), None)
     extra = iter(["a", "b", "d", "e"] + [f"s{k}" for k in range(S)])
@@ -426,13 +550,32 @@ def _with_roles(
     for k in range(S):
         role = "hidden" if k == hidden else "cell" if k == cell else "extra"
         label = {"hidden": "h", "cell": "c"}.get(role) or next(extra)
+        label = state_names[index[k]] if state_names else label
         states.append(StatePart(index[k], label, role, sources[k + 1], results[k], conveyor[k]))
         nodes[sources[k + 1]] = Node(sources[k + 1], "input", label)
-    top = cell if cell is not None else (hidden if conveyor[hidden] else None)
+    top = cell if cell is not None else (hidden if hidden >= 0 and conveyor[hidden] else None)
     for n in list(nodes.values()):
         if n.kind == "layer" and n.label == "W":
             nodes[n.id] = replace(n, label=_weight_label(n, nodes))
-    return CellGraph(name, nodes, states, h, sources[0], top, gates)
+    operand = {p.result: p.name for p in states} | {n.id: n.name for n in nodes.values() if n.name}
+    for n in list(nodes.values()):  # v kᵀ, C q: where the operands have names
+        names = [operand.get(s) for s, _ in n.inputs]
+        if n.op in ("outer", "matmul") and len(names) == 2 and all(names):
+            a, b = names
+            nodes[n.id] = replace(n, label=f"{a} {b}ᵀ" if n.op == "outer" else f"{a} {b}")
+    # a second memory kept as the cell state is, a sum of what is kept and what is written
+    # (the xLSTM's normaliser n), runs under the top line
+    second = next(
+        (
+            k
+            for k, p in enumerate(states)
+            if p.role == "extra" and p.conveyor and nodes[p.result].op == "add"
+        ),
+        None,
+    )
+    return CellGraph(
+        name, nodes, states, h, sources[0], top, second=None if top is None else second, gates=gates
+    )
 
 
 _SUBSCRIPT = {"x": "ₓ", "h": "ₕ", "a": "ₐ", "e": "ₑ", "s": "ₛ"}
@@ -440,7 +583,10 @@ _GATE_SUBSCRIPT = {"reset": "ᵣ", "update": "ᵤ", "candidate": "ₙ", "input":
 
 
 def _weight_label(n: Node, nodes: dict[str, Node]) -> str:
-    """A learned layer without activation by what it reads (W_x, W_h), else by its gate."""
+    """A learned layer without activation by its name (``W_q``), what it reads (W_x, W_h), else
+    by its gate."""
+    if n.name:
+        return "W_" + n.name
     reads = {nodes[s].label for s, _ in n.inputs if nodes[s].kind == "input"}
     if n.gate in _GATE_SUBSCRIPT:
         return "W" + _GATE_SUBSCRIPT[n.gate]
@@ -449,4 +595,10 @@ def _weight_label(n: Node, nodes: dict[str, Node]) -> str:
         return "W" + _SUBSCRIPT.get(r, " " + r)
     users = [m for m in nodes.values() if any(s == n.id for s, _ in m.inputs)]
     gate = next((u.gate for u in users if u.gate in _GATE_SUBSCRIPT), None)
-    return "W" + _GATE_SUBSCRIPT[gate] if gate else "W"
+    if gate:
+        return "W" + _GATE_SUBSCRIPT[gate]
+    if reads and len(reads) == len(n.inputs):  # several inputs: W_xh
+        order = sorted(reads, key=lambda r: (r != "x", r))
+        return "W" + "".join(_SUBSCRIPT.get(r, r) for r in order)
+    sub = "".join(_SUBSCRIPT.get(nodes[s].label, "") for s, _ in n.inputs)
+    return "W" + sub if sub else "W·"

@@ -8,6 +8,7 @@
 #include "ln_lstm.h"
 #include "lstm.h"
 #include "rnn.h"
+#include "slstm.h"
 #include "step.h"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -29,6 +30,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "depth-gated LSTM: backward through time");
   m.def("grid_forward", &lstmlab::grid_forward, "Grid LSTM column: forward over a sequence");
   m.def("grid_backward", &lstmlab::grid_backward, "Grid LSTM column: backward through time");
+  m.def("slstm_forward", &lstmlab::slstm_forward, "sLSTM: forward over a sequence");
+  m.def("slstm_backward", &lstmlab::slstm_backward, "sLSTM: backward through time");
   m.def("lstm_step", &lstmlab::lstm_step, "LSTM family: one step, no autograd");
   m.def("gru_step", &lstmlab::gru_step, "GRU: one step, no autograd");
 }

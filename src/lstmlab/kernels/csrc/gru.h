@@ -85,7 +85,7 @@ inline std::vector<at::Tensor> gru_forward(const at::Tensor& x, const at::Tensor
   at::Tensor acts = (b.numel() ? at::addmm(b, x2, w_ih.t()) : at::mm(x2, w_ih.t()))
                         .view({T, B, 3 * H});
   auto opts = x.options();
-  at::Tensor hs = at::empty({T + 1, B, H}, opts), aux = at::empty({T, B, H}, opts);
+  at::Tensor hs = at::empty({T + 1, B, H}, opts), aux = at::zeros({T, B, H}, opts);  // rows past a length stay 0
   hs[0].copy_(h0);
   const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
   // Raw pointers per step: at B = 1 an ATen op costs more than the step's arithmetic.

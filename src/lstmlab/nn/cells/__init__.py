@@ -9,7 +9,10 @@ from lstmlab.nn.cells.grid import GridLSTMCell, GridLSTMColumn
 from lstmlab.nn.cells.gru import GRUCell
 from lstmlab.nn.cells.layer_norm import LayerNormGRUCell, LayerNormLSTMCell
 from lstmlab.nn.cells.lstm import LSTMCell
+from lstmlab.nn.cells.minimal import MinGRUCell, MinLSTMCell
+from lstmlab.nn.cells.mlstm import MLSTMCell
 from lstmlab.nn.cells.rnn import RNNCell
+from lstmlab.nn.cells.slstm import SLSTMCell
 
 __all__ = [
     "Cell",
@@ -24,4 +27,8 @@ __all__ = [
     "DepthGatedLSTMCell",
     "GridLSTMCell",
     "GridLSTMColumn",
+    "SLSTMCell",
+    "MinGRUCell",
+    "MinLSTMCell",
+    "MLSTMCell",
 ]

@@ -8,6 +8,20 @@ stack, never a kernel."""
 from lstmlab.nn.layers.clockwork import ClockworkRNN
 from lstmlab.nn.layers.depth_gated import DepthGatedLSTM
 from lstmlab.nn.layers.grid import GridLSTM
+from lstmlab.nn.layers.minimal import MinGRU, MinLSTM
+from lstmlab.nn.layers.mlstm import MLSTM
+from lstmlab.nn.layers.slstm import SLSTM
 from lstmlab.nn.layers.standard import GRU, LSTM, RNN
 
-__all__ = ["LSTM", "GRU", "RNN", "ClockworkRNN", "DepthGatedLSTM", "GridLSTM"]
+__all__ = [
+    "LSTM",
+    "GRU",
+    "RNN",
+    "ClockworkRNN",
+    "DepthGatedLSTM",
+    "GridLSTM",
+    "SLSTM",
+    "MinGRU",
+    "MinLSTM",
+    "MLSTM",
+]

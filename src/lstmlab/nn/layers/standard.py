@@ -145,7 +145,7 @@ class LSTM(Stack):
         (``torch.compile``, ``torch.export``: torch's LSTM kernel is not traceable) or on the meta
         device, it runs layer by layer on lstmlab's operator instead; inside a ``torch.func``
         transform, on the readable loop."""
-        if not (self._torch_kernel and dispatch.is_enabled() and has_values(x)):
+        if not (self._torch_kernel and dispatch.torch_layer_allowed(x) and has_values(x)):
             return None
         if dispatch.transformed():  # torch.func: torch's LSTM kernel has no batching rule
             return None
