@@ -34,18 +34,18 @@ def main() -> None:
     pieces = list(args.prompt) if level == "char" else args.prompt.split()
     prompt = [ids.get(t, 0) for t in pieces] or [0]  # unknown symbols read as <unk> (id 0)
 
-    session = onnxruntime.InferenceSession(str(args.model), providers=["CPUExecutionProvider"])
+    runtime = onnxruntime.InferenceSession(str(args.model), providers=["CPUExecutionProvider"])
     # The state inputs (h, c, ...): (layers, batch, size) each, zeros to start.
     state = {
         i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], dtype=np.float32)
-        for i in session.get_inputs()
+        for i in runtime.get_inputs()
         if i.name != "tokens"
     }
     rng = np.random.default_rng(args.seed)
     feed = np.array([prompt], dtype=np.int64)  # (1, T): the prompt at once
     out = []
     for _ in range(args.length):
-        logits, *new_state = session.run(None, {"tokens": feed, **state})
+        logits, *new_state = runtime.run(None, {"tokens": feed, **state})
         state = dict(zip(state, new_state))
         z = logits[0, -1] / max(args.temperature, 1e-6)  # the next token's logits, (V,)
         p = np.exp(z - z.max())

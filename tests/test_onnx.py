@@ -43,11 +43,11 @@ def export_and_compare(model, export, tmp_path):
     program = export(model, (x, lengths), dynamic_shapes=shapes)
     path = tmp_path / "model.onnx"
     program.save(str(path))
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    runtime = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for steps, size in ((5, 3), (11, 2)):
         x2 = torch.randn(steps, size, 3)
         lengths2 = torch.tensor([steps] + [max(1, steps - 3)] * (size - 1))
-        got = session.run(None, {"x": x2.numpy(), "lengths": lengths2.numpy()})
+        got = runtime.run(None, {"x": x2.numpy(), "lengths": lengths2.numpy()})
         with torch.no_grad():
             expected = model(x2, lengths2)
         assert len(got) == len(expected)
@@ -147,9 +147,9 @@ def test_cli_export_and_generation_with_onnxruntime_alone(tmp_path):
 
     model, vocab, _ = load_trained(run / "best")
     tokens = vocab.encode(vocab.tokenize("the cat")).unsqueeze(0)  # (1, T)
-    session = onnxruntime.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
+    runtime = onnxruntime.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
     state = [np.zeros((1, 1, 8), np.float32), np.zeros((1, 1, 8), np.float32)]
-    logits, *_ = session.run(None, {"tokens": tokens.numpy(), "h": state[0], "c": state[1]})
+    logits, *_ = runtime.run(None, {"tokens": tokens.numpy(), "h": state[0], "c": state[1]})
     with torch.no_grad():
         np.testing.assert_allclose(logits, model(tokens)[0].numpy(), atol=1e-4, rtol=1e-4)
 

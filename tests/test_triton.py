@@ -384,6 +384,18 @@ def test_readable_backend_runs_the_readable_loop(monkeypatch, triton_calls):
     assert not triton_calls
 
 
+@pytest.mark.parametrize(
+    "value, allowed", [("auto", True), ("cpp", True), ("triton", False), ("readable", False)]
+)
+def test_the_standard_lstm_hands_torch_its_whole_stack_under_auto_and_cpp_only(
+    monkeypatch, value, allowed
+):
+    monkeypatch.setenv("LSTMLAB_BACKEND", value)
+    assert dispatch.torch_layer_allowed(torch.randn(2, 3)) is allowed
+    with kernels.disabled():
+        assert not dispatch.torch_layer_allowed(torch.randn(2, 3))
+
+
 @pytest.mark.parametrize("value", ["cuda", "Triton2", "c++"])
 def test_an_invalid_backend_is_a_value_error(monkeypatch, value):
     monkeypatch.setenv("LSTMLAB_BACKEND", value)
