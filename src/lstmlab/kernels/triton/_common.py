@@ -93,6 +93,13 @@ def live_rows(len_ptr, rows, t, B, HAS_LEN: tl.constexpr):
 
 
 @triton.jit
+def has_next(rows, t, T):
+    """(BLOCK_B, 1) bool: whether step t+1 exists. A tile rather than a scalar, because
+    Triton's interpreter refuses a scalar boolean and'ed into a load mask."""
+    return rows * 0 + t + 1 < T
+
+
+@triton.jit
 def dh_from_later(
     rec_ptr, dht_ptr, mask_ptr, khn_ptr, at, inside, nxt, live_n,
     DROP: tl.constexpr, ZONE_H: tl.constexpr, ACC: tl.constexpr,

@@ -16,6 +16,7 @@ from lstmlab.kernels.triton._common import (
     compute_dtype,
     dh_from_later,
     grid,
+    has_next,
     live_rows,
     pointer,
     sigmoid,
@@ -164,7 +165,7 @@ def _project_back(
     live = live_rows(len_ptr, rows, t, B, HAS_LEN)
     live_n = live_rows(len_ptr, rows, t + 1, B, HAS_LEN)
     at = rows * P + cols
-    nxt = t + 1 < T
+    nxt = has_next(rows, t, T)
     dht = dh_from_later(rec_ptr, dht_ptr, mask_ptr, khn_ptr, at, inside, nxt, live_n, DROP, ZONE_H,
                     ACC)  # fmt: skip
     dht += tl.load(g_ptr + at, mask=inside, other=0.0).to(ACC)
@@ -205,7 +206,7 @@ def _backward_step(
     rows, cols, inside = tile(tl.program_id(0), tl.program_id(1), B, H, BLOCK_B, BLOCK_H)
     live = live_rows(len_ptr, rows, t, B, HAS_LEN)
     live_n = live_rows(len_ptr, rows, t + 1, B, HAS_LEN)
-    nxt = t + 1 < T
+    nxt = has_next(rows, t, T)
     zrow = rows * (NG * H) + cols
     arow = rows * (NS * H) + cols
     hrow = rows * H + cols

@@ -15,6 +15,7 @@ from lstmlab.kernels.triton._common import (
     compute_dtype,
     dh_from_later,
     grid,
+    has_next,
     live_rows,
     pointer,
     tanh,
@@ -66,7 +67,7 @@ def _backward_step(
     live = live_rows(len_ptr, rows, t, B, HAS_LEN)
     live_n = live_rows(len_ptr, rows, t + 1, B, HAS_LEN)
     at = rows * H + cols
-    nxt = t + 1 < T
+    nxt = has_next(rows, t, T)
     dht = dh_from_later(rec_ptr, dht_ptr, mask_ptr, khn_ptr, at, inside, nxt, live_n, DROP,
                         ZONE_H, ACC)  # fmt: skip
     dht += tl.load(g_ptr + at, mask=inside, other=0.0).to(ACC)
